@@ -1,0 +1,34 @@
+-- W2 spawn-gather, casync: casync.gather over a list of N functions that each
+-- sleep 10 ms and return a value.
+local casync = require "casync"
+
+local function status_bytes(key)
+  local f = assert(io.open("/proc/self/status"))
+  local s = f:read("a"); f:close()
+  return tonumber(s:match(key .. ":%s*(%d+)")) * 1024
+end
+local function reset_hwm()
+  local f = io.open("/proc/self/clear_refs", "w")
+  if f then f:write("5"); f:close() end
+end
+
+local N = tonumber(os.getenv("BENCH_N") or "") or 100000
+
+local function main()
+  reset_hwm()
+  local rss0 = status_bytes("VmRSS")
+  local t0 = casync.now()
+  local sleep = casync.sleep
+  local list = {}
+  for i = 1, N do
+    list[i] = function() sleep(0.010); return i end
+  end
+  local results = casync.gather(list)
+  local wall = casync.now() - t0
+  local hwm = status_bytes("VmHWM")
+  assert(results[N] == N, "bad gather result")
+  print(string.format('{"workload":"W2","runtime":"casync","tasks":%d,"wall_s":%.6f,"us_per_task":%.4f,"rss_bytes_per_task":%.1f}',
+    N, wall, (wall - 0.010) * 1e6 / N, (hwm - rss0) / N))
+end
+
+if casync.current() then main() else casync.run(main) end
