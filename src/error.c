@@ -1,0 +1,77 @@
+/* error.c: casync's error values, for the Lua API and every C file.
+ *
+ * An error is a table {kind=..., message=..., code=...} with the metatable
+ * casync.Error, whose __tostring reads "kind: message".  This is the only
+ * place such values are made.  Argument errors stay plain strings, raised
+ * with luaL_argerror like Lua's own libraries raise them.
+ */
+#include <stdarg.h>
+#include <string.h>
+#include "internal.h"
+
+/* Pushes a new error value; returns 1. `code` may be NULL. */
+int casync__error_push(lua_State *L, const char *kind, const char *code,
+                       const char *fmt, ...) {
+  va_list ap;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, kind);
+  lua_setfield(L, -2, "kind");
+  if (code) {
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+  }
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_setfield(L, -2, "message");
+  luaL_setmetatable(L, CASYNC_ERROR_MT);
+  return 1;
+}
+
+/* Is the value at idx a casync error (of `kind`, unless kind is NULL)? */
+int casync__error_is(lua_State *L, int idx, const char *kind) {
+  int yes = 0;
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, CASYNC_ERROR_MT);
+  yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (yes && kind) {
+    lua_getfield(L, idx, "kind");
+    yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kind) == 0;
+    lua_pop(L, 1);
+  }
+  return yes;
+}
+
+static int meta_tostring(lua_State *L) {
+  lua_getfield(L, 1, "kind");
+  lua_getfield(L, 1, "message");
+  lua_pushfstring(L, "%s: %s", luaL_optstring(L, -2, "error"),
+                  luaL_optstring(L, -1, "?"));
+  return 1;
+}
+
+/* casync.new_error(kind, message [, code]) -> a casync error value */
+static int fn_new_error(lua_State *L) {
+  const char *kind = luaL_checkstring(L, 1);
+  const char *msg = luaL_checkstring(L, 2);
+  const char *code = luaL_optstring(L, 3, NULL);
+  return casync__error_push(L, kind, code, "%s", msg);
+}
+
+/* casync.is_error(v [, kind]) -> whether v is a casync error (of that kind) */
+static int fn_is_error(lua_State *L) {
+  const char *kind = luaL_optstring(L, 2, NULL);
+  lua_pushboolean(L, casync__error_is(L, 1, kind));
+  return 1;
+}
+
+void casync__error_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"new_error", fn_new_error}, {"is_error", fn_is_error}, {NULL, NULL}};
+  luaL_newmetatable(L, CASYNC_ERROR_MT);
+  lua_pushcfunction(L, meta_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,339 @@
+/* loop.c: the per-state loop context, casync.run, and the C API to pick the
+ * loop.
+ *
+ * casync uses, in order: a loop a C host installed with casync_set_loop,
+ * the loop luv already runs in this Lua state, or a loop of its own that it
+ * also hands to luv, so casync and luv always share one loop.  The context
+ * owns only its handles (idle, check, two timers); those are closed when
+ * the Lua state closes, and an own loop is closed and freed then too.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <luv/luv.h>
+#include "internal.h"
+
+#define GRACE_MS 5000 /* how long run waits for cancelled tasks to unwind */
+
+static char ctx_key, extloop_key;
+
+/* The context of L's state, or NULL before the module is opened. */
+casync_ctx *casync__loop_get(lua_State *L) {
+  casync_ctx *lp = NULL;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) == LUA_TUSERDATA)
+    lp = *(casync_ctx **)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return lp;
+}
+
+/* Pushes the context userdata (its user values hold the Lua-side state). */
+void casync__loop_push(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key);
+}
+
+static void on_check(uv_check_t *h) { casync__drain(h->data); }
+
+static void on_grace(uv_timer_t *h) {
+  casync_ctx *lp = h->data;
+  lp->grace_expired = 1;
+}
+
+static void on_handle_close(uv_handle_t *h) {
+  casync_ctx *lp = h->data;
+  if (--lp->handles_open == 0 && !lp->owns_loop) free(lp);
+}
+
+/* Closes the handles; an own loop is run until they are closed, then
+ * closed and freed.  A borrowed loop frees them when it next runs. */
+static int ctx_gc(lua_State *L) {
+  casync_ctx **ud = lua_touserdata(L, 1), *lp = *ud;
+  int tries;
+  if (!lp) return 0;
+  *ud = NULL;
+  lp->closing = 1;
+  free(lp->heap);
+  lp->heap = NULL;
+  lp->heap_len = lp->heap_cap = 0;
+  lp->qhead = lp->qtail = NULL;
+  lp->handles_open = 4;
+  uv_close((uv_handle_t *)&lp->idle, on_handle_close);
+  uv_close((uv_handle_t *)&lp->check, on_handle_close);
+  uv_close((uv_handle_t *)&lp->timer, on_handle_close);
+  uv_close((uv_handle_t *)&lp->grace, on_handle_close);
+  if (lp->owns_loop) {
+    uv_loop_t *loop = lp->loop;
+    for (tries = 0; tries < 1000 && lp->handles_open > 0; tries++)
+      uv_run(loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(loop) == 0) free(loop);
+    /* NOTE: a loop still busy (luv handles nobody closed) is left open */
+    free(lp);
+  }
+  return 0;
+}
+
+/* Creates the context of this state (once) and pushes its userdata. */
+int casync__loop_init(lua_State *L) {
+  casync_ctx **ud, *lp;
+  lua_State *mainL;
+  luv_ctx_t *luv;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) != LUA_TNIL) return 1;
+  lua_pop(L, 1);
+  ud = lua_newuserdatauv(L, sizeof *ud, 4);
+  *ud = NULL; /* harmless until complete */
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, ctx_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_newtable(L); /* 1: anchors of live tasks */
+  lua_setiuservalue(L, -2, 1);
+  lua_newtable(L); /* 2: recycled coroutines */
+  lua_setiuservalue(L, -2, 2);
+  lua_newtable(L); /* 3: failed tasks nobody observed yet (weak keys) */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, 3);
+  lp = calloc(1, sizeof *lp);
+  if (!lp) return luaL_error(L, "casync: not enough memory");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  mainL = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  lp->L = mainL;
+  luv = luv_context(L);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extloop_key) == LUA_TLIGHTUSERDATA)
+    lp->loop = lua_touserdata(L, -1);
+  else if (luv->loop)
+    lp->loop = luv->loop;
+  lua_pop(L, 1);
+  if (!lp->loop) {
+    lp->loop = malloc(sizeof *lp->loop);
+    if (!lp->loop || uv_loop_init(lp->loop) != 0) {
+      free(lp->loop);
+      free(lp);
+      return luaL_error(L, "casync: cannot create a libuv loop");
+    }
+    lp->owns_loop = 1;
+  }
+  if (!luv->loop) luv_set_loop(mainL, lp->loop); /* luv will share it */
+  uv_idle_init(lp->loop, &lp->idle);
+  uv_check_init(lp->loop, &lp->check);
+  uv_timer_init(lp->loop, &lp->timer);
+  uv_timer_init(lp->loop, &lp->grace);
+  lp->idle.data = lp->check.data = lp->timer.data = lp->grace.data = lp;
+  uv_check_start(&lp->check, on_check);
+  uv_unref((uv_handle_t *)&lp->check); /* only pending work keeps it alive */
+  *ud = lp;
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+  return 1;
+}
+
+/* ----------------------------------------------------------------- run */
+
+/* Pushes a description of what the deadlocked main task waits on. */
+static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
+  casync_task *t = main;
+  int hops = 0, top = lua_gettop(L);
+  lua_pushfstring(L, "deadlock: the main task waits in %s",
+                  main->waiting_on ? main->waiting_on : "?");
+  while (t->waiting_on && strcmp(t->waiting_on, "task:wait()") == 0 &&
+         hops++ < 5) {
+    t = t->wait_data;
+    if (t == main) {
+      lua_pushstring(L, " for the main task itself");
+      break;
+    }
+    lua_pushfstring(L, " for task #%I, which waits in %s", t->id,
+                    t->waiting_on ? t->waiting_on : "?");
+  }
+  lua_pushstring(L, ", and nothing left in the loop can wake it");
+  if (lp->live > 1)
+    lua_pushfstring(L, " (%d other task%s waiting too)", lp->live - 1,
+                    lp->live > 2 ? "s are" : " is");
+  lua_concat(L, lua_gettop(L) - top);
+  casync__error_push(L, "deadlock", NULL, "%s", lua_tostring(L, -1));
+  lua_remove(L, -2);
+}
+
+/* Cancels every task still alive (but `keep`). */
+static void cancel_all(lua_State *L, casync_ctx *lp, casync_task *keep) {
+  casync__loop_push(L);
+  lua_getiuservalue(L, -1, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    casync_task *t = luaL_testudata(L, -1, CASYNC_TASK_MT);
+    if (t && t != keep && t->state != T_DONE) casync__cancel(L, lp, t, 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+/* Reports every failure that nobody observed, and forgets them. */
+static void report_failures(lua_State *L) {
+  casync__loop_push(L);
+  lua_getiuservalue(L, -1, 3);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    casync_task *t = luaL_testudata(L, -2, CASYNC_TASK_MT);
+    if (t) casync__report_unobserved(L, t, -2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setiuservalue(L, -2, 3);
+  lua_pop(L, 1);
+}
+
+/* Runs the loop until the tasks cancelled at the end have unwound, or the
+ * grace time is over. */
+static void unwind(casync_ctx *lp) {
+  if (lp->live == 0 && !lp->qhead) return;
+  lp->grace_expired = 0;
+  uv_timer_start(&lp->grace, on_grace, GRACE_MS, 0);
+  while ((lp->live > 0 || lp->qhead) && !lp->grace_expired)
+    if (!uv_run(lp->loop, UV_RUN_ONCE) && !lp->qhead) break;
+  uv_timer_stop(&lp->grace);
+  if (lp->live > 0) {
+    fprintf(stderr, "casync: %d task%s still running after being cancelled "
+            "at the end of run\n", lp->live, lp->live > 1 ? "s" : "");
+    fflush(stderr);
+  }
+}
+
+/* Runs fn (at 1) with the arguments after it as the main task.  On success
+ * leaves true and its results; on failure false, the error, its traceback. */
+static int run_main(lua_State *L, casync_ctx *lp) {
+  casync_task *main;
+  int midx, deadlock = 0, base;
+  casync__check_callable(L, 1);
+  if (lp->current)
+    return luaL_error(L, "run: cannot be called inside a task (nested run)");
+  if (lp->running)
+    return luaL_error(L, "run: the loop is already running (nested run)");
+  main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
+  main->flags |= TF_MAIN | TF_OBSERVED;
+  midx = lua_gettop(L);
+  lp->running = 1;
+  while (main->state != T_DONE) {
+    int alive = uv_run(lp->loop, UV_RUN_ONCE);
+    if (main->state == T_DONE) break;
+    if (!alive && !lp->qhead && !uv_loop_alive(lp->loop)) {
+      deadlock = 1;
+      push_deadlock(L, lp, main);
+      lua_replace(L, 1); /* fn is not needed any more */
+      break;
+    }
+  }
+  cancel_all(L, lp, NULL);
+  unwind(lp);
+  report_failures(L);
+  lp->running = 0;
+  base = lua_gettop(L);
+  if (deadlock) {
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return lua_gettop(L) - base;
+  }
+  if (main->outcome == OUT_OK) {
+    lua_pushboolean(L, 1);
+    casync__push_results(L, main, midx, 0);
+    return lua_gettop(L) - base;
+  }
+  lua_pushboolean(L, 0);
+  lua_getiuservalue(L, midx, 1);
+  if (lua_getiuservalue(L, midx, 2) == LUA_TTABLE)
+    lua_getfield(L, -1, "traceback");
+  else
+    lua_pushnil(L);
+  lua_remove(L, -2);
+  return lua_gettop(L) - base;
+}
+
+/* casync.run(fn, ...) -> ...: runs fn(...) as the main task until it ends;
+ * its results, or its error re-raised (a string gets the traceback
+ * appended).  Tasks still alive then are cancelled and waited for. */
+static int fn_run(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  int n = run_main(L, lp), first = lua_gettop(L) - n + 1;
+  if (lua_toboolean(L, first)) return n - 1;
+  /* error at first+1, traceback at first+2 */
+  if (lua_type(L, first + 1) == LUA_TSTRING && lua_isstring(L, first + 2)) {
+    lua_pushvalue(L, first + 1);
+    lua_pushliteral(L, "\n");
+    lua_pushvalue(L, first + 2);
+    lua_concat(L, 3);
+    return lua_error(L);
+  }
+  if (casync__error_is(L, first + 1, NULL) && lua_isstring(L, first + 2)) {
+    lua_getfield(L, first + 1, "traceback");
+    if (lua_isnil(L, -1)) {
+      lua_pushvalue(L, first + 2);
+      lua_setfield(L, first + 1, "traceback");
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, first + 1);
+  return lua_error(L);
+}
+
+/* casync._run_report(fn, ...) -> true, ... | false, err, traceback: run for
+ * hosts (the casync runner) that print the failure themselves */
+static int fn_run_report(lua_State *L) {
+  return run_main(L, CASYNC_CTX(L));
+}
+
+/* casync._stats() -> counts for tests: live tasks, ready, timers, pool */
+static int fn_stats(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  int ready = 0;
+  casync_task *t;
+  for (t = lp->qhead; t; t = t->qnext) ready++;
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, lp->live);
+  lua_setfield(L, -2, "live");
+  lua_pushinteger(L, ready);
+  lua_setfield(L, -2, "ready");
+  lua_pushinteger(L, lp->heap_len);
+  lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, lp->pool_len);
+  lua_setfield(L, -2, "pool");
+  return 1;
+}
+
+void casync__loop_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"run", fn_run}, {"_run_report", fn_run_report}, {"_stats", fn_stats},
+    {NULL, NULL}};
+  casync__setfuncs(L, fns);
+}
+
+/* ---------------------------------------------------------------- C API */
+
+CASYNC_API int casync_set_loop(lua_State *L, uv_loop_t *loop) {
+  if (casync__loop_get(L)) return -1;
+  lua_pushlightuserdata(L, loop);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &extloop_key);
+  return 0;
+}
+
+CASYNC_API uv_loop_t *casync_loop(lua_State *L) {
+  casync_ctx *lp = casync__loop_get(L);
+  return lp ? lp->loop : NULL;
+}
+
+CASYNC_API int casync_spawn(lua_State *L, int nargs) {
+  casync_ctx *lp = casync__loop_get(L);
+  int fidx = lua_gettop(L) - nargs;
+  if (!lp) return luaL_error(L, "casync_spawn: casync is not open");
+  casync__check_callable(L, fidx);
+  casync__spawn(L, lp, fidx, nargs, 0);
+  lua_replace(L, fidx);
+  lua_settop(L, fidx);
+  return 1;
+}

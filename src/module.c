@@ -1,0 +1,24 @@
+/* module.c: luaopen_casync_core, the entry of require "casync.core".
+ * Each area registers its functions with the loop context as upvalue 1. */
+#include "internal.h"
+
+/* luaL_setfuncs with the context as the single upvalue. */
+void casync__setfuncs(lua_State *L, const luaL_Reg *l) {
+  casync__loop_push(L);
+  luaL_setfuncs(L, l, 1);
+}
+
+CASYNC_API int luaopen_casync_core(lua_State *L) {
+  luaL_checkversion(L);
+  casync__loop_init(L);
+  lua_pop(L, 1);
+  lua_newtable(L);
+  casync__error_open(L);
+  casync__loop_open(L);
+  casync__timer_open(L);
+  casync__task_open(L);
+  casync__combinators_open(L);
+  lua_pushliteral(L, CASYNC_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

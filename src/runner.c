@@ -1,0 +1,165 @@
+/* runner.c: the `casync` command.  It embeds Lua 5.4 with casync preloaded
+ * and runs a script (or -e code) as the main task of casync.run, so a
+ * script may suspend at top level.  `arg` is set as lua(1) sets it.
+ *
+ *   casync [options] [script [args...]]
+ *     -e code   run code (before the script, in the same main task)
+ *     -v        print the version
+ *     -         read the script from standard input
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lualib.h>
+#include "internal.h"
+
+typedef struct { const char *name, *chunkname, *src; size_t len; } casync_embedded_t;
+extern const casync_embedded_t casync_embedded_lua[];
+
+static const char *progname = "casync";
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: %s [options] [script [args]]\n"
+          "  -e code  run code as (part of) the main task\n"
+          "  -v       show version information\n"
+          "  --       stop handling options\n"
+          "  -        run standard input as the script\n",
+          progname);
+}
+
+static int load_embedded(lua_State *L) {
+  const casync_embedded_t *e = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, e->src, e->len, e->chunkname) != LUA_OK)
+    return lua_error(L);
+  lua_pushstring(L, e->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* package.preload: the core linked into this binary and the Lua modules
+ * embedded at build time, so the runner always uses its own casync. */
+static void preload(lua_State *L) {
+  const casync_embedded_t *e;
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_casync_core);
+  lua_setfield(L, -2, "casync.core");
+  for (e = casync_embedded_lua; e->name; e++) {
+    lua_pushlightuserdata(L, (void *)e);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, e->name);
+  }
+  lua_pop(L, 1);
+}
+
+static int msgh(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = luaL_tolstring(L, 1, NULL);
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* The main task: run every chunk in order. Upvalue: {chunk, args...} list */
+static const char driver[] =
+  "local chunks = ...\n"
+  "for i = 1, #chunks - 1 do chunks[i]() end\n"
+  "local last = chunks[#chunks]\n"
+  "return last(table.unpack(chunks.args, 1, chunks.args.n))\n";
+
+static int pmain(lua_State *L) {
+  int argc = (int)lua_tointeger(L, 1), i, script = 0, nchunks = 0;
+  char **argv = lua_touserdata(L, 2);
+  luaL_openlibs(L);
+  preload(L);
+  lua_newtable(L); /* chunks */
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) { i++; break; }
+    if (strcmp(a, "-") == 0 || a[0] != '-') break;
+    if (strcmp(a, "-v") == 0) {
+      printf("casync %s (%s, libuv %s)\n", CASYNC_VERSION, LUA_RELEASE,
+             uv_version_string());
+      if (argc == 2) return 0;
+    } else if (strncmp(a, "-e", 2) == 0) {
+      const char *code = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!code) { usage(); return luaL_error(L, "'-e' needs an argument"); }
+      if (luaL_loadbuffer(L, code, strlen(code), "=(command line)") != LUA_OK)
+        return lua_error(L);
+      lua_rawseti(L, -2, ++nchunks);
+    } else {
+      usage();
+      return luaL_error(L, "unrecognized option '%s'", a);
+    }
+  }
+  script = i < argc ? i : 0;
+  /* arg: script at 0, its arguments after, the command and options before */
+  lua_createtable(L, argc, 1);
+  {
+    int base = script ? script : argc;
+    int k;
+    for (k = 0; k < argc; k++) {
+      lua_pushstring(L, argv[k]);
+      lua_rawseti(L, -2, k - base);
+    }
+  }
+  lua_setglobal(L, "arg");
+  if (script) {
+    const char *fname = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
+    if (luaL_loadfile(L, fname) != LUA_OK) return lua_error(L);
+    lua_rawseti(L, -2, ++nchunks);
+  } else if (nchunks == 0) {
+    usage();
+    return 0;
+  }
+  lua_createtable(L, argc, 1); /* the script's arguments */
+  for (i = script ? script + 1 : argc; i < argc; i++)
+    lua_rawseti(L, -1, (lua_Integer)lua_rawlen(L, -1) + 1),
+    lua_pushstring(L, argv[i]), lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+  lua_setfield(L, -2, "n");
+  lua_setfield(L, -2, "args");
+  /* casync._run_report(driver, chunks) */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "casync");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "_run_report");
+  if (luaL_loadbuffer(L, driver, sizeof driver - 1, "=casync") != LUA_OK)
+    return lua_error(L);
+  lua_pushvalue(L, -4);
+  lua_call(L, 2, 3);
+  if (!lua_toboolean(L, -3)) {
+    const char *tb = lua_tostring(L, -1);
+    fprintf(stderr, "%s: %s\n", progname, luaL_tolstring(L, -2, NULL));
+    lua_pop(L, 1);
+    if (lua_istable(L, -2) && lua_getfield(L, -2, "traceback") == LUA_TSTRING)
+      tb = lua_tostring(L, -1);
+    if (tb) fprintf(stderr, "%s\n", tb);
+    fflush(stderr);
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  lua_State *L = luaL_newstate();
+  int status, ok;
+  if (argv[0] && argv[0][0]) progname = argv[0];
+  if (!L) {
+    fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, msgh);
+  lua_pushcfunction(L, pmain);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  status = lua_pcall(L, 2, 1, 1);
+  ok = status == LUA_OK && (lua_isnil(L, -1) || lua_toboolean(L, -1));
+  if (status != LUA_OK) {
+    fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
+    fflush(stderr);
+  }
+  lua_close(L);
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
