@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Second command: the whole test suite.
+#   1. the busted specs (spec/, examples included) on a normal build;
+#   2. the same specs on an AddressSanitizer + UndefinedBehaviorSanitizer build;
+#   3. every example under valgrind: no errors, no definite leaks.
+# Ends with one line "N passed, N failed"; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")"
+scripts/deps.sh
+jobs=$(nproc)
+passed=0
+failed=0
+
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASYNC_WERROR=ON "$@" >/dev/null &&
+    cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+}
+
+# busted in TAP form; counts "ok"/"not ok" lines. $1 = label, rest = env
+specs() {
+  local label=$1; shift
+  local out
+  out=$(env "$@" busted -o TAP 2>&1)
+  local ok bad
+  ok=$(grep -c '^ok ' <<<"$out")
+  bad=$(grep -c '^not ok ' <<<"$out")
+  # a crash or an error outside any test counts as a failure too
+  if ! grep -q '^1\.\.[0-9]' <<<"$out"; then bad=$((bad + 1)); fi
+  echo "$out" | grep -v '^ok ' | sed "s/^/[$label] /"
+  echo "[$label] $ok passed, $bad failed"
+  passed=$((passed + ok))
+  failed=$((failed + bad))
+}
+
+echo "== build (RelWithDebInfo)"
+build build || { echo "0 passed, 1 failed"; exit 1; }
+echo "== build (ASan + UBSan)"
+build build-asan -DCASYNC_SANITIZE=ON || { echo "0 passed, 1 failed"; exit 1; }
+
+echo "== specs"
+specs specs CASYNC_BUILD=build
+
+echo "== specs under ASan + UBSan"
+asan_rt=$(gcc -print-file-name=libasan.so)
+ubsan_rt=$(gcc -print-file-name=libubsan.so)
+specs asan CASYNC_BUILD=build-asan LD_PRELOAD="$asan_rt:$ubsan_rt" \
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+echo "== examples under valgrind"
+for ex in examples/*.lua; do
+  log=$(mktemp)
+  if valgrind -q --error-exitcode=99 --leak-check=full \
+       --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+       ./build/casync "$ex" >/dev/null 2>"$log"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "[valgrind] FAILED $ex"
+    sed 's/^/[valgrind]   /' "$log" | tail -40
+  fi
+  rm -f "$log"
+done
+echo "[valgrind] examples checked"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
