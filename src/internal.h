@@ -112,6 +112,7 @@ struct casync_ctx {
   lua_Integer next_id;
   int live;                 /* tasks not yet ended */
   int running;              /* inside casync.run */
+  int draining;             /* inside the drain (a libuv callback) */
   int closing;
   int pool_len;             /* recycled coroutines available */
   int handles_open;         /* our uv handles not yet closed */

@@ -213,7 +213,7 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   casync__check_callable(L, 1);
   if (lp->current)
     return luaL_error(L, "run: cannot be called inside a task (nested run)");
-  if (lp->running)
+  if (lp->running || lp->draining)
     return luaL_error(L, "run: the loop is already running (nested run)");
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
   main->flags |= TF_MAIN | TF_OBSERVED;

@@ -324,7 +324,7 @@ static int drain(lua_State *L) {
 
 void casync__drain(casync_ctx *lp) {
   lua_State *L = lp->L;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), status;
   if (!lp->qhead) {
     uv_idle_stop(&lp->idle);
     return;
@@ -332,7 +332,10 @@ void casync__drain(casync_ctx *lp) {
   /* NOTE: only a memory error can escape; it must not unwind libuv. */
   lua_pushcfunction(L, drain);
   lua_pushlightuserdata(L, lp);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+  lp->draining = 1;
+  status = lua_pcall(L, 1, 0, 0);
+  lp->draining = 0;
+  if (status != LUA_OK) {
     lp->current = NULL;
     fprintf(stderr, "casync: scheduler error: %s\n", lua_tostring(L, -1));
   }
