@@ -314,6 +314,7 @@ static int start(lua_State *L, casync_ctx *lp, casync_task *self, int mode,
   }
   for (i = 0; i < n && !g->woke; i++)
     if (g->m[i].task->state == T_DONE) member_ended(g, i);
+  if (n == 0) maybe_wake(g); /* an empty list is decided at once */
   if (!g->woke && timeout == 0 && (mode == M_WAIT_FOR || mode >= M_WAIT_ALL)) {
     g->timed_out = 1;
     if (mode == M_WAIT_FOR) cancel_members(g);
