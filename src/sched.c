@@ -174,8 +174,9 @@ static void run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
     lua_pop(L, 1); /* msgh */
   }
   lua_settop(L, tidx);
-  /* the callbacks kept it anchored; it may go now */
-  if (t->ref != LUA_NOREF) {
+  /* the callbacks kept it anchored; it may go now, unless a callback
+   * added another one (then it is queued again and stays anchored) */
+  if (t->ref != LUA_NOREF && !(t->flags & TF_HAS_CALLBACKS)) {
     casync__loop_push(L);
     lua_getiuservalue(L, -1, 1);
     luaL_unref(L, -1, t->ref);
