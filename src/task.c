@@ -80,7 +80,7 @@ static int task_msgh(lua_State *co) {
       lua_pushfstring(co, "%s\n(raised again from %s, which failed here:)\n%s",
                       lua_tostring(co, -6), lua_tostring(co, -1),
                       luaL_optstring(co, -2, "?"));
-      lua_replace(co, -6);
+      lua_replace(co, -7); /* over this task's own traceback */
       lua_pop(co, 3);
     }
     lua_pop(co, 1);
