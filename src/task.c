@@ -173,8 +173,13 @@ casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
   lua_pushvalue(L, tidx);
   lua_xmove(L, co, 1);
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
-    t->spawn_line = ar.currentline;
-    lua_xmove(L, co, 1);
+    if (ar.currentline > 0) { /* a Lua function: where it spawned */
+      t->spawn_line = ar.currentline;
+      lua_xmove(L, co, 1);
+    } else { /* a C function (run called from C, the runner) */
+      lua_pop(L, 1);
+      lua_pushnil(co);
+    }
   } else
     lua_pushnil(co);
   lua_pushcfunction(co, task_msgh);
