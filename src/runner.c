@@ -92,10 +92,11 @@ static int pmain(lua_State *L) {
     }
   }
   script = i < argc ? i : 0;
-  /* arg: script at 0, its arguments after, the command and options before */
+  /* arg: script at 0, its arguments after, the command and options before;
+   * with no script, the command is at 0 (as lua(1) does) */
   lua_createtable(L, argc, 1);
   {
-    int base = script ? script : argc;
+    int base = script;
     int k;
     for (k = 0; k < argc; k++) {
       lua_pushstring(L, argv[k]);
@@ -112,11 +113,15 @@ static int pmain(lua_State *L) {
     return 0;
   }
   lua_createtable(L, argc, 1); /* the script's arguments */
-  for (i = script ? script + 1 : argc; i < argc; i++)
-    lua_rawseti(L, -1, (lua_Integer)lua_rawlen(L, -1) + 1),
-    lua_pushstring(L, argv[i]), lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
-  lua_setfield(L, -2, "n");
+  {
+    int n = 0;
+    for (i = script ? script + 1 : argc; i < argc; i++) {
+      lua_pushstring(L, argv[i]);
+      lua_rawseti(L, -2, ++n);
+    }
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+  }
   lua_setfield(L, -2, "args");
   /* casync._run_report(driver, chunks) */
   lua_getglobal(L, "require");
