@@ -215,6 +215,8 @@ static int run_main(lua_State *L, casync_ctx *lp) {
     return luaL_error(L, "run: cannot be called inside a task (nested run)");
   if (lp->running || lp->draining)
     return luaL_error(L, "run: the loop is already running (nested run)");
+  if (luv_context(L)->mode != -1) /* libuv's uv_run is not reentrant */
+    return luaL_error(L, "run: the loop is already running (inside uv.run)");
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
   main->flags |= TF_MAIN | TF_OBSERVED;
   midx = lua_gettop(L);
