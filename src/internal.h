@@ -49,6 +49,22 @@ struct casync_obs {
   void (*notify)(casync_ctx *lp, casync_obs *o, casync_task *ended);
 };
 
+/* A task waiting on a channel, semaphore, event or condition: a node in that
+ * object's FIFO of waiters (several, one per case, for select). */
+typedef struct casync_wnode casync_wnode;
+typedef struct casync_wqueue { casync_wnode *head, *tail; } casync_wqueue;
+struct casync_wnode {
+  casync_wnode *next, *prev;
+  casync_wqueue *queue;   /* the queue it is in, NULL when not queued */
+  casync_task *task;
+  void *sel;              /* its select, NULL for a single operation */
+  int idx;                /* its case in select (1-based) */
+  int op;                 /* what it waits to do (channel.c, sync.c) */
+  int valslot;            /* a send's value: index on the task's stack */
+  int status;             /* how it was served (W_*) */
+};
+enum { WN_WAITING, WN_OK, WN_CLOSED, WN_TIMEOUT };
+
 enum { T_READY, T_RUNNING, T_WAITING, T_DONE };     /* task->state */
 enum { OUT_NONE, OUT_OK, OUT_FAILED, OUT_CANCELLED };       /* task->outcome */
 enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
@@ -88,7 +104,10 @@ struct casync_task {
   casync_cancel_fn cancel_wait;
   void *wait_data;          /* the current wait's own state */
   casync_tnode timer;       /* its sleep or its timeout */
-  casync_obs join;          /* its node in another task's observers */
+  union {                   /* never both at once: */
+    casync_obs join;        /* in task:wait(), its node in that task's observers */
+    casync_wnode wn;        /* in a channel/sync operation, its waiter node */
+  } u;
   casync_obs *observers;    /* who waits for this task to end */
 };
 
@@ -113,6 +132,7 @@ struct casync_ctx {
   int live;                 /* tasks not yet ended */
   int running;              /* inside casync.run */
   int draining;             /* inside the drain (a libuv callback) */
+  uint64_t rng;             /* select's random choice */
   int closing;
   int pool_len;             /* recycled coroutines available */
   int handles_open;         /* our uv handles not yet closed */
@@ -162,6 +182,13 @@ void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
+
+/* channel.c, sync.c */
+void casync__wq_push(casync_wqueue *q, casync_wnode *w);
+casync_wnode *casync__wq_pop(casync_wqueue *q);
+void casync__wq_remove(casync_wnode *w);
+void casync__channel_open(lua_State *L);
+void casync__sync_open(lua_State *L);
 
 /* combinators.c */
 void casync__combinators_open(lua_State *L);

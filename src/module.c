@@ -18,6 +18,8 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__timer_open(L);
   casync__task_open(L);
   casync__combinators_open(L);
+  casync__channel_open(L);
+  casync__sync_open(L);
   lua_pushliteral(L, CASYNC_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -314,12 +314,12 @@ int casync__push_error_of(lua_State *L, casync_task *t, int tidx) {
 
 static void join_notify(casync_ctx *lp, casync_obs *o, casync_task *ended) {
   (void)ended;
-  casync__wake(lp, container_of(o, casync_task, join), WAKE_OK);
+  casync__wake(lp, container_of(o, casync_task, u.join), WAKE_OK);
 }
 
 static int join_cancel(casync_ctx *lp, casync_task *t) {
   (void)lp;
-  casync__obs_unlink(t->wait_data, &t->join);
+  casync__obs_unlink(t->wait_data, &t->u.join);
   return 1;
 }
 
@@ -350,8 +350,8 @@ static int meth_wait(lua_State *L) {
   if (t->state == T_DONE) return outcome_of(L, t, 1);
   if (!lua_isyieldable(L))
     return luaL_error(L, "wait: cannot suspend across a C call boundary");
-  self->join.notify = join_notify;
-  casync__obs_link(t, &self->join);
+  self->u.join.notify = join_notify;
+  casync__obs_link(t, &self->u.join);
   self->wait_data = t;
   return casync__suspend(L, self, "task:wait()", join_cancel, wait_k);
 }

@@ -1,0 +1,533 @@
+/* sync.c: semaphores, locks, events and condition variables
+ * (casync.semaphore, casync.lock, casync.event, casync.condition).
+ *
+ * Waiters queue first-come first-served; a release hands the permit
+ * straight to the first waiter, so a newcomer never takes it from a task
+ * already waiting.  acquire returns a permit usable as a to-be-closed
+ * variable; a permit releases at most once, whether by permit:release(),
+ * sem:release() or <close>.
+ */
+#include <string.h>
+#include "internal.h"
+
+#define SEM_MT "casync.Semaphore"
+#define LOCK_MT "casync.Lock"
+#define PERMIT_MT "casync.Permit"
+#define EVENT_MT "casync.Event"
+#define COND_MT "casync.Condition"
+
+enum { OP_ACQUIRE = 10, OP_REACQUIRE, OP_EVENT, OP_COND };
+
+typedef struct permit permit;
+
+typedef struct sem {
+  casync_wqueue waiters;
+  lua_Integer count, initial;
+  int is_lock;
+  casync_task *owner; /* a lock's holder */
+  permit *held;       /* permits not yet released, newest first */
+} sem;
+
+struct permit {
+  sem *s; /* NULL once released */
+  casync_task *owner;
+  permit *next, *prev;
+};
+
+typedef struct event {
+  casync_wqueue waiters;
+  int set;
+} event;
+
+typedef struct cond {
+  casync_wqueue waiters;
+} cond;
+
+static sem *check_sem(lua_State *L, int idx) {
+  sem *s = luaL_testudata(L, idx, SEM_MT);
+  return s ? s : luaL_checkudata(L, idx, LOCK_MT);
+}
+
+/* ------------------------------------------------------------ permits */
+
+static void held_unlink(sem *s, permit *p) {
+  if (p->prev) p->prev->next = p->next;
+  else s->held = p->next;
+  if (p->next) p->next->prev = p->prev;
+  p->next = p->prev = NULL;
+}
+
+/* Pushes a new permit of s (userdata at sidx) held by t. */
+static int push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
+  permit *p = lua_newuserdatauv(L, sizeof *p, 1);
+  p->s = s;
+  p->owner = t;
+  p->prev = NULL;
+  p->next = s->held;
+  if (s->held) s->held->prev = p;
+  s->held = p;
+  if (s->is_lock) s->owner = t;
+  lua_pushvalue(L, sidx);
+  lua_setiuservalue(L, -2, 1); /* keeps the semaphore alive */
+  luaL_setmetatable(L, PERMIT_MT);
+  return 1;
+}
+
+/* One permit goes back: to the first waiter, or to the count. */
+static void give_back(casync_ctx *lp, sem *s) {
+  casync_wnode *w = casync__wq_pop(&s->waiters);
+  s->owner = NULL;
+  if (w) {
+    if (s->is_lock) s->owner = w->task;
+    w->status = WN_OK;
+    casync__timer_remove(lp, &w->task->timer);
+    casync__wake(lp, w->task, WAKE_OK);
+  } else
+    s->count++;
+}
+
+static void release_permit(casync_ctx *lp, permit *p) {
+  sem *s = p->s;
+  if (!s) return;
+  p->s = NULL;
+  held_unlink(s, p);
+  give_back(lp, s);
+}
+
+/* permit:release(): gives the permit back (only the first call counts) */
+static int meth_permit_release(lua_State *L) {
+  permit *p = luaL_checkudata(L, 1, PERMIT_MT);
+  release_permit(CASYNC_CTX(L), p);
+  return 0;
+}
+
+static int meta_permit_gc(lua_State *L) {
+  permit *p = luaL_checkudata(L, 1, PERMIT_MT);
+  /* a permit dropped without release stays taken; just forget it */
+  if (p->s) held_unlink(p->s, p);
+  p->s = NULL;
+  return 0;
+}
+
+/* ---------------------------------------------------- acquire/release */
+
+static int sem_cancel(casync_ctx *lp, casync_task *t) {
+  casync__wq_remove(&t->u.wn);
+  casync__timer_remove(lp, &t->timer);
+  return 1;
+}
+
+static void wait_timeout(casync_ctx *lp, casync_tnode *n) {
+  casync_task *t = container_of(n, casync_task, timer);
+  casync__wq_remove(&t->u.wn);
+  t->u.wn.status = WN_TIMEOUT;
+  casync__wake(lp, t, WAKE_OK);
+}
+
+/* Queues t on q (op, optional timeout) and suspends with k. */
+static int wait_on(lua_State *L, casync_ctx *lp, casync_task *t,
+                   casync_wqueue *q, int op, double timeout, const char *what,
+                   lua_KFunction k) {
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "%s: cannot suspend across a C call boundary", what);
+  memset(&t->u.wn, 0, sizeof t->u.wn);
+  t->u.wn.task = t;
+  t->u.wn.op = op;
+  casync__wq_push(q, &t->u.wn);
+  if (timeout > 0) {
+    t->timer.fire = wait_timeout;
+    casync__timer_add(lp, &t->timer, timeout);
+  }
+  return casync__suspend(L, t, what, sem_cancel, k);
+}
+
+static int push_timeout(lua_State *L, const char *what, double timeout) {
+  lua_pushnil(L);
+  casync__error_push(L, "timeout", NULL, "%s: timed out after %f s", what,
+                     timeout);
+  return 2;
+}
+
+static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
+  casync_task *t = (casync_task *)ctx;
+  (void)status;
+  CASYNC_CHECK_RESUMED(L, t);
+  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  if (t->u.wn.status == WN_TIMEOUT)
+    return push_timeout(L, "acquire", lua_tonumber(L, 2));
+  /* the permit was handed over: keep it even if a cancel comes now */
+  return push_permit(L, check_sem(L, 1), 1, t);
+}
+
+/* sem:acquire([timeout]) -> permit | nil, err: suspends until a permit is
+ * free (first come, first served); nil and an error of kind "timeout"
+ * after timeout seconds.  Use as `local p <close> = sem:acquire()`. */
+static int meth_acquire(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  sem *s = check_sem(L, 1);
+  double timeout = casync__check_seconds(L, 2, 1);
+  casync_task *t = casync__require_task(L, lp, "acquire");
+  lua_settop(L, 2);
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (s->is_lock && s->owner == t)
+    return luaL_error(L, "acquire: the lock is already held by this task");
+  if (s->count > 0 && !s->waiters.head) {
+    s->count--;
+    return push_permit(L, s, 1, t);
+  }
+  if (timeout == 0) return push_timeout(L, "acquire", 0);
+  lua_pushnumber(L, timeout);
+  lua_replace(L, 2);
+  return wait_on(L, lp, t, &s->waiters, OP_ACQUIRE, timeout,
+                 s->is_lock ? "lock acquire" : "semaphore acquire", acquire_k);
+}
+
+/* sem:try_acquire() -> permit | nil: takes a free permit without waiting */
+static int meth_try_acquire(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  sem *s = check_sem(L, 1);
+  casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
+  if (s->count > 0 && !s->waiters.head) {
+    s->count--;
+    return push_permit(L, s, 1, t);
+  }
+  return 0;
+}
+
+/* sem:release(): gives back a permit (the caller's newest, else the newest);
+ * raises when none is out.  lock:release() raises unless the caller holds
+ * the lock. */
+static int meth_release(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  sem *s = check_sem(L, 1);
+  casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
+  permit *p;
+  if (s->is_lock && (s->owner == NULL || s->owner != t))
+    return luaL_error(L, "release: the lock is not held by the calling task");
+  for (p = s->held; p && p->owner != t; p = p->next) {}
+  if (!p) p = s->held;
+  if (!p)
+    return luaL_error(L, "release: the semaphore was released more times "
+                      "than it was acquired");
+  release_permit(lp, p);
+  return 0;
+}
+
+/* sem:value() -> permits free now; lock:locked() -> whether it is held */
+static int meth_value(lua_State *L) {
+  lua_pushinteger(L, check_sem(L, 1)->count);
+  return 1;
+}
+
+static int meth_locked(lua_State *L) {
+  sem *s = check_sem(L, 1);
+  lua_pushboolean(L, s->count == 0);
+  return 1;
+}
+
+static int meta_sem_tostring(lua_State *L) {
+  sem *s = check_sem(L, 1);
+  if (s->is_lock)
+    lua_pushstring(L, s->count ? "casync.Lock (free)" : "casync.Lock (held)");
+  else
+    lua_pushfstring(L, "casync.Semaphore (%I of %I free)", s->count,
+                    s->initial);
+  return 1;
+}
+
+static sem *new_sem(lua_State *L, lua_Integer n, int is_lock) {
+  sem *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->count = s->initial = n;
+  s->is_lock = is_lock;
+  luaL_setmetatable(L, is_lock ? LOCK_MT : SEM_MT);
+  return s;
+}
+
+/* casync.semaphore(n) -> sem: n permits (a whole number >= 0) */
+static int fn_semaphore(lua_State *L) {
+  int isint;
+  lua_Integer n = lua_tointegerx(L, 1, &isint);
+  if (!isint) {
+    if (lua_type(L, 1) == LUA_TNUMBER)
+      luaL_argerror(L, 1, "permits must be a whole number");
+    luaL_typeerror(L, 1, "integer");
+  }
+  luaL_argcheck(L, n >= 0, 1, "permits must not be negative");
+  new_sem(L, n, 0);
+  return 1;
+}
+
+/* casync.lock() -> lock: a semaphore of 1 that only its holder releases */
+static int fn_lock(lua_State *L) {
+  new_sem(L, 1, 1);
+  return 1;
+}
+
+/* -------------------------------------------------------------- event */
+
+static int event_k(lua_State *L, int status, lua_KContext ctx) {
+  casync_task *t = (casync_task *)ctx;
+  (void)status;
+  CASYNC_CHECK_RESUMED(L, t);
+  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
+  return 1;
+}
+
+/* ev:wait([timeout]) -> boolean: suspends until the event is set (true at
+ * once if it is); false after timeout seconds */
+static int meth_ev_wait(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  event *e = luaL_checkudata(L, 1, EVENT_MT);
+  double timeout = casync__check_seconds(L, 2, 1);
+  casync_task *t = casync__require_task(L, lp, "wait");
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (e->set || timeout == 0) {
+    lua_pushboolean(L, e->set);
+    return 1;
+  }
+  return wait_on(L, lp, t, &e->waiters, OP_EVENT, timeout, "event wait",
+                 event_k);
+}
+
+/* ev:set(): sets it and wakes every waiter */
+static int meth_ev_set(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  event *e = luaL_checkudata(L, 1, EVENT_MT);
+  casync_wnode *w;
+  e->set = 1;
+  while ((w = casync__wq_pop(&e->waiters)) != NULL) {
+    w->status = WN_OK;
+    casync__timer_remove(lp, &w->task->timer);
+    casync__wake(lp, w->task, WAKE_OK);
+  }
+  return 0;
+}
+
+/* ev:clear(): unsets it */
+static int meth_ev_clear(lua_State *L) {
+  ((event *)luaL_checkudata(L, 1, EVENT_MT))->set = 0;
+  return 0;
+}
+
+/* ev:is_set() -> boolean */
+static int meth_ev_is_set(lua_State *L) {
+  lua_pushboolean(L, ((event *)luaL_checkudata(L, 1, EVENT_MT))->set);
+  return 1;
+}
+
+/* casync.event() -> ev: unset */
+static int fn_event(lua_State *L) {
+  event *e = lua_newuserdatauv(L, sizeof *e, 0);
+  memset(e, 0, sizeof *e);
+  luaL_setmetatable(L, EVENT_MT);
+  return 1;
+}
+
+/* ----------------------------------------------------------- condition */
+
+/* Condition userdata: user value 1 is its lock. */
+static sem *cond_lock(lua_State *L, int cidx) {
+  sem *s;
+  lua_getiuservalue(L, cidx, 1);
+  s = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+static permit *holder_permit(sem *s, casync_task *t) {
+  permit *p;
+  for (p = s->held; p && p->owner != t; p = p->next) {}
+  return p;
+}
+
+static int reacquire_k(lua_State *L, int status, lua_KContext ctx) {
+  casync_task *t = (casync_task *)ctx;
+  sem *s = cond_lock(L, 1);
+  (void)status;
+  CASYNC_CHECK_RESUMED(L, t);
+  s->owner = t;
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  lua_pushboolean(L, !lua_toboolean(L, 3)); /* 3: timed out */
+  return 1;
+}
+
+/* After the wait on the condition: takes the lock back before returning
+ * or raising, so the caller's permit stays valid. */
+static int cond_k(lua_State *L, int status, lua_KContext ctx) {
+  casync_task *t = (casync_task *)ctx;
+  casync_ctx *lp = t->loop;
+  sem *s = cond_lock(L, 1);
+  (void)status;
+  CASYNC_CHECK_RESUMED(L, t);
+  lua_settop(L, 2);
+  lua_pushboolean(L, t->u.wn.status == WN_TIMEOUT); /* 3 */
+  if (s->count > 0 && !s->waiters.head) {
+    s->count--;
+    return reacquire_k(L, LUA_OK, ctx);
+  }
+  memset(&t->u.wn, 0, sizeof t->u.wn);
+  t->u.wn.task = t;
+  t->u.wn.op = OP_REACQUIRE;
+  casync__wq_push(&s->waiters, &t->u.wn);
+  (void)lp;
+  /* not cancellable: a cancellation is raised once the lock is back */
+  return casync__suspend(L, t, "condition wait (taking the lock back)", NULL,
+                         reacquire_k);
+}
+
+/* cond:wait([timeout]) -> boolean: releases the lock (which the caller
+ * must hold), waits for notify, takes the lock back; false on timeout */
+static int meth_cond_wait(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  double timeout;
+  casync_task *t;
+  sem *s;
+  permit *p;
+  luaL_checkudata(L, 1, COND_MT);
+  timeout = casync__check_seconds(L, 2, 1);
+  t = casync__require_task(L, lp, "wait");
+  s = cond_lock(L, 1);
+  lua_settop(L, 2);
+  if (s->owner != t || !(p = holder_permit(s, t)))
+    return luaL_error(L, "wait: the condition's lock is not held by the "
+                      "calling task");
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "wait: cannot suspend across a C call boundary");
+  give_back(lp, s); /* the permit object stays the caller's */
+  {
+    cond *c = lua_touserdata(L, 1);
+    return wait_on(L, lp, t, &c->waiters, OP_COND, timeout, "condition wait",
+                   cond_k);
+  }
+}
+
+static int notify(lua_State *L, lua_Integer n) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  cond *c = luaL_checkudata(L, 1, COND_MT);
+  sem *s = cond_lock(L, 1);
+  casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
+  casync_wnode *w;
+  if (s->owner == NULL || s->owner != t)
+    return luaL_error(L, "notify: the condition's lock is not held by the "
+                      "calling task");
+  while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL) {
+    w->status = WN_OK;
+    casync__timer_remove(lp, &w->task->timer);
+    casync__wake(lp, w->task, WAKE_OK);
+  }
+  return 0;
+}
+
+/* cond:notify([n]): wakes up to n (default 1) waiters; lock must be held */
+static int meth_cond_notify(lua_State *L) {
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  luaL_argcheck(L, n >= 0, 2, "count must not be negative");
+  return notify(L, n);
+}
+
+/* cond:notify_all(): wakes every waiter; lock must be held */
+static int meth_cond_notify_all(lua_State *L) {
+  return notify(L, LUA_MAXINTEGER);
+}
+
+static int pass_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  return lua_gettop(L) - (int)ctx;
+}
+
+/* cond:acquire([timeout]) / cond:release() / cond:lock(): its lock */
+static int meth_cond_acquire(lua_State *L) {
+  luaL_checkudata(L, 1, COND_MT);
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 1, 1);
+  lua_replace(L, 1);            /* [lock, timeout] */
+  lua_getfield(L, 1, "acquire");
+  lua_insert(L, 1);             /* [acquire, lock, timeout] */
+  lua_callk(L, 2, LUA_MULTRET, 0, pass_k);
+  return pass_k(L, LUA_OK, 0);
+}
+
+static int meth_cond_release(lua_State *L) {
+  luaL_checkudata(L, 1, COND_MT);
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, 1);
+  lua_getfield(L, -1, "release");
+  lua_insert(L, -2);
+  lua_call(L, 1, 0);
+  return 0;
+}
+
+static int meth_cond_lock(lua_State *L) {
+  luaL_checkudata(L, 1, COND_MT);
+  lua_getiuservalue(L, 1, 1);
+  return 1;
+}
+
+/* casync.condition([lock]) -> cond: a condition variable over lock (a new
+ * one by default) */
+static int fn_condition(lua_State *L) {
+  cond *c;
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    new_sem(L, 1, 1);
+  } else
+    luaL_checkudata(L, 1, LOCK_MT);
+  c = lua_newuserdatauv(L, sizeof *c, 1);
+  memset(c, 0, sizeof *c);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  luaL_setmetatable(L, COND_MT);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction tostring, lua_CFunction close) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  casync__setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  if (tostring) {
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  if (close) {
+    casync__loop_push(L);
+    lua_pushcclosure(L, close, 1);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+}
+
+void casync__sync_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"semaphore", fn_semaphore}, {"lock", fn_lock}, {"event", fn_event},
+    {"condition", fn_condition}, {NULL, NULL}};
+  static const luaL_Reg sem_methods[] = {
+    {"acquire", meth_acquire}, {"try_acquire", meth_try_acquire},
+    {"release", meth_release}, {"value", meth_value}, {"locked", meth_locked},
+    {NULL, NULL}};
+  static const luaL_Reg permit_methods[] = {
+    {"release", meth_permit_release}, {NULL, NULL}};
+  static const luaL_Reg event_methods[] = {
+    {"wait", meth_ev_wait}, {"set", meth_ev_set}, {"clear", meth_ev_clear},
+    {"is_set", meth_ev_is_set}, {NULL, NULL}};
+  static const luaL_Reg cond_methods[] = {
+    {"wait", meth_cond_wait}, {"notify", meth_cond_notify},
+    {"notify_all", meth_cond_notify_all}, {"acquire", meth_cond_acquire},
+    {"release", meth_cond_release}, {"lock", meth_cond_lock}, {NULL, NULL}};
+  casync__setfuncs(L, fns);
+  new_type(L, SEM_MT, sem_methods, meta_sem_tostring, NULL);
+  new_type(L, LOCK_MT, sem_methods, meta_sem_tostring, NULL);
+  new_type(L, PERMIT_MT, permit_methods, NULL, meth_permit_release);
+  luaL_getmetatable(L, PERMIT_MT);
+  lua_pushcfunction(L, meta_permit_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  new_type(L, EVENT_MT, event_methods, NULL, NULL);
+  new_type(L, COND_MT, cond_methods, NULL, NULL);
+}
