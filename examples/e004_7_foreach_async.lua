@@ -1,7 +1,7 @@
 -- Seed 004 "Async/Await: Understanding Concurrency vs Parallelism",
--- sections "forEach with Async" / "Proper Iteration with Async", example
--- E004.7: the forEach bug ("All done!" printed before any update) and the
--- two correct forms (sequential and concurrent).
+-- sections "forEach with Async" / "Proper Iteration with Async",
+-- example E004.7: the forEach bug ("All done!" printed before any update)
+-- and the two correct forms (sequential and concurrent).
 --
 -- In JS, forEach calls an async callback, gets a promise back and drops it.
 -- The Lua analogue of a dropped promise is a task spawned and never waited
