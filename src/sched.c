@@ -164,10 +164,10 @@ static void run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
     lua_rawgeti(L, cbs, i);
     lua_pushvalue(L, tidx);
     if (lua_pcall(L, 1, 0, -3) != LUA_OK) {
-      fprintf(stderr, "casync: a done callback of ");
+      const char *err = luaL_tolstring(L, -1, NULL);
       casync__task_describe(L, t, tidx);
-      fprintf(stderr, "%s failed: %s\n", lua_tostring(L, -1),
-              luaL_tolstring(L, -2, NULL));
+      fprintf(stderr, "casync: a done callback of %s failed: %s\n",
+              lua_tostring(L, -1), err);
       fflush(stderr);
       lua_pop(L, 3);
     }
