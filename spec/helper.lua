@@ -46,6 +46,49 @@ function helper.errmsg(fn, ...)
   return err
 end
 
+-- The build tree as an absolute path (for child processes).
+local function abspath(dir)
+  local p = io.popen("cd '" .. dir .. "' && pwd")
+  local abs = p:read("l")
+  p:close()
+  return abs
+end
+helper.build = abspath(build)
+helper.root = abspath(".")
+
+-- sh(cmd [, stdin]) -> exit code, stdout, stderr of a shell command.
+function helper.sh(cmd, stdin)
+  local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
+  local f = io.open(inp, "w")
+  f:write(stdin or "")
+  f:close()
+  local ok, how, code = os.execute(("(%s) <'%s' >'%s' 2>'%s'"):format(cmd, inp, out, err))
+  local function slurp(name)
+    local h = io.open(name)
+    local s = h:read("a")
+    h:close()
+    os.remove(name)
+    return s
+  end
+  os.remove(inp)
+  if how == "signal" then code = 128 + code end
+  return code, slurp(out), slurp(err)
+end
+
+-- quote(s) -> s quoted for the shell
+function helper.quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- lua(code) -> exit code, stdout, stderr of `lua5.4 -e code` in a child
+-- process that finds this build of casync.
+function helper.lua(code)
+  local setup = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath; ")
+    :format(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;",
+            helper.build .. "/lib/?.so;")
+  return helper.sh("lua5.4 -e " .. helper.quote(setup .. code))
+end
+
 _G.async = helper.async
 _G.helper = helper
 return helper
