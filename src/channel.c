@@ -9,6 +9,7 @@
  * task that was handed a value keeps it: a later cancellation is raised at
  * its next suspension point.
  */
+#include <math.h>
 #include <string.h>
 #include "internal.h"
 
@@ -310,9 +311,13 @@ static int fn_channel(lua_State *L) {
     int isint;
     cap = lua_tointegerx(L, 1, &isint);
     if (!isint) {
-      if (lua_type(L, 1) == LUA_TNUMBER)
-        luaL_argerror(L, 1, "capacity must be a whole number");
-      luaL_typeerror(L, 1, "integer");
+      lua_Number x = lua_tonumber(L, 1);
+      if (lua_type(L, 1) != LUA_TNUMBER) luaL_typeerror(L, 1, "integer");
+      /* a whole float too large for an integer (2^63, math.huge) */
+      luaL_argcheck(L, x != x || x != floor(x), 1,
+                    x < 0 ? "capacity must not be negative"
+                          : "capacity is too large");
+      luaL_argerror(L, 1, "capacity must be a whole number");
     }
     luaL_argcheck(L, cap >= 0, 1, "capacity must not be negative");
     luaL_argcheck(L, cap <= MAX_CAPACITY, 1, "capacity is too large");
@@ -361,7 +366,10 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   CASYNC_CHECK_RESUMED(L, t);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (s->fired == 0) return 0; /* timed out */
+  if (s->fired == 0) { /* timed out */
+    lua_pushnil(L);
+    return 1;
+  }
   w = &s->w[s->fired - 1];
   if (w->op == OP_SEND) {
     if (w->status == WN_CLOSED) return raise_closed(L, "select");
@@ -457,7 +465,10 @@ static int fn_select(lua_State *L) {
       lua_pop(L, 2);
     }
   }
-  if (timeout == 0) return 0;
+  if (timeout == 0) { /* a poll: nothing was ready */
+    lua_pushnil(L);
+    return 1;
+  }
   if (!lua_isyieldable(L))
     return luaL_error(L, "select: cannot suspend across a C call boundary");
   /* wait on every case: [1 cases][2 timeout][3 perm?][state][send values] */
