@@ -135,7 +135,7 @@ int casync__loop_init(lua_State *L) {
 static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   casync_task *t = main;
   int hops = 0, top = lua_gettop(L);
-  lua_pushfstring(L, "deadlock: the main task waits in %s",
+  lua_pushfstring(L, "the main task waits in %s",
                   main->waiting_on ? main->waiting_on : "?");
   while (t->waiting_on && strcmp(t->waiting_on, "task:wait()") == 0 &&
          hops++ < 5) {
