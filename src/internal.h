@@ -121,6 +121,7 @@ struct casync_ctx {
   lua_State *L;             /* the main thread: callbacks run on it */
   casync_task *current;     /* the task being resumed, or NULL */
   casync_task *qhead, *qtail; /* ready queue, FIFO */
+  casync_task *held_head, *held_tail; /* the queue set aside when main ended */
   uv_idle_t idle;           /* active while the queue is not empty */
   uv_check_t check;         /* the one point where the queue is drained */
   uv_timer_t timer;         /* armed for the heap's earliest deadline */
@@ -130,7 +131,7 @@ struct casync_ctx {
   uint64_t armed_for;       /* deadline the uv timer is armed for, 0 = none */
   lua_Integer next_id;
   int live;                 /* tasks not yet ended */
-  int running;              /* inside casync.run */
+  int running;              /* inside casync.run: 1, 2 once main ended */
   int draining;             /* inside the drain (a libuv callback) */
   uint64_t rng;             /* select's random choice */
   int closing;
@@ -156,6 +157,7 @@ int casync__suspend(lua_State *L, casync_task *t, const char *what,
                     casync_cancel_fn cancel, lua_KFunction k);
 int casync__raise_cancel(lua_State *L, casync_task *t);
 void casync__drain(casync_ctx *lp);
+void casync__unhold(casync_ctx *lp);
 void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
                     int msgidx);
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);

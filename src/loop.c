@@ -231,6 +231,8 @@ static int run_main(lua_State *L, casync_ctx *lp) {
       break;
     }
   }
+  lp->running = 2;
+  casync__unhold(lp); /* what was ready when main ended: cancelled now */
   cancel_all(L, lp, NULL);
   unwind(lp);
   report_failures(L);

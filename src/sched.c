@@ -258,6 +258,13 @@ static void finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     t->ref = LUA_NOREF;
     lua_pop(L, 2);
   }
+  /* main ended: the tasks still ready do not run before run has cancelled
+   * them; setting the queue aside ends this drain */
+  if ((t->flags & TF_MAIN) && lp->running == 1) {
+    lp->held_head = lp->qhead;
+    lp->held_tail = lp->qtail;
+    lp->qhead = lp->qtail = NULL;
+  }
   lua_settop(L, tidx - 1);
 }
 
@@ -342,6 +349,19 @@ void casync__drain(casync_ctx *lp) {
   }
   lua_settop(L, top);
   if (!lp->qhead) uv_idle_stop(&lp->idle);
+}
+
+/* Puts back the tasks set aside when the main task ended, behind any made
+ * ready since; run cancels them all next. */
+void casync__unhold(casync_ctx *lp) {
+  if (!lp->held_head) return;
+  if (lp->qtail) lp->qtail->qnext = lp->held_head;
+  else {
+    lp->qhead = lp->held_head;
+    uv_idle_start(&lp->idle, on_idle);
+  }
+  lp->qtail = lp->held_tail;
+  lp->held_head = lp->held_tail = NULL;
 }
 
 /* Message handler that adds a traceback to string errors (callbacks). */
