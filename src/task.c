@@ -172,16 +172,18 @@ casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
   lua_pushcfunction(co, task_entry);
   lua_pushvalue(L, tidx);
   lua_xmove(L, co, 1);
-  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "fl", &ar)) {
-    if (ar.currentline > 0) { /* a Lua function: where it spawned */
+  /* where it was spawned: the first Lua function calling (spawn, through a
+   * C function or two like pcall or gather); none when only C called it */
+  for (i = 1; i <= 3 && lua_getstack(L, i, &ar); i++) {
+    lua_getinfo(L, "fl", &ar);
+    if (ar.currentline > 0) {
       t->spawn_line = ar.currentline;
-      lua_xmove(L, co, 1);
-    } else { /* a C function (run called from C, the runner) */
-      lua_pop(L, 1);
-      lua_pushnil(co);
+      break;
     }
-  } else
-    lua_pushnil(co);
+    lua_pop(L, 1);
+  }
+  if (t->spawn_line > 0) lua_xmove(L, co, 1);
+  else lua_pushnil(co);
   lua_pushcfunction(co, task_msgh);
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
