@@ -361,6 +361,8 @@ static int front(lua_State *L, int mode, int allow_varargs, int nargs_keep,
   }
   if (self->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, self);
   if (mode == M_RACE && n == 0) luaL_argerror(L, 1, "list is empty");
+  if (!lua_isyieldable(L)) /* before spawning anything */
+    return luaL_error(L, "%s: cannot suspend across a C call boundary", name);
   collect(L, lp, self, name, 1, n, 1, varargs);
   return start(L, lp, self, mode, timeout, varargs);
 }
@@ -425,6 +427,8 @@ static int fn_wait_for(lua_State *L) {
   timeout = casync__check_seconds(L, 2, 1);
   lua_settop(L, 1);
   if (self->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, self);
+  if (!lua_isyieldable(L)) /* before spawning anything */
+    return luaL_error(L, "wait_for: cannot suspend across a C call boundary");
   lua_createtable(L, 1, 0);
   lua_insert(L, 1);
   lua_rawseti(L, 1, 1);
