@@ -26,6 +26,7 @@ typedef struct sem {
   int is_lock;
   casync_task *owner; /* a lock's holder */
   permit *held;       /* permits not yet released, newest first */
+  lua_Integer dropped; /* permits collected unreleased: still taken */
 } sem;
 
 struct permit {
@@ -45,7 +46,9 @@ typedef struct cond {
 
 static sem *check_sem(lua_State *L, int idx) {
   sem *s = luaL_testudata(L, idx, SEM_MT);
-  return s ? s : luaL_checkudata(L, idx, LOCK_MT);
+  if (!s && !(s = luaL_testudata(L, idx, LOCK_MT)))
+    luaL_typeerror(L, idx, "casync.Semaphore or casync.Lock");
+  return s;
 }
 
 /* ------------------------------------------------------------ permits */
@@ -101,10 +104,14 @@ static int meth_permit_release(lua_State *L) {
   return 0;
 }
 
+/* A permit collected unreleased stays taken (asyncio's `acquire() ...
+ * release()` never keeps it): sem:release() can still give it back. */
 static int meta_permit_gc(lua_State *L) {
   permit *p = luaL_checkudata(L, 1, PERMIT_MT);
-  /* a permit dropped without release stays taken; just forget it */
-  if (p->s) held_unlink(p->s, p);
+  if (p->s) {
+    held_unlink(p->s, p);
+    p->s->dropped++;
+  }
   p->s = NULL;
   return 0;
 }
@@ -194,17 +201,23 @@ static int meth_try_acquire(lua_State *L) {
   return 0;
 }
 
-/* sem:release(): gives back a permit (the caller's newest, else the newest);
- * raises when none is out.  lock:release() raises unless the caller holds
- * the lock. */
+/* sem:release(): gives back a permit: the caller's newest, else one whose
+ * permit object was collected, else the newest; raises when none is out.
+ * lock:release() raises unless the caller holds the lock (code outside any
+ * task counts as one holder). */
 static int meth_release(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   sem *s = check_sem(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   permit *p;
-  if (s->is_lock && (s->owner == NULL || s->owner != t))
+  if (s->is_lock && (s->count > 0 || s->owner != t))
     return luaL_error(L, "release: the lock is not held by the calling task");
   for (p = s->held; p && p->owner != t; p = p->next) {}
+  if (!p && s->dropped > 0) {
+    s->dropped--;
+    give_back(lp, s);
+    return 0;
+  }
   if (!p) p = s->held;
   if (!p)
     return luaL_error(L, "release: the semaphore was released more times "
@@ -390,10 +403,15 @@ static int meth_cond_wait(lua_State *L) {
   t = casync__require_task(L, lp, "wait");
   s = cond_lock(L, 1);
   lua_settop(L, 2);
-  if (s->owner != t || !(p = holder_permit(s, t)))
+  if (s->owner != t || s->count > 0 ||
+      (!(p = holder_permit(s, t)) && s->dropped == 0))
     return luaL_error(L, "wait: the condition's lock is not held by the "
                       "calling task");
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (timeout == 0) { /* a poll: nothing was notified */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   if (!lua_isyieldable(L))
     return luaL_error(L, "wait: cannot suspend across a C call boundary");
   give_back(lp, s); /* the permit object stays the caller's */
@@ -410,7 +428,7 @@ static int notify(lua_State *L, lua_Integer n) {
   sem *s = cond_lock(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   casync_wnode *w;
-  if (s->owner == NULL || s->owner != t)
+  if (s->count > 0 || s->owner != t)
     return luaL_error(L, "notify: the condition's lock is not held by the "
                       "calling task");
   while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL) {
