@@ -111,18 +111,29 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
 
 /* ----------------------------------------------------------- observers */
 
+/* A task's observers form a circular list, oldest first (its head), so
+ * they are told in the order they came; next is NULL when not linked. */
 void casync__obs_link(casync_task *t, casync_obs *o) {
-  o->prev = NULL;
-  o->next = t->observers;
-  if (t->observers) t->observers->prev = o;
-  t->observers = o;
+  casync_obs *head = t->observers;
+  if (!head) {
+    o->next = o->prev = o;
+    t->observers = o;
+    return;
+  }
+  o->next = head;
+  o->prev = head->prev;
+  head->prev->next = o;
+  head->prev = o;
 }
 
 void casync__obs_unlink(casync_task *t, casync_obs *o) {
-  if (o->prev) o->prev->next = o->next;
-  else if (t->observers == o) t->observers = o->next;
-  else return; /* not linked */
-  if (o->next) o->next->prev = o->prev;
+  if (!o->next) return; /* not linked */
+  if (o->next == o) t->observers = NULL;
+  else {
+    o->prev->next = o->next;
+    o->next->prev = o->prev;
+    if (t->observers == o) t->observers = o->next;
+  }
   o->next = o->prev = NULL;
 }
 
@@ -243,11 +254,10 @@ static void finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     lua_rawset(L, -3);
     lua_pop(L, 2);
   }
-  /* wake who waits; they only mark tasks ready or cancel them */
+  /* wake who waits, first come first served; they only mark tasks ready
+   * or cancel them (and may unlink other observers of t) */
   while ((o = t->observers) != NULL) {
-    t->observers = o->next;
-    if (o->next) o->next->prev = NULL;
-    o->next = o->prev = NULL;
+    casync__obs_unlink(t, o);
     o->notify(lp, o, t);
   }
   if (t->flags & TF_HAS_CALLBACKS) casync__enqueue(lp, t); /* stays anchored */
