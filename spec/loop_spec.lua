@@ -239,6 +239,26 @@ describe("an unobserved failure", function()
     assert.matches("failed and nothing waited for it: .-collected.*MARK", err)
   end)
 
+  it("with an error value whose __tostring fails is reported, and run goes on",
+     function()
+    local code, out, err = helper.lua([[
+      local casync = require "casync"
+      local bad = setmetatable({}, {__tostring = function() error("no tostring") end})
+      print(pcall(casync.run, function()
+        casync.spawn(function() error(bad) end)
+        local t = casync.spawn(function() end)
+        t:add_done_callback(function() error(bad) end)
+        casync.sleep(0.01)
+        return "first"
+      end))
+      print(casync.run(function() return "second" end))
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("true\tfirst\nsecond\n", out)
+    assert.matches("failed and nothing waited for it: %(error object is a table value%)", err)
+    assert.matches("done callback of task #%d+ failed: %(error object is a table value%)", err)
+  end)
+
   it("is reported once", function()
     local _, _, err = helper.lua([[
       local casync = require "casync"

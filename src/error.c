@@ -43,6 +43,25 @@ int casync__error_is(lua_State *L, int idx, const char *kind) {
   return yes;
 }
 
+static int tostring_of(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/* Pushes tostring(v) of the value at idx and returns it, never raising: a
+ * __tostring that fails (or returns no string) gives a description of the
+ * value instead.  For reports printed where no error may escape. */
+const char *casync__tostring(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushcfunction(L, tostring_of);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+  return lua_tostring(L, -1);
+}
+
 static int meta_tostring(lua_State *L) {
   lua_getfield(L, 1, "kind");
   lua_getfield(L, 1, "message");

@@ -199,6 +199,7 @@ void casync__combinators_open(lua_State *L);
 int casync__error_push(lua_State *L, const char *kind, const char *code,
                        const char *fmt, ...);
 int casync__error_is(lua_State *L, int idx, const char *kind);
+const char *casync__tostring(lua_State *L, int idx);
 void casync__error_open(lua_State *L);
 
 /* module.c: register functions that take the context as upvalue 1 */

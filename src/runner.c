@@ -134,7 +134,7 @@ static int pmain(lua_State *L) {
   lua_call(L, 2, 3);
   if (!lua_toboolean(L, -3)) {
     const char *tb = lua_tostring(L, -1);
-    fprintf(stderr, "%s: %s\n", progname, luaL_tolstring(L, -2, NULL));
+    fprintf(stderr, "%s: %s\n", progname, casync__tostring(L, -2));
     lua_pop(L, 1);
     if (lua_istable(L, -2) && lua_getfield(L, -2, "traceback") == LUA_TSTRING)
       tb = lua_tostring(L, -1);

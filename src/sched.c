@@ -147,7 +147,7 @@ void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
   t->flags |= TF_REPORTED;
   tidx = lua_absindex(L, tidx);
   lua_getiuservalue(L, tidx, 1);
-  err = luaL_tolstring(L, -1, NULL);
+  err = casync__tostring(L, -1);
   if (lua_getiuservalue(L, tidx, 2) == LUA_TTABLE &&
       lua_getfield(L, -1, "traceback") == LUA_TSTRING)
     tb = lua_tostring(L, -1);
@@ -175,7 +175,7 @@ static void run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
     lua_rawgeti(L, cbs, i);
     lua_pushvalue(L, tidx);
     if (lua_pcall(L, 1, 0, -3) != LUA_OK) {
-      const char *err = luaL_tolstring(L, -1, NULL);
+      const char *err = casync__tostring(L, -1);
       casync__task_describe(L, t, tidx);
       fprintf(stderr, "casync: a done callback of %s failed: %s\n",
               lua_tostring(L, -1), err);
