@@ -241,6 +241,55 @@ describe("every combinator", function()
   end))
 end)
 
+describe("combinators given tasks that ended", function()
+  it("gather, race and wait_for re-raise a cancelled member's cancellation",
+     async(function()
+    local c = casync.spawn(casync.sleep, 10)
+    casync.sleep(0)
+    c:cancel("gone")
+    for _, call in ipairs({
+      function() return casync.gather(c) end,
+      function() return casync.gather({c}) end,
+      function() return casync.race({c}) end,
+      function() return casync.wait_for(c, 1) end,
+    }) do
+      local ok, err = pcall(call)
+      assert.is_false(ok)
+      assert.equal("cancelled: gone", tostring(err))
+    end
+    local done, pending = casync.wait({c})
+    assert.same({c}, done)
+  end))
+
+  it("mark the failures they hand out as observed", function()
+    local code, _, err = helper.lua([[
+      local casync = require "casync"
+      casync.run(function()
+        local a = casync.spawn(function() error("a", 0) end)
+        local b = casync.spawn(function() error("b", 0) end)
+        local c = casync.spawn(function() error("c", 0) end)
+        local d = casync.spawn(function() error("d", 0) end)
+        casync.sleep(0)
+        pcall(casync.gather, a)
+        pcall(casync.race, {b})
+        pcall(casync.wait_for, c, 1)
+        pcall(d.result, d)
+      end)
+      collectgarbage()
+    ]])
+    assert.equal(0, code)
+    assert.equal("", err)
+  end)
+
+  it("give the tasks they spawn the caller's line as where they were spawned",
+     async(function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local done = casync.wait({function() error("x") end})
+    assert.matches("spawned at .-combinators_spec%.lua:" .. line, done[1]:traceback())
+    done[1]:error()
+  end))
+end)
+
 describe("casync.all_settled", function()
   it("waits for all and describes each outcome, in order", async(function()
     local e = {"e"}
@@ -556,6 +605,11 @@ describe("casync.wait_for", function()
     caller:cancel()
     caller:wait()
     assert.equal("cancelled", caught.kind)
+  end))
+
+  it("accepts a huge time limit", async(function()
+    assert.equal("ok", casync.wait_for(after(0.001, "ok"), math.huge))
+    assert.equal("ok", casync.wait_for(after(0.001, "ok"), 1e300))
   end))
 
   it("checks its arguments", async(function()

@@ -705,6 +705,16 @@ describe("casync.call_later", function()
     assert.is_false(ran)
   end))
 
+  it("accepts a negative time (soon) and a huge one (never, unless cancelled)",
+     async(function()
+    assert.equal("soon", casync.call_later(-1, function() return "soon" end):wait())
+    local t = casync.call_later(math.huge, print)
+    casync.sleep(0.001)
+    assert.is_false(t:done())
+    t:cancel()
+    assert.is_true(select(2, pcall(t.wait, t)).kind == "cancelled")
+  end))
+
   it("checks its arguments", async(function()
     assert.matches("bad argument #1 to 'call_later' %(number expected, got string%)",
                    errmsg(function() casync.call_later("x", print) end))
