@@ -6,4 +6,9 @@ local core = require "casync.core"
 local casync = {}
 for k, v in pairs(core) do casync[k] = v end
 
+-- Lua names a C function in "bad argument" messages by searching
+-- package.loaded; with the same functions in two modules the name would
+-- change from run to run.  casync.core stays reachable, through a proxy.
+package.loaded["casync.core"] = setmetatable({}, {__index = core})
+
 return casync
