@@ -1,4 +1,6 @@
-/* channel.c: Go-style channels and select (casync.channel, casync.select).
+/* channel.c: Go-style channels and select (casync.channel, casync.select),
+ * and asyncio-style queues (casync.queue: FIFO, LIFO or priority, with
+ * task_done/join), which share the channel's wait lists and hand-off.
  *
  * A channel has FIFO queues of waiting senders and receivers (nodes in the
  * waiting tasks) and, when buffered, a ring buffer in a Lua table.  Values
@@ -14,14 +16,23 @@
 #include "internal.h"
 
 #define CASYNC_CHANNEL_MT "casync.Channel"
+#define CASYNC_QUEUE_MT "casync.Queue"
 #define MAX_CAPACITY 0x7fffffff
+#define UNBOUNDED ((lua_Integer)1 << 62) /* a queue's "no maxsize" */
 
-enum { OP_SEND = 1, OP_RECV };
+enum { OP_SEND = 1, OP_RECV, OP_PUT, OP_GET, OP_JOIN };
+enum { ORDER_FIFO, ORDER_LIFO, ORDER_PRIORITY };
 
+/* A channel, or a queue (same struct, metatable casync.Queue).  User value
+ * 1 holds the buffered values; a priority queue's user value 2 their keys. */
 typedef struct chan {
   casync_wqueue senders, receivers;
   lua_Integer cap, head, count; /* ring buffer in user value 1, 1-based */
   int closed;
+  int order;              /* ORDER_*: channels are FIFO */
+  lua_Integer unfinished; /* queues: items put and not yet task_done */
+  lua_Integer seq;        /* priority queues: arrival numbers */
+  casync_wqueue joiners;  /* queues: tasks in join() */
 } chan;
 
 typedef struct select_state {
@@ -56,6 +67,136 @@ casync_wnode *casync__wq_pop(casync_wqueue *q) {
   casync_wnode *w = q->head;
   if (w) casync__wq_remove(w);
   return w;
+}
+
+/* -------------------------------------------------------------- buffer */
+
+/* FIFO and LIFO buffers are a ring of cap slots in user value 1 (head is
+ * the oldest).  A priority queue keeps a binary min-heap instead: values at
+ * 1..count of user value 1, and in user value 2 each one's key, its
+ * priority at 2i-1 and its arrival number at 2i, so that equal priorities
+ * come out first-in first-out.  Nothing here allocates once the tables
+ * have grown. */
+
+/* Moves heap entry `from` to `to` (values at buf, keys at keys). */
+static void heap_move(lua_State *L, int buf, int keys, lua_Integer from,
+                      lua_Integer to) {
+  lua_rawgeti(L, buf, from);
+  lua_rawseti(L, buf, to);
+  lua_rawgeti(L, keys, 2 * from - 1);
+  lua_rawseti(L, keys, 2 * to - 1);
+  lua_rawgeti(L, keys, 2 * from);
+  lua_rawseti(L, keys, 2 * to);
+}
+
+/* Stores the value on top (popped) at heap entry i with key (p, seq). */
+static void heap_set(lua_State *L, int buf, int keys, lua_Integer i,
+                     lua_Number p, lua_Integer seq) {
+  lua_rawseti(L, buf, i);
+  lua_pushnumber(L, p);
+  lua_rawseti(L, keys, 2 * i - 1);
+  lua_pushinteger(L, seq);
+  lua_rawseti(L, keys, 2 * i);
+}
+
+static void heap_key(lua_State *L, int keys, lua_Integer i, lua_Number *p,
+                     lua_Integer *seq) {
+  lua_rawgeti(L, keys, 2 * i - 1);
+  lua_rawgeti(L, keys, 2 * i);
+  *p = lua_tonumber(L, -2);
+  *seq = lua_tointeger(L, -1);
+  lua_pop(L, 2);
+}
+
+/* Whether heap entry i comes out before key (p, seq). */
+static int heap_before(lua_State *L, int keys, lua_Integer i, lua_Number p,
+                       lua_Integer seq) {
+  lua_Number pi;
+  lua_Integer si;
+  heap_key(L, keys, i, &pi, &si);
+  return pi < p || (pi == p && si < seq);
+}
+
+/* Stores the value on top of L (popped) in c's buffer, which has room; c
+ * is the userdata at chidx; prio is its priority (priority queues). */
+static void buf_push(lua_State *L, chan *c, int chidx, lua_Number prio) {
+  int buf;
+  lua_getiuservalue(L, chidx, 1);
+  lua_insert(L, -2); /* [buf][value] */
+  buf = lua_gettop(L) - 1;
+  if (c->order != ORDER_PRIORITY)
+    lua_rawseti(L, buf, (c->head + c->count - 1) % c->cap + 1);
+  else {
+    lua_Integer i = c->count + 1, seq = ++c->seq;
+    int keys = buf + 1;
+    lua_getiuservalue(L, chidx, 2);
+    lua_insert(L, -2); /* [buf][keys][value] */
+    while (i > 1) {    /* sift up; arrival numbers only grow, so a tie stays */
+      lua_Number pp;
+      lua_Integer ps;
+      heap_key(L, keys, i / 2, &pp, &ps);
+      if (!(prio < pp)) break;
+      heap_move(L, buf, keys, i / 2, i);
+      i /= 2;
+    }
+    heap_set(L, buf, keys, i, prio, seq);
+    lua_pop(L, 1); /* keys */
+  }
+  c->count++;
+  lua_pop(L, 1); /* buf */
+}
+
+/* Takes the next value out of c's non-empty buffer and pushes it. */
+static void buf_pop(lua_State *L, chan *c, int chidx) {
+  int buf;
+  lua_Integer slot;
+  lua_getiuservalue(L, chidx, 1);
+  buf = lua_gettop(L);
+  switch (c->order) {
+  case ORDER_FIFO:
+    lua_rawgeti(L, buf, c->head);
+    lua_pushnil(L);
+    lua_rawseti(L, buf, c->head);
+    /* empty: start again at 1, so an unbounded queue's keys stay small */
+    c->head = c->count == 1 ? 1 : c->head % c->cap + 1;
+    break;
+  case ORDER_LIFO:
+    slot = (c->head + c->count - 2) % c->cap + 1;
+    lua_rawgeti(L, buf, slot);
+    lua_pushnil(L);
+    lua_rawseti(L, buf, slot);
+    break;
+  default: { /* the heap's top; its last entry sifts down from the top */
+    lua_Integer n = c->count - 1, i = 1, seq;
+    lua_Number p;
+    int keys = buf + 2;
+    lua_rawgeti(L, buf, 1);
+    lua_getiuservalue(L, chidx, 2);
+    if (n > 0) {
+      heap_key(L, keys, n + 1, &p, &seq);
+      for (;;) {
+        lua_Integer child = 2 * i;
+        lua_Number cp;
+        lua_Integer cs;
+        if (child > n) break;
+        if (child < n) {
+          heap_key(L, keys, child, &cp, &cs);
+          if (heap_before(L, keys, child + 1, cp, cs)) child++;
+        }
+        if (!heap_before(L, keys, child, p, seq)) break;
+        heap_move(L, buf, keys, child, i);
+        i = child;
+      }
+      lua_rawgeti(L, buf, n + 1);
+      heap_set(L, buf, keys, i, p, seq);
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, buf, n + 1);
+    lua_pop(L, 1); /* keys */
+  }
+  }
+  c->count--;
+  lua_remove(L, buf);
 }
 
 /* ------------------------------------------------------------- serving */
@@ -95,55 +236,54 @@ static chan *check_chan(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, CASYNC_CHANNEL_MT);
 }
 
+static chan *check_queue(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, CASYNC_QUEUE_MT);
+}
+
 static int raise_closed(lua_State *L, const char *fname) {
-  casync__error_push(L, "closed", NULL, "%s: channel is closed", fname);
+  casync__error_push(L, "closed", NULL, "%s: %s is closed", fname,
+                     strstr(fname, "put") ? "queue" : "channel");
   return lua_error(L);
 }
 
-/* Tries to send the value on top of L (popped when sent) into ch (userdata
- * at chidx).  Returns 1 if sent, 0 if it would have to wait. */
-static int try_send_value(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
+/* Tries to send the value on top of L (popped when sent) into c (userdata
+ * at chidx) with priority prio (priority queues).  Returns 1 if sent, 0 if
+ * it would have to wait. */
+static int try_send_value(lua_State *L, casync_ctx *lp, chan *c, int chidx,
+                          lua_Number prio) {
   casync_wnode *r = casync__wq_pop(&c->receivers);
   if (r) {
     give_to(L, r);
     serve(lp, r, WN_OK);
-    return 1;
-  }
-  if (c->count < c->cap) {
-    lua_getiuservalue(L, chidx, 1);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, (c->head + c->count - 1) % c->cap + 1);
-    lua_pop(L, 1);
-    c->count++;
-    return 1;
-  }
-  return 0;
+  } else if (c->count < c->cap)
+    buf_push(L, c, chidx, prio);
+  else
+    return 0;
+  c->unfinished++;
+  return 1;
 }
 
-/* Tries to receive from ch: pushes the value and returns 1, or returns 0 if
+/* Tries to receive from c: pushes the value and returns 1, or returns 0 if
  * it would have to wait (nothing pushed); closed and drained pushes nil and
  * returns 2. */
 static int try_recv_value(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
   casync_wnode *s;
   if (c->count > 0) {
-    lua_getiuservalue(L, chidx, 1);
-    lua_rawgeti(L, -1, c->head);
-    lua_pushnil(L);
-    lua_rawseti(L, -3, c->head);
-    c->head = c->head % c->cap + 1;
-    c->count--;
+    buf_pop(L, c, chidx);
     /* a waiting sender moves into the freed slot, in order */
     if ((s = casync__wq_pop(&c->senders)) != NULL) {
+      lua_Number prio = c->order == ORDER_PRIORITY
+                            ? lua_tonumber(s->task->co, s->valslot + 1) : 0;
       take_from(L, s);
-      lua_rawseti(L, -3, (c->head + c->count - 1) % c->cap + 1);
-      c->count++;
+      buf_push(L, c, chidx, prio);
+      c->unfinished++;
       serve(lp, s, WN_OK);
     }
-    lua_remove(L, -2);
     return 1;
   }
   if ((s = casync__wq_pop(&c->senders)) != NULL) {
     take_from(L, s);
+    c->unfinished++;
     serve(lp, s, WN_OK);
     return 1;
   }
@@ -154,11 +294,21 @@ static int try_recv_value(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
   return 0;
 }
 
+/* Closes c: no more sends; wakes every waiter (receivers get nil once
+ * drained, senders an error of kind "closed"). */
+static void close_chan(casync_ctx *lp, chan *c) {
+  casync_wnode *w;
+  if (c->closed) return;
+  c->closed = 1;
+  while ((w = casync__wq_pop(&c->receivers)) != NULL) serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->senders)) != NULL) serve(lp, w, WN_CLOSED);
+}
+
 /* ----------------------------------------------------- send and recv */
 
 static int chan_cancel(casync_ctx *lp, casync_task *t) {
-  (void)lp;
   casync__wq_remove(&t->u.wn);
+  casync__timer_remove(lp, &t->timer); /* join's timeout */
   return 1;
 }
 
@@ -167,32 +317,40 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   CASYNC_CHECK_RESUMED(L, t);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->u.wn.status == WN_CLOSED) return raise_closed(L, "send");
+  if (t->u.wn.status == WN_CLOSED)
+    return raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
   return 0; /* taken: a later cancellation waits for the next suspension */
+}
+
+/* send and put, once their arguments are checked: the value at 2 (and a
+ * priority queue's priority at 3) into c at 1. */
+static int do_send(lua_State *L, chan *c, int op, lua_Number prio) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  const char *fname = op == OP_PUT ? "put" : "send";
+  casync_task *t = casync__require_task(L, lp, fname);
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (c->closed) return raise_closed(L, fname);
+  lua_pushvalue(L, 2);
+  if (try_send_value(L, lp, c, 1, prio)) return 0;
+  lua_pop(L, 1);
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
+  memset(&t->u.wn, 0, sizeof t->u.wn);
+  t->u.wn.task = t;
+  t->u.wn.op = op;
+  t->u.wn.valslot = 2;
+  casync__wq_push(&c->senders, &t->u.wn);
+  return casync__suspend(L, t, op == OP_PUT ? "queue put" : "channel send",
+                         chan_cancel, send_k);
 }
 
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
  * "closed" if the channel is (or gets) closed first */
 static int meth_send(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   chan *c = check_chan(L, 1);
-  casync_task *t;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be sent)");
   lua_settop(L, 2);
-  t = casync__require_task(L, lp, "send");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (c->closed) return raise_closed(L, "send");
-  lua_pushvalue(L, 2);
-  if (try_send_value(L, lp, c, 1)) return 0;
-  lua_pop(L, 1);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "send: cannot suspend across a C call boundary");
-  memset(&t->u.wn, 0, sizeof t->u.wn);
-  t->u.wn.task = t;
-  t->u.wn.op = OP_SEND;
-  t->u.wn.valslot = 2;
-  casync__wq_push(&c->senders, &t->u.wn);
-  return casync__suspend(L, t, "channel send", chan_cancel, send_k);
+  return do_send(L, c, OP_SEND, 0);
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
@@ -209,12 +367,11 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   return 2;
 }
 
-/* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
- * false once the channel is closed and drained */
-static int meth_recv(lua_State *L) {
+/* recv and get: c at 1. */
+static int do_recv(lua_State *L, chan *c, int op) {
   casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = check_chan(L, 1);
-  casync_task *t = casync__require_task(L, lp, "recv");
+  const char *fname = op == OP_GET ? "get" : "recv";
+  casync_task *t = casync__require_task(L, lp, fname);
   int got;
   lua_settop(L, 1);
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
@@ -223,12 +380,19 @@ static int meth_recv(lua_State *L) {
     return 2;
   }
   if (!lua_isyieldable(L))
-    return luaL_error(L, "recv: cannot suspend across a C call boundary");
+    return luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
   memset(&t->u.wn, 0, sizeof t->u.wn);
   t->u.wn.task = t;
-  t->u.wn.op = OP_RECV;
+  t->u.wn.op = op;
   casync__wq_push(&c->receivers, &t->u.wn);
-  return casync__suspend(L, t, "channel recv", chan_cancel, recv_k);
+  return casync__suspend(L, t, op == OP_GET ? "queue get" : "channel recv",
+                         chan_cancel, recv_k);
+}
+
+/* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
+ * false once the channel is closed and drained */
+static int meth_recv(lua_State *L) {
+  return do_recv(L, check_chan(L, 1), OP_RECV);
 }
 
 /* ch:try_send(v) -> boolean: sends without suspending if a receiver waits
@@ -239,34 +403,31 @@ static int meth_try_send(lua_State *L) {
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be sent)");
   lua_settop(L, 2);
   if (c->closed) return raise_closed(L, "try_send");
-  lua_pushboolean(L, try_send_value(L, lp, c, 1));
+  lua_pushboolean(L, try_send_value(L, lp, c, 1, 0));
   return 1;
 }
 
-/* ch:try_recv() -> v | nil, "empty" | nil, "closed": receives without
- * suspending */
-static int meth_try_recv(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = check_chan(L, 1);
+/* try_recv and try_get: c at 1. */
+static int do_try_recv(lua_State *L, chan *c) {
   int got;
   lua_settop(L, 1);
-  got = try_recv_value(L, lp, c, 1);
+  got = try_recv_value(L, CASYNC_CTX(L), c, 1);
   if (got == 1) return 1;
   if (got == 0) lua_pushnil(L);
   lua_pushstring(L, got == 2 ? "closed" : "empty");
   return 2;
 }
 
+/* ch:try_recv() -> v | nil, "empty" | nil, "closed": receives without
+ * suspending */
+static int meth_try_recv(lua_State *L) {
+  return do_try_recv(L, check_chan(L, 1));
+}
+
 /* ch:close(): no more sends; wakes every waiter (receivers get nil once
  * drained, senders an error of kind "closed"); closing twice is harmless */
 static int meth_close(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = check_chan(L, 1);
-  casync_wnode *w;
-  if (c->closed) return 0;
-  c->closed = 1;
-  while ((w = casync__wq_pop(&c->receivers)) != NULL) serve(lp, w, WN_CLOSED);
-  while ((w = casync__wq_pop(&c->senders)) != NULL) serve(lp, w, WN_CLOSED);
+  close_chan(CASYNC_CTX(L), check_chan(L, 1));
   return 0;
 }
 
@@ -302,33 +463,240 @@ static int meta_tostring(lua_State *L) {
   return 1;
 }
 
-/* casync.channel([capacity]) -> ch: 0 (default) is an unbuffered
- * rendezvous; n > 0 buffers n values */
-static int fn_channel(lua_State *L) {
-  lua_Integer cap = 0;
-  chan *c;
-  if (!lua_isnoneornil(L, 1)) {
-    int isint;
-    cap = lua_tointegerx(L, 1, &isint);
-    if (!isint) {
-      lua_Number x = lua_tonumber(L, 1);
-      if (lua_type(L, 1) != LUA_TNUMBER) luaL_typeerror(L, 1, "integer");
-      /* a whole float too large for an integer (2^63, math.huge) */
-      luaL_argcheck(L, x != x || x != floor(x), 1,
-                    x < 0 ? "capacity must not be negative"
-                          : "capacity is too large");
-      luaL_argerror(L, 1, "capacity must be a whole number");
-    }
-    luaL_argcheck(L, cap >= 0, 1, "capacity must not be negative");
-    luaL_argcheck(L, cap <= MAX_CAPACITY, 1, "capacity is too large");
+/* Checks a capacity argument: none/nil gives 0; else a whole number in
+ * 0..MAX_CAPACITY. */
+static lua_Integer check_capacity(lua_State *L, int arg, const char *what) {
+  lua_Integer cap;
+  int isint;
+  if (lua_isnoneornil(L, arg)) return 0;
+  cap = lua_tointegerx(L, arg, &isint);
+  if (!isint) {
+    lua_Number x = lua_tonumber(L, arg);
+    if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "integer");
+    /* a whole float too large for an integer (2^63, math.huge) */
+    if (x == floor(x))
+      luaL_argerror(L, arg, lua_pushfstring(L, x < 0 ? "%s must not be "
+                    "negative" : "%s is too large", what));
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a whole number",
+                                          what));
   }
-  c = lua_newuserdatauv(L, sizeof *c, 1);
+  if (cap < 0)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must not be negative", what));
+  if (cap > MAX_CAPACITY)
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s is too large", what));
+  return cap;
+}
+
+/* Pushes a new channel or queue with its buffer table(s); cap > 0. */
+static chan *new_chan(lua_State *L, lua_Integer cap, int order,
+                      const char *mt) {
+  chan *c = lua_newuserdatauv(L, sizeof *c, order == ORDER_PRIORITY ? 2 : 1);
   memset(c, 0, sizeof *c);
   c->cap = cap;
   c->head = 1;
-  luaL_setmetatable(L, CASYNC_CHANNEL_MT);
+  c->order = order;
+  luaL_setmetatable(L, mt);
   lua_createtable(L, cap < 64 ? (int)cap : 64, 0);
   lua_setiuservalue(L, -2, 1);
+  if (order == ORDER_PRIORITY) {
+    lua_createtable(L, cap < 32 ? 2 * (int)cap : 64, 0);
+    lua_setiuservalue(L, -2, 2);
+  }
+  return c;
+}
+
+/* casync.channel([capacity]) -> ch: 0 (default) is an unbuffered
+ * rendezvous; n > 0 buffers n values */
+static int fn_channel(lua_State *L) {
+  new_chan(L, check_capacity(L, 1, "capacity"), ORDER_FIFO,
+           CASYNC_CHANNEL_MT);
+  return 1;
+}
+
+/* -------------------------------------------------------------- queue */
+
+/* A queue is a buffered channel with asyncio's additions: an unbounded
+ * size (maxsize 0), LIFO and priority orders, and a count of unfinished
+ * items (put, not yet task_done) that join waits on.  It has no rendezvous
+ * mode and is not a select case. */
+
+/* q:put(item [, priority]): suspends while the queue is full; priority (a
+ * number, default 0, lower first) only for priority queues; an error of
+ * kind "closed" if the queue is (or gets) closed first */
+static int meth_put(lua_State *L) {
+  chan *c = check_queue(L, 1);
+  lua_Number prio = 0;
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be put)");
+  if (c->order == ORDER_PRIORITY) {
+    prio = luaL_optnumber(L, 3, 0);
+    luaL_argcheck(L, prio == prio, 3, "number expected, got NaN");
+  } else
+    luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
+                  "a priority is only for priority queues");
+  lua_settop(L, 2);
+  lua_pushnumber(L, prio); /* 3: read from here while the put waits */
+  return do_send(L, c, OP_PUT, prio);
+}
+
+/* q:get() -> item, true | nil, false: suspends while the queue is empty;
+ * nil, false once it is closed and drained */
+static int meth_get(lua_State *L) {
+  return do_recv(L, check_queue(L, 1), OP_GET);
+}
+
+/* q:try_put(item [, priority]) -> boolean: puts without suspending if
+ * there is room; raises "closed" on a closed queue */
+static int meth_try_put(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  chan *c = check_queue(L, 1);
+  lua_Number prio = 0;
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be put)");
+  if (c->order == ORDER_PRIORITY) {
+    prio = luaL_optnumber(L, 3, 0);
+    luaL_argcheck(L, prio == prio, 3, "number expected, got NaN");
+  } else
+    luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
+                  "a priority is only for priority queues");
+  lua_settop(L, 2);
+  if (c->closed) return raise_closed(L, "try_put");
+  lua_pushboolean(L, try_send_value(L, lp, c, 1, prio));
+  return 1;
+}
+
+/* q:try_get() -> item | nil, "empty" | nil, "closed" */
+static int meth_try_get(lua_State *L) {
+  return do_try_recv(L, check_queue(L, 1));
+}
+
+/* q:task_done(): one item taken with get is finished; join returns once
+ * every item put is; raises when called more often than items were put */
+static int meth_task_done(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  chan *c = check_queue(L, 1);
+  casync_wnode *w;
+  if (c->unfinished <= 0)
+    return luaL_error(L, "task_done: called more times than items were put");
+  if (--c->unfinished > 0) return 0;
+  while ((w = casync__wq_pop(&c->joiners)) != NULL) {
+    casync__timer_remove(lp, &w->task->timer);
+    serve(lp, w, WN_OK);
+  }
+  return 0;
+}
+
+static void join_timeout(casync_ctx *lp, casync_tnode *n) {
+  casync_task *t = container_of(n, casync_task, timer);
+  casync__wq_remove(&t->u.wn);
+  t->u.wn.status = WN_TIMEOUT;
+  casync__wake(lp, t, WAKE_OK);
+}
+
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  casync_task *t = (casync_task *)ctx;
+  (void)status;
+  CASYNC_CHECK_RESUMED(L, t);
+  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
+  return 1;
+}
+
+/* q:join([timeout]) -> boolean: suspends until every item put has been
+ * marked task_done (true at once if so); false after timeout seconds */
+static int meth_join(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  chan *c = check_queue(L, 1);
+  double timeout = casync__check_seconds(L, 2, 1);
+  casync_task *t = casync__require_task(L, lp, "join");
+  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  if (c->unfinished == 0 || timeout == 0) {
+    lua_pushboolean(L, c->unfinished == 0);
+    return 1;
+  }
+  if (!lua_isyieldable(L))
+    return luaL_error(L, "join: cannot suspend across a C call boundary");
+  memset(&t->u.wn, 0, sizeof t->u.wn);
+  t->u.wn.task = t;
+  t->u.wn.op = OP_JOIN;
+  casync__wq_push(&c->joiners, &t->u.wn);
+  if (timeout > 0) {
+    t->timer.fire = join_timeout;
+    casync__timer_add(lp, &t->timer, timeout);
+  }
+  return casync__suspend(L, t, "queue join", chan_cancel, join_k);
+}
+
+/* q:close(): no more puts; getters drain it, then get nil, false; waiting
+ * putters get an error of kind "closed"; closing twice is harmless.  join
+ * still waits for task_done. */
+static int meth_q_close(lua_State *L) {
+  close_chan(CASYNC_CTX(L), check_queue(L, 1));
+  return 0;
+}
+
+/* q:iter() -> iterator: for item in q:iter() do ... end until closed and
+ * drained */
+static int meth_q_iter(lua_State *L) {
+  check_queue(L, 1);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "get");
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* q:qsize() / q:len() / #q -> items in the queue */
+static int meth_qsize(lua_State *L) {
+  lua_pushinteger(L, check_queue(L, 1)->count);
+  return 1;
+}
+
+static int meth_empty(lua_State *L) {
+  lua_pushboolean(L, check_queue(L, 1)->count == 0);
+  return 1;
+}
+
+static int meth_full(lua_State *L) {
+  chan *c = check_queue(L, 1);
+  lua_pushboolean(L, c->count >= c->cap);
+  return 1;
+}
+
+/* q:maxsize() -> its bound, 0 for none */
+static int meth_maxsize(lua_State *L) {
+  chan *c = check_queue(L, 1);
+  lua_pushinteger(L, c->cap == UNBOUNDED ? 0 : c->cap);
+  return 1;
+}
+
+/* q:unfinished() -> items put and not yet marked task_done */
+static int meth_unfinished(lua_State *L) {
+  lua_pushinteger(L, check_queue(L, 1)->unfinished);
+  return 1;
+}
+
+static int meth_q_closed(lua_State *L) {
+  lua_pushboolean(L, check_queue(L, 1)->closed);
+  return 1;
+}
+
+static const char *const order_names[] = {"fifo", "lifo", "priority", NULL};
+
+static int meta_q_tostring(lua_State *L) {
+  chan *c = check_queue(L, 1);
+  if (c->cap == UNBOUNDED)
+    lua_pushfstring(L, "casync.Queue (%s, %I%s)", order_names[c->order],
+                    c->count, c->closed ? ", closed" : "");
+  else
+    lua_pushfstring(L, "casync.Queue (%s, %I/%I%s)", order_names[c->order],
+                    c->count, c->cap, c->closed ? ", closed" : "");
+  return 1;
+}
+
+/* casync.queue([maxsize [, order]]) -> q: maxsize 0 (default) is
+ * unbounded; order "fifo" (default), "lifo" or "priority" */
+static int fn_queue(lua_State *L) {
+  lua_Integer cap = check_capacity(L, 1, "maxsize");
+  int order = luaL_checkoption(L, 2, "fifo", order_names);
+  new_chan(L, cap == 0 ? UNBOUNDED : cap, order, CASYNC_QUEUE_MT);
   return 1;
 }
 
@@ -449,7 +817,7 @@ static int fn_select(lua_State *L) {
       lua_pop(L, 1);
       if (ch->closed) return raise_closed(L, "select");
       lua_rawgeti(L, -2, 3);
-      if (try_send_value(L, lp, ch, chidx)) {
+      if (try_send_value(L, lp, ch, chidx, 0)) {
         lua_pushinteger(L, c);
         return 1;
       }
@@ -509,23 +877,38 @@ static int fn_select(lua_State *L) {
   return casync__suspend(L, t, "select", select_cancel, select_k);
 }
 
+static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction tostring, lua_CFunction len) {
+  luaL_newmetatable(L, name);
+  lua_newtable(L);
+  casync__setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+  casync__loop_push(L);
+  lua_pushcclosure(L, len, 1);
+  lua_setfield(L, -2, "__len");
+  lua_pop(L, 1);
+}
+
 void casync__channel_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"channel", fn_channel}, {"select", fn_select}, {NULL, NULL}};
+    {"channel", fn_channel}, {"select", fn_select}, {"queue", fn_queue},
+    {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"send", meth_send}, {"recv", meth_recv}, {"try_send", meth_try_send},
     {"try_recv", meth_try_recv}, {"close", meth_close}, {"iter", meth_iter},
     {"len", meth_len}, {"cap", meth_cap}, {"closed", meth_closed},
     {NULL, NULL}};
+  static const luaL_Reg queue_methods[] = {
+    {"put", meth_put}, {"get", meth_get}, {"try_put", meth_try_put},
+    {"try_get", meth_try_get}, {"task_done", meth_task_done},
+    {"join", meth_join}, {"close", meth_q_close}, {"iter", meth_q_iter},
+    {"qsize", meth_qsize}, {"len", meth_qsize}, {"empty", meth_empty},
+    {"full", meth_full}, {"maxsize", meth_maxsize},
+    {"unfinished", meth_unfinished}, {"closed", meth_q_closed},
+    {NULL, NULL}};
   casync__setfuncs(L, fns);
-  luaL_newmetatable(L, CASYNC_CHANNEL_MT);
-  lua_newtable(L);
-  casync__setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, meta_tostring);
-  lua_setfield(L, -2, "__tostring");
-  casync__loop_push(L);
-  lua_pushcclosure(L, meth_len, 1);
-  lua_setfield(L, -2, "__len");
-  lua_pop(L, 1);
+  new_type(L, CASYNC_CHANNEL_MT, methods, meta_tostring, meth_len);
+  new_type(L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring, meth_qsize);
 }
