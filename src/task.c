@@ -68,6 +68,25 @@ static int task_msgh(lua_State *co) {
   luaL_checkstack(co, 8, NULL);
   casync__push_task(co, lp, t);
   casync__extras(co, -1);
+  if (casync__error_is(co, 1, "cancelled")) {
+    /* Cancellations are routine (every gather error, race and timeout
+     * makes some) and a full traceback costs tens of microseconds (it
+     * searches package.loaded for every frame's name): note just where. */
+    lua_Debug ar;
+    int level = 1;
+    while (lua_getstack(co, level, &ar) && lua_getinfo(co, "Sl", &ar) &&
+           ar.currentline < 0)
+      level++;
+    if (ar.currentline >= 0)
+      lua_pushfstring(co, "cancelled at %s:%d (waiting in %s)", ar.short_src,
+                      ar.currentline, t->waiting_on ? t->waiting_on : "?");
+    else
+      lua_pushfstring(co, "cancelled (waiting in %s)",
+                      t->waiting_on ? t->waiting_on : "?");
+    lua_setfield(co, -2, "traceback");
+    lua_settop(co, 1);
+    return 1;
+  }
   luaL_traceback(co, co, NULL, 1);
   /* an error re-raised from a task it waited on: show that task's too */
   if (lua_getfield(co, -2, "cause") == LUA_TUSERDATA) {
