@@ -11,4 +11,9 @@ for k, v in pairs(core) do casync[k] = v end
 -- change from run to run.  casync.core stays reachable, through a proxy.
 package.loaded["casync.core"] = setmetatable({}, {__index = core})
 
+-- Conveniences written in Lua on the C core (issue 3).
+casync.rate_limiter = require "casync.rate_limiter"
+casync.retry = require "casync.retry"
+casync.map = require "casync.map"
+
 return casync

@@ -1,0 +1,71 @@
+-- casync.map(fn, list [, opts]) -> results: calls fn(item, i) for every
+-- item of list concurrently, at most opts.limit at a time (default: all at
+-- once), and returns the first result of each call in list order, as an
+-- array with a field n (as gather's list form).  On the first error, the
+-- calls still running are cancelled (and waited for) and that error is
+-- raised, as gather does.
+--
+-- limit workers take the items in order, so item i starts only after items
+-- 1..i-1 have started; no task is spawned per item.  list.n, if present,
+-- gives the number of items (holes allowed), else #list.
+local core = require "casync.core"
+
+local spawn, gather, current = core.spawn, core.gather, core.current
+
+local function is_callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return mt ~= nil and mt.__call ~= nil
+end
+
+local function bad(n, msg)
+  error(("bad argument #%d to 'map' (%s)"):format(n, msg), 3)
+end
+
+return function(fn, list, opts)
+  if not is_callable(fn) then
+    bad(1, "function expected, got " .. (fn == nil and "no value" or type(fn)))
+  end
+  if type(list) ~= "table" then
+    bad(2, "table expected, got " .. (list == nil and "no value" or type(list)))
+  end
+  local n = list.n
+  if n == nil then n = #list
+  elseif math.type(n) ~= "integer" or n < 0 then
+    bad(2, "list.n must be a non-negative integer")
+  end
+  local limit = n
+  if opts ~= nil then
+    if type(opts) ~= "table" then bad(3, "table expected, got " .. type(opts)) end
+    if opts.limit ~= nil then
+      limit = opts.limit
+      if math.type(limit) ~= "integer" then
+        if type(limit) == "number" and limit == math.huge then limit = n
+        elseif type(limit) == "number" and limit == math.floor(limit) then
+          limit = math.tointeger(limit) or n
+        else
+          bad(3, "opts.limit must be a whole number")
+        end
+      end
+      if limit < 1 then bad(3, "opts.limit must be at least 1") end
+    end
+  end
+  if not current() then
+    error("map: must be called inside a task (from a function run by " ..
+          "casync.run or casync.spawn)", 2)
+  end
+  local results = {n = n}
+  if n == 0 then return results end
+  local nexti = 0
+  local function worker()
+    while nexti < n do
+      nexti = nexti + 1
+      local i = nexti
+      results[i] = (fn(list[i], i))
+    end
+  end
+  local workers = {}
+  for w = 1, math.min(limit, n) do workers[w] = spawn(worker) end
+  gather(workers)
+  return results
+end
