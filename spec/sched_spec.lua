@@ -98,6 +98,37 @@ describe("resuming a task", function()
   end))
 end)
 
+describe("a task's coroutine resumed from outside casync", function()
+  it("suspends again at once, its wait intact, and says why", async(function()
+    local cos, tasks = {}, {}
+    local member = casync.spawn(function() casync.sleep(0.02); return "m" end)
+    for name, body in pairs({
+      sleep = function() casync.sleep(0.02); return "slept" end,
+      wait = function() return member:wait() end,
+      gather = function() return casync.gather(member, function() casync.sleep(0.02) end) end,
+      wait_for = function() return casync.wait_for(member, 5) end,
+    }) do
+      tasks[name] = casync.spawn(function()
+        cos[name] = coroutine.running()
+        return body()
+      end)
+    end
+    casync.sleep(0.001)
+    for name, co in pairs(cos) do
+      local ok, msg = coroutine.resume(co, "junk", "args")
+      assert.is_true(ok, name)
+      assert.matches("only casync may resume it", msg)
+      assert.equal("suspended", coroutine.status(co))
+      assert.is_false(tasks[name]:done())
+    end
+    collectgarbage(); collectgarbage()  -- nothing the waits use may go
+    assert.equal("slept", tasks.sleep:wait())
+    assert.equal("m", tasks.wait:wait())
+    assert.equal("m", tasks.gather:wait())
+    assert.equal("m", tasks.wait_for:wait())
+  end))
+end)
+
 describe("ending a task", function()
   it("wakes the tasks waiting for it first come, first served", async(function()
     local t = casync.spawn(casync.sleep, 0.01)

@@ -315,7 +315,7 @@ static int chan_cancel(casync_ctx *lp, casync_task *t) {
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, send_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   if (t->u.wn.status == WN_CLOSED)
     return raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
@@ -356,7 +356,7 @@ static int meth_send(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, recv_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
@@ -594,7 +594,7 @@ static void join_timeout(casync_ctx *lp, casync_tnode *n) {
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, join_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
   return 1;
@@ -732,7 +732,7 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
   select_state *s = t->wait_data;
   casync_wnode *w;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, select_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   if (s->fired == 0) { /* timed out */
     lua_pushnil(L);

@@ -237,7 +237,7 @@ static int group_k(lua_State *L, int status, lua_KContext ctx) {
   int gidx = (int)ctx;
   group *g = lua_touserdata(L, gidx);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, g->waiter);
+  CASYNC_CHECK_RESUMED(L, g->waiter, ctx, group_k);
   return group_results(L, g, gidx - 1, lua_toboolean(L, gidx + 1));
 }
 

@@ -20,11 +20,13 @@
 /* The context, from upvalue 1 of every casync function. */
 #define CASYNC_CTX(L) (*(casync_ctx **)lua_touserdata((L), lua_upvalueindex(1)))
 
-/* A continuation runs only when the scheduler resumed the task. */
-#define CASYNC_CHECK_RESUMED(L, t)                                       \
+/* A continuation k (with context ctx) goes on only when the scheduler
+ * resumed task t.  Resumed by anyone else (coroutine.resume on the task's
+ * coroutine from Lua), it suspends again at once, its wait untouched, and
+ * that resume returns true and a message (see casync__not_resumed). */
+#define CASYNC_CHECK_RESUMED(L, t, ctx, k)                               \
   do {                                                                   \
-    if ((t)->loop->current != (t))                                       \
-      luaL_error((L), "a task's coroutine was resumed outside casync");  \
+    if ((t)->loop->current != (t)) return casync__not_resumed((L), (ctx), (k)); \
   } while (0)
 
 #define container_of(p, type, field) \
@@ -157,6 +159,7 @@ int casync__suspend(lua_State *L, casync_task *t, const char *what,
                     casync_cancel_fn cancel, lua_KFunction k);
 int casync__raise_cancel(lua_State *L, casync_task *t);
 void casync__drain(casync_ctx *lp);
+int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k);
 void casync__unhold(casync_ctx *lp);
 void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
                     int msgidx);

@@ -51,6 +51,15 @@ casync_task *casync__require_task(lua_State *L, casync_ctx *lp,
   return NULL;
 }
 
+/* A task's coroutine was resumed by someone other than the scheduler: its
+ * continuation k yields again at once, so the wait it is in (whose state
+ * may live on the coroutine's stack) stays intact for the scheduler. */
+int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k) {
+  lua_pushliteral(L, "casync: this coroutine runs a task; only casync may "
+                     "resume it");
+  return lua_yieldk(L, 1, ctx, k);
+}
+
 /* Parks the running task t and yields; k runs when it is woken. */
 int casync__suspend(lua_State *L, casync_task *t, const char *what,
                     casync_cancel_fn cancel, lua_KFunction k) {

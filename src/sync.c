@@ -158,7 +158,7 @@ static int push_timeout(lua_State *L, const char *what, double timeout) {
 static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, acquire_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   if (t->u.wn.status == WN_TIMEOUT)
     return push_timeout(L, "acquire", lua_tonumber(L, 2));
@@ -282,7 +282,7 @@ static int fn_lock(lua_State *L) {
 static int event_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, event_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
   return 1;
@@ -359,7 +359,7 @@ static int reacquire_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   sem *s = cond_lock(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, reacquire_k);
   s->owner = t;
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_pushboolean(L, !lua_toboolean(L, 3)); /* 3: timed out */
@@ -373,7 +373,7 @@ static int cond_k(lua_State *L, int status, lua_KContext ctx) {
   casync_ctx *lp = t->loop;
   sem *s = cond_lock(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t);
+  CASYNC_CHECK_RESUMED(L, t, ctx, cond_k);
   lua_settop(L, 2);
   lua_pushboolean(L, t->u.wn.status == WN_TIMEOUT); /* 3 */
   if (s->count > 0 && !s->waiters.head) {

@@ -353,7 +353,7 @@ static int outcome_of(lua_State *L, casync_task *t, int tidx) {
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *self = (casync_task *)ctx;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, self);
+  CASYNC_CHECK_RESUMED(L, self, ctx, wait_k);
   if (self->wake == WAKE_CANCEL || (self->flags & TF_CANCEL_PENDING))
     return casync__raise_cancel(L, self);
   return outcome_of(L, casync__check_task(L, 1), 1);

@@ -153,6 +153,7 @@ static int sleep_cancel(casync_ctx *lp, casync_task *t) {
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   (void)status;
+  CASYNC_CHECK_RESUMED(L, t, ctx, sleep_k);
   if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
     return casync__raise_cancel(L, t);
   return 0;
