@@ -75,7 +75,9 @@ describe("casync.sleep", function()
     end
     casync.gather(tasks)
     assert.equal(2000, #woke)
-    for i = 2, #woke do assert.is_true(woke[i-1] <= woke[i] + 1e-4) end
+    -- in deadline order to the millisecond (libuv's resolution): timers
+    -- due within the same millisecond may wake in the order they were set
+    for i = 2, #woke do assert.is_true(woke[i-1] <= woke[i] + 1e-3) end
   end))
 
   it("accepts a huge time and can be cancelled out of it", async(function()

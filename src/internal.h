@@ -37,11 +37,12 @@ typedef struct casync_task casync_task;
 typedef struct casync_tnode casync_tnode;
 typedef struct casync_obs casync_obs;
 
-/* A deadline in the loop's timer heap.  Embedded in whatever waits on it. */
+/* A deadline among the loop's timers (timer.c).  Embedded in whatever
+ * waits on it. */
 struct casync_tnode {
-  uint64_t deadline; /* ns on the uv_hrtime clock */
-  uint64_t seq;      /* FIFO order among equal deadlines */
-  int index;         /* position in the heap, -1 when not armed */
+  uint64_t deadline;            /* ns on the uv_hrtime clock */
+  casync_tnode *next, *prev;    /* in the list of its duration */
+  struct casync_tlist *list;    /* that list; NULL when not armed */
   void (*fire)(casync_ctx *lp, casync_tnode *n);
 };
 
@@ -127,9 +128,13 @@ struct casync_ctx {
   uv_idle_t idle;           /* active while the queue is not empty */
   uv_check_t check;         /* the one point where the queue is drained */
   uv_timer_t timer;         /* armed for the heap's earliest deadline */
-  casync_tnode **heap;
+  struct casync_tlist **heap;  /* lists of timers by earliest deadline */
   int heap_len, heap_cap;
-  uint64_t timer_seq;
+  struct casync_tlist **tl_table; /* duration -> list */
+  int tl_size, tl_count;
+  struct casync_tlist *tl_free;   /* empty lists kept for reuse */
+  int tl_nfree;
+  int timers;               /* timers armed */
   uint64_t armed_for;       /* deadline the uv timer is armed for, 0 = none */
   lua_Integer next_id;
   int live;                 /* tasks not yet ended */
@@ -160,6 +165,7 @@ int casync__suspend(lua_State *L, casync_task *t, const char *what,
 int casync__raise_cancel(lua_State *L, casync_task *t);
 void casync__drain(casync_ctx *lp);
 int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k);
+int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k);
 void casync__unhold(casync_ctx *lp);
 void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
                     int msgidx);
@@ -185,6 +191,7 @@ void casync__check_callable(lua_State *L, int arg);
 void casync__timer_add(casync_ctx *lp, casync_tnode *n, double seconds);
 void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
+void casync__timer_free_all(casync_ctx *lp);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
@@ -207,5 +214,122 @@ void casync__error_open(lua_State *L);
 
 /* module.c: register functions that take the context as upvalue 1 */
 void casync__setfuncs(lua_State *L, const luaL_Reg *l);
+
+/* error.c (libuv errors) */
+int casync__error_uv(lua_State *L, const char *op, int uverr);
+
+/* ------------------------------------------------ network I/O (issue 4)
+ * stream.c, server.c, tcp.c, pipe.c, dns.c.  Their Lua functions have two
+ * upvalues: the loop context and the userdata holding the casync_net. */
+#define CASYNC_STREAM_MT "casync.Stream"
+#define CASYNC_SERVER_MT "casync.Server"
+#define CASYNC_NET(L) \
+  (*(casync_net **)lua_touserdata((L), lua_upvalueindex(2)))
+/* In continuation k(kc): t is the task the scheduler resumed, or k yields
+ * again at once (see CASYNC_CHECK_RESUMED). */
+#define CASYNC_NET_RESUMED(L, t, kc, k)                                   \
+  do {                                                                    \
+    (t) = CASYNC_CTX(L)->current;                                         \
+    if (!(t) || (t)->co != (L)) return casync__not_resumed((L), (kc), (k)); \
+  } while (0)
+
+typedef struct casync_net casync_net;
+typedef struct casync_stream casync_stream;
+typedef struct casync_server casync_server;
+typedef struct casync_conn casync_conn;
+
+enum { CASYNC_TCP = 1, CASYNC_PIPE, CASYNC_TTY }; /* kinds of stream */
+
+/* Per-Lua-state network state, malloc'd: libuv-owned blocks (streams,
+ * servers, resolver requests) keep a reference to it, so a callback that
+ * comes after the Lua state let go (alive == 0) touches no Lua object. */
+struct casync_net {
+  lua_State *L;       /* the main thread, NULL once not alive */
+  casync_ctx *lp;
+  int alive;          /* cleared by the net userdata's __gc */
+  unsigned refs;      /* blocks still pointing here */
+  char *scratch;      /* read buffer shared by all streams (64 KiB) */
+  int streams;        /* stream blocks not yet freed by libuv */
+  int open;           /* streams Lua has not closed */
+  int servers;        /* server blocks not yet freed */
+  int pins;           /* anchors held for libuv (pinned objects, data) */
+};
+
+/* The libuv side of a stream: owned by libuv from init until on_close. */
+struct casync_stream {
+  union {
+    uv_handle_t h;
+    uv_stream_t s;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+  } u;
+  casync_net *net;
+  void *ud;                 /* the Lua userdata, NULL once Lua let go */
+  int kind;
+  unsigned flags;
+  char *rbuf;               /* read buffer: bytes [rhead, rtail) of rcap */
+  size_t rhead, rtail, rcap;
+  size_t rscan;             /* bytes already searched for the delimiter */
+  int rerr;                 /* sticky: UV_EOF or the read error, 0 = none */
+  int rmode;                /* what the waiting reader needs: */
+  size_t rn, rmax, dlen;
+  const char *delim;        /* (on the waiting reader's stack) */
+  casync_task *reader, *writer, *shutter, *connecter; /* waiting tasks */
+  void *wwait;              /* the write request the writer waits on */
+  int npins, pin_ref;       /* the userdata, pinned while requests fly */
+  uv_connect_t creq;
+  uv_shutdown_t sreq;
+  casync_conn *conn;        /* accepted by a server: its connection */
+  int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
+};
+
+/* stream.c */
+void casync__net_setfuncs(lua_State *L, const luaL_Reg *l);
+int casync__net_anchor(lua_State *L, casync_net *net, int idx);
+void casync__net_unanchor(casync_net *net, int ref);
+void casync__net_push_anchor(lua_State *L, int ref);
+void casync__net_unref(casync_net *net);
+uint64_t casync__net_deadline(double seconds);
+casync_task *casync__net_task(lua_State *L, const char *fname);
+int casync__net_suspend(lua_State *L, casync_task *t, const char *what,
+                        casync_cancel_fn cancel, void *wait_data,
+                        uint64_t deadline, lua_KFunction k, lua_KContext kc);
+int casync__net_timeout_err(lua_State *L, const char *op);
+double casync__net_opt_seconds(lua_State *L, int arg, const char *field);
+lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
+                                lua_Integer def);
+int casync__net_push_addr(lua_State *L, const struct sockaddr *sa);
+int casync__net_parse_ip(const char *host, int port,
+                         struct sockaddr_storage *ss);
+casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
+                                  int *uverr);
+casync_stream *casync__stream_of(lua_State *L, int idx);
+void casync__stream_close(casync_stream *s, int wake);
+int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
+                           const struct sockaddr *addr, const char *path,
+                           uint64_t deadline, lua_KFunction k,
+                           lua_KContext kc);
+int casync__stream_connect_status(lua_State *L, int sidx);
+void casync__stream_open(lua_State *L);
+
+/* server.c */
+casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,
+                                  int hidx);
+uv_stream_t *casync__server_handle(casync_server *srv);
+int casync__server_listen(lua_State *L, casync_server *srv, int sidx,
+                          int backlog, const char *path);
+void casync__server_close(lua_State *L, casync_server *srv, int cancel);
+void casync__server_stream_closed(casync_stream *s);
+void casync__server_open(lua_State *L);
+
+/* tcp.c, pipe.c, dns.c */
+void casync__tcp_open(lua_State *L);
+void casync__pipe_open(lua_State *L);
+int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
+                       const char *service, int family, uint64_t deadline,
+                       lua_KFunction k, lua_KContext kc);
+struct addrinfo *casync__dns_result(lua_State *L, int idx, int *status);
+void casync__dns_open(lua_State *L);
 
 #endif

@@ -51,9 +51,7 @@ static int ctx_gc(lua_State *L) {
   if (!lp) return 0;
   *ud = NULL;
   lp->closing = 1;
-  free(lp->heap);
-  lp->heap = NULL;
-  lp->heap_len = lp->heap_cap = 0;
+  casync__timer_free_all(lp);
   lp->qhead = lp->qtail = NULL;
   lp->handles_open = 4;
   uv_close((uv_handle_t *)&lp->idle, on_handle_close);
@@ -303,7 +301,7 @@ static int fn_stats(lua_State *L) {
   lua_setfield(L, -2, "live");
   lua_pushinteger(L, ready);
   lua_setfield(L, -2, "ready");
-  lua_pushinteger(L, lp->heap_len);
+  lua_pushinteger(L, lp->timers);
   lua_setfield(L, -2, "timers");
   lua_pushinteger(L, lp->pool_len);
   lua_setfield(L, -2, "pool");

@@ -164,7 +164,6 @@ casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
   luaL_checkstack(L, 8, NULL);
   t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
-  t->timer.index = -1;
   t->ref = LUA_NOREF;
   luaL_setmetatable(L, CASYNC_TASK_MT);
   tidx = lua_gettop(L);
@@ -498,7 +497,7 @@ static int meta_tostring(lua_State *L) {
 /* Collected: detach from the scheduler; report a failure nobody saw. */
 static int meta_gc(lua_State *L) {
   casync_task *t = lua_touserdata(L, 1);
-  if (t->loop && t->timer.index >= 0)
+  if (t->loop && t->timer.list)
     casync__timer_remove(t->loop, &t->timer);
   if (t->state == T_DONE) casync__report_unobserved(L, t, 1);
   return 0;

@@ -1,10 +1,14 @@
-/* timer.c: the timer heap (casync.sleep, timeouts, call_later) and the clock.
+/* timer.c: the timers (casync.sleep, timeouts, call_later) and the clock.
  *
- * Every deadline in the loop lives in one binary min-heap of nodes embedded
- * in the tasks that wait on them; one libuv timer is armed for the earliest.
- * A sleeping task therefore costs no libuv handle and no allocation.
- * sleep(0) does not touch the heap: it requeues the task behind every other
- * ready task.
+ * Timers are grouped by duration, in whole milliseconds (libuv's own
+ * resolution; a deadline is only ever rounded up), as Node.js does: the
+ * timers of one duration expire in the order they were set, so each
+ * duration is a FIFO list, and only the heads of the lists sit in a small
+ * binary heap.  Setting or firing a timer of a duration already in use is
+ * O(1); a new duration costs O(log lists).  Nodes are embedded in the tasks
+ * that wait, and one libuv timer is armed for the earliest deadline, so a
+ * sleeping task costs no libuv handle and no allocation.  sleep(0) does not
+ * touch the timers: it requeues the task behind every other ready task.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -12,40 +16,160 @@
 
 #define NS_PER_S 1e9
 #define NS_PER_MS 1000000u
+#define LIST_CACHE 64 /* empty lists kept for reuse */
 
-static int earlier(const casync_tnode *a, const casync_tnode *b) {
-  return a->deadline < b->deadline ||
-         (a->deadline == b->deadline && a->seq < b->seq);
-}
+/* The timers of one duration, oldest (earliest deadline) first. */
+struct casync_tlist {
+  uint64_t dur_ms;
+  casync_tnode *head, *tail;
+  int index;                 /* position in the heap of lists */
+  struct casync_tlist *hnext; /* chain in the duration table */
+};
+typedef struct casync_tlist tlist;
 
-static void place(casync_ctx *lp, int i, casync_tnode *n) {
-  lp->heap[i] = n;
-  n->index = i;
+/* ------------------------------------------------------ heap of lists */
+
+static uint64_t key(const tlist *l) { return l->head->deadline; }
+
+static void place(casync_ctx *lp, int i, tlist *l) {
+  lp->heap[i] = l;
+  l->index = i;
 }
 
 static void sift_up(casync_ctx *lp, int i) {
-  casync_tnode *n = lp->heap[i];
+  tlist *l = lp->heap[i];
   while (i > 0) {
     int parent = (i - 1) / 2;
-    if (!earlier(n, lp->heap[parent])) break;
+    if (key(lp->heap[parent]) <= key(l)) break;
     place(lp, i, lp->heap[parent]);
     i = parent;
   }
-  place(lp, i, n);
+  place(lp, i, l);
 }
 
 static void sift_down(casync_ctx *lp, int i) {
-  casync_tnode *n = lp->heap[i];
+  tlist *l = lp->heap[i];
   for (;;) {
     int c = 2 * i + 1;
     if (c >= lp->heap_len) break;
-    if (c + 1 < lp->heap_len && earlier(lp->heap[c + 1], lp->heap[c])) c++;
-    if (!earlier(lp->heap[c], n)) break;
+    if (c + 1 < lp->heap_len && key(lp->heap[c + 1]) < key(lp->heap[c])) c++;
+    if (key(lp->heap[c]) >= key(l)) break;
     place(lp, i, lp->heap[c]);
     i = c;
   }
-  place(lp, i, n);
+  place(lp, i, l);
 }
+
+static void heap_push(casync_ctx *lp, tlist *l) {
+  if (lp->heap_len == lp->heap_cap) {
+    int cap = lp->heap_cap ? lp->heap_cap * 2 : 16;
+    tlist **heap = realloc(lp->heap, (size_t)cap * sizeof *heap);
+    if (!heap) abort(); /* NOTE: no Lua state to raise on from here */
+    lp->heap = heap;
+    lp->heap_cap = cap;
+  }
+  place(lp, lp->heap_len++, l);
+  sift_up(lp, l->index);
+}
+
+static void heap_remove(casync_ctx *lp, tlist *l) {
+  int i = l->index;
+  tlist *last = lp->heap[--lp->heap_len];
+  l->index = -1;
+  if (i < lp->heap_len) {
+    place(lp, i, last);
+    sift_down(lp, i);
+    sift_up(lp, last->index);
+  }
+}
+
+/* ------------------------------------------------- table of durations */
+
+static tlist **bucket(casync_ctx *lp, uint64_t dur_ms) {
+  uint64_t h = dur_ms * 0x9E3779B97F4A7C15ULL;
+  return &lp->tl_table[(h >> 32) & (uint64_t)(lp->tl_size - 1)];
+}
+
+static void table_grow(casync_ctx *lp) {
+  int old = lp->tl_size, i;
+  tlist **ot = lp->tl_table;
+  lp->tl_size = old ? old * 2 : 64;
+  lp->tl_table = calloc((size_t)lp->tl_size, sizeof *lp->tl_table);
+  if (!lp->tl_table) abort();
+  for (i = 0; i < old; i++) {
+    tlist *l = ot[i], *next;
+    for (; l; l = next) {
+      tlist **b = bucket(lp, l->dur_ms);
+      next = l->hnext;
+      l->hnext = *b;
+      *b = l;
+    }
+  }
+  free(ot);
+}
+
+/* The list of timers of that duration, made if there is none. */
+static tlist *list_for(casync_ctx *lp, uint64_t dur_ms) {
+  tlist *l, **b;
+  if (lp->tl_size) {
+    for (l = *bucket(lp, dur_ms); l; l = l->hnext)
+      if (l->dur_ms == dur_ms) return l;
+  }
+  if (lp->tl_count >= lp->tl_size) table_grow(lp);
+  if (lp->tl_free) {
+    l = lp->tl_free;
+    lp->tl_free = l->hnext;
+    lp->tl_nfree--;
+  } else if (!(l = malloc(sizeof *l)))
+    abort();
+  l->dur_ms = dur_ms;
+  l->head = l->tail = NULL;
+  l->index = -1;
+  b = bucket(lp, dur_ms);
+  l->hnext = *b;
+  *b = l;
+  lp->tl_count++;
+  return l;
+}
+
+/* An empty list leaves the table (and is kept for reuse, up to a few). */
+static void list_drop(casync_ctx *lp, tlist *l) {
+  tlist **p = bucket(lp, l->dur_ms);
+  while (*p != l) p = &(*p)->hnext;
+  *p = l->hnext;
+  lp->tl_count--;
+  if (lp->tl_nfree < LIST_CACHE) {
+    l->hnext = lp->tl_free;
+    lp->tl_free = l;
+    lp->tl_nfree++;
+  } else
+    free(l);
+}
+
+/* Frees every list (the context is closing). */
+void casync__timer_free_all(casync_ctx *lp) {
+  int i;
+  tlist *l, *next;
+  for (i = 0; i < lp->tl_size; i++)
+    for (l = lp->tl_table[i]; l; l = next) {
+      next = l->hnext;
+      free(l);
+    }
+  for (l = lp->tl_free; l; l = next) {
+    next = l->hnext;
+    free(l);
+  }
+  free(lp->tl_table);
+  free(lp->heap);
+  lp->tl_table = NULL;
+  lp->tl_free = NULL;
+  lp->heap = NULL;
+  lp->tl_size = lp->tl_count = lp->tl_nfree = 0;
+  lp->heap_len = lp->heap_cap = 0;
+  lp->timers = 0;
+}
+
+/* ------------------------------------------------------------- arming */
 
 static void on_timer(uv_timer_t *h);
 
@@ -58,7 +182,7 @@ static void rearm(casync_ctx *lp) {
     lp->armed_for = 0;
     return;
   }
-  d = lp->heap[0]->deadline;
+  d = key(lp->heap[0]);
   if (d == lp->armed_for) return;
   now = uv_hrtime();
   ms = d > now ? (d - now + NS_PER_MS - 1) / NS_PER_MS : 0;
@@ -69,13 +193,22 @@ static void rearm(casync_ctx *lp) {
   lp->armed_for = d;
 }
 
-static void remove_at(casync_ctx *lp, int i) {
-  casync_tnode *n = lp->heap[i], *last = lp->heap[--lp->heap_len];
-  n->index = -1;
-  if (i < lp->heap_len) {
-    place(lp, i, last);
-    sift_down(lp, i);
-    sift_up(lp, last->index);
+/* Takes n out of its list; the heap follows when it was the head. */
+static void unlink_node(casync_ctx *lp, casync_tnode *n) {
+  tlist *l = n->list;
+  int was_head = l->head == n;
+  if (n->prev) n->prev->next = n->next;
+  else l->head = n->next;
+  if (n->next) n->next->prev = n->prev;
+  else l->tail = n->prev;
+  n->next = n->prev = NULL;
+  n->list = NULL;
+  lp->timers--;
+  if (!was_head) return;
+  if (l->head) sift_down(lp, l->index);
+  else {
+    heap_remove(lp, l);
+    list_drop(lp, l);
   }
 }
 
@@ -86,46 +219,56 @@ static void on_timer(uv_timer_t *h) {
   uint64_t now = uv_hrtime();
   lp->armed_for = 0;
   lp->in_timer = 1;
-  while (lp->heap_len > 0 && lp->heap[0]->deadline <= now) {
-    casync_tnode *n = lp->heap[0];
-    remove_at(lp, 0);
+  while (lp->heap_len > 0 && key(lp->heap[0]) <= now) {
+    casync_tnode *n = lp->heap[0]->head;
+    unlink_node(lp, n);
     n->fire(lp, n);
   }
   lp->in_timer = 0;
   rearm(lp);
 }
 
-/* Adds n to the heap with an absolute deadline (ns, uv_hrtime clock). */
-void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline) {
-  if (lp->heap_len == lp->heap_cap) {
-    int cap = lp->heap_cap ? lp->heap_cap * 2 : 64;
-    casync_tnode **heap = realloc(lp->heap, (size_t)cap * sizeof *heap);
-    if (!heap) abort(); /* NOTE: no Lua state to raise on from here */
-    lp->heap = heap;
-    lp->heap_cap = cap;
+/* Sets n to fire after dur_ms milliseconds from now. */
+static void add_ms(casync_ctx *lp, casync_tnode *n, uint64_t dur_ms) {
+  uint64_t now = uv_hrtime();
+  tlist *l = list_for(lp, dur_ms);
+  n->deadline = dur_ms >= (UINT64_MAX - now) / NS_PER_MS
+                    ? UINT64_MAX - 1
+                    : now + dur_ms * NS_PER_MS;
+  n->list = l;
+  n->next = NULL;
+  n->prev = l->tail;
+  lp->timers++;
+  if (l->tail) {
+    l->tail->next = n; /* not the head: the heap does not change */
+    l->tail = n;
+    return;
   }
-  n->deadline = deadline;
-  n->seq = lp->timer_seq++;
-  place(lp, lp->heap_len++, n);
-  sift_up(lp, n->index);
-  if (n->index == 0) rearm(lp);
+  l->head = l->tail = n;
+  heap_push(lp, l);
+  if (l->index == 0) rearm(lp);
 }
 
-/* Adds n to fire `seconds` from now; huge values mean "practically never". */
+/* Sets n to fire at an absolute deadline (ns, uv_hrtime clock), rounded up
+ * to a whole millisecond from now. */
+void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline) {
+  uint64_t now = uv_hrtime();
+  uint64_t left = deadline > now ? deadline - now : 0;
+  add_ms(lp, n, (left + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+/* Sets n to fire `seconds` from now; huge values mean "practically never". */
 void casync__timer_add(casync_ctx *lp, casync_tnode *n, double seconds) {
-  uint64_t now = uv_hrtime(), delta;
-  if (seconds <= 0) delta = 0;
-  else if (seconds >= 1e9) delta = UINT64_MAX - now - 1; /* ~31 years+ */
-  else delta = (uint64_t)(seconds * NS_PER_S);
-  casync__timer_add_ns(lp, n, now + delta);
+  double ms = ceil(seconds * 1e3);
+  add_ms(lp, n, seconds <= 0 ? 0 : ms >= 1e15 ? (uint64_t)1e15 : (uint64_t)ms);
 }
 
-/* Removes n from the heap if it is there. */
+/* Removes n from the timers if it is there. */
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n) {
   int top;
-  if (n->index < 0) return;
-  top = n->index == 0;
-  remove_at(lp, n->index);
+  if (!n->list) return;
+  top = n->list->index == 0 && n->list->head == n;
+  unlink_node(lp, n);
   if (top) rearm(lp);
 }
 
