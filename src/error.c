@@ -43,6 +43,18 @@ int casync__error_is(lua_State *L, int idx, const char *kind) {
   return yes;
 }
 
+/* Pushes the error for libuv error uverr in operation `op` ("connect",
+ * "read", ...): kind "timeout" for ETIMEDOUT, "eof" for EOF, "io" for the
+ * rest; code the libuv name ("ECONNREFUSED"); message "connect: connection
+ * refused".  Returns 1. */
+int casync__error_uv(lua_State *L, const char *op, int uverr) {
+  const char *kind = uverr == UV_ETIMEDOUT ? "timeout"
+                     : uverr == UV_EOF     ? "eof"
+                                           : "io";
+  return casync__error_push(L, kind, uv_err_name(uverr), "%s: %s", op,
+                            uv_strerror(uverr));
+}
+
 static int tostring_of(lua_State *L) {
   luaL_tolstring(L, 1, NULL);
   return 1;

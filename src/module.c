@@ -20,6 +20,11 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__combinators_open(L);
   casync__channel_open(L);
   casync__sync_open(L);
+  casync__stream_open(L); /* first of the network files: makes their state */
+  casync__server_open(L);
+  casync__tcp_open(L);
+  casync__pipe_open(L);
+  casync__dns_open(L);
   lua_pushliteral(L, CASYNC_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
