@@ -414,6 +414,24 @@ describe("luv interop", function()
     clean()
   end)
 
+  it("uv.walk sees the scheduler's handles as closing, and nothing breaks",
+     function()
+    casync.run(function() casync.sleep(0.001) end)
+    local mine = uv.new_timer()
+    local seen, closed = {}, 0
+    uv.walk(function(h)
+      seen[#seen+1] = tostring(h)
+      if not h:is_closing() then h:close(); closed = closed + 1 end
+    end)
+    assert.equal(1, closed)                 -- only the luv timer
+    assert.is_true(#seen >= 2)
+    assert.matches("casync", table.concat(seen, " "))
+    uv.run("nowait")
+    assert.is_true(mine:is_closing())
+    assert.equal("works", casync.run(function() casync.sleep(0.005); return "works" end))
+    clean()
+  end)
+
   it("a task spinning on sleep(0) does not starve luv callbacks", function()
     local fired = false
     casync.run(function()

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <luv/luv.h>
+#include <luv/lhandle.h>
 #include "internal.h"
 
 #define GRACE_MS 5000 /* how long run waits for cancelled tasks to unwind */
@@ -31,16 +32,74 @@ void casync__loop_push(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key);
 }
 
-static void on_check(uv_check_t *h) { casync__drain(h->data); }
+/* The context, and the stand-in luv_handle_t its handles' data point at:
+ * luv (1.44) takes every handle on the loop for one of its own, reading
+ * handle->data as a luv_handle_t (uv.walk, the __gc of a loop luv made).
+ * Ours names a placeholder object whose is_closing() is true, so code that
+ * walks the loop to close every handle leaves the scheduler's alone. */
+typedef struct {
+  casync_ctx ctx;
+  luv_handle_t luvh;
+} ctx_block;
+
+static void on_check(uv_check_t *h) {
+  casync__drain(container_of(h, casync_ctx, check));
+}
 
 static void on_grace(uv_timer_t *h) {
-  casync_ctx *lp = h->data;
-  lp->grace_expired = 1;
+  container_of(h, casync_ctx, grace)->grace_expired = 1;
 }
 
 static void on_handle_close(uv_handle_t *h) {
-  casync_ctx *lp = h->data;
+  casync_ctx *lp = &container_of(h->data, ctx_block, luvh)->ctx;
   if (--lp->handles_open == 0 && !lp->owns_loop) free(lp);
+}
+
+/* What uv.walk hands out for one of our handles. */
+static int placeholder_true(lua_State *L) {
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int placeholder_false(lua_State *L) {
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+static int placeholder_none(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+static int placeholder_type(lua_State *L) {
+  lua_pushliteral(L, "casync");
+  return 1;
+}
+
+static int placeholder_index(lua_State *L) {
+  const char *k = lua_tostring(L, 2);
+  if (!k) return 0;
+  if (!strcmp(k, "is_closing") || !strcmp(k, "is_active"))
+    lua_pushcfunction(L, placeholder_true);
+  else if (!strcmp(k, "has_ref"))
+    lua_pushcfunction(L, placeholder_false);
+  else if (!strcmp(k, "get_type"))
+    lua_pushcfunction(L, placeholder_type);
+  else /* close, ref, unref, ...: nothing to do */
+    lua_pushcfunction(L, placeholder_none);
+  return 1;
+}
+
+/* Makes the placeholder; returns its reference in the registry. */
+static int placeholder_ref(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushcfunction(L, placeholder_index);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "casync scheduler handle");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* Closes the handles; an own loop is run until they are closed, then
@@ -74,6 +133,7 @@ int casync__loop_init(lua_State *L) {
   casync_ctx **ud, *lp;
   lua_State *mainL;
   luv_ctx_t *luv;
+  luv_handle_t *luvh;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   ud = lua_newuserdatauv(L, sizeof *ud, 4);
@@ -92,7 +152,7 @@ int casync__loop_init(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   lua_setiuservalue(L, -2, 3);
-  lp = calloc(1, sizeof *lp);
+  lp = calloc(1, sizeof(ctx_block));
   if (!lp) return luaL_error(L, "casync: not enough memory");
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   mainL = lua_tothread(L, -1);
@@ -118,7 +178,11 @@ int casync__loop_init(lua_State *L) {
   uv_check_init(lp->loop, &lp->check);
   uv_timer_init(lp->loop, &lp->timer);
   uv_timer_init(lp->loop, &lp->grace);
-  lp->idle.data = lp->check.data = lp->timer.data = lp->grace.data = lp;
+  luvh = &((ctx_block *)lp)->luvh;
+  luvh->ref = placeholder_ref(L);
+  luvh->callbacks[0] = luvh->callbacks[1] = LUA_NOREF;
+  luvh->ctx = luv;
+  lp->idle.data = lp->check.data = lp->timer.data = lp->grace.data = luvh;
   uv_check_start(&lp->check, on_check);
   uv_unref((uv_handle_t *)&lp->check); /* only pending work keeps it alive */
   *ud = lp;

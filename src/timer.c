@@ -215,7 +215,7 @@ static void unlink_node(casync_ctx *lp, casync_tnode *n) {
 /* Fires every node whose deadline has passed.  A fire function only marks
  * tasks ready (or cancels them); no Lua code of the user runs here. */
 static void on_timer(uv_timer_t *h) {
-  casync_ctx *lp = h->data;
+  casync_ctx *lp = container_of(h, casync_ctx, timer);
   uint64_t now = uv_hrtime();
   lp->armed_for = 0;
   lp->in_timer = 1;
