@@ -20,11 +20,14 @@ local RUNNER = build .. "/casync"
 local DIR = "examples"
 local TIME_LIMIT = 60 -- seconds per example, enforced with timeout(1)
 
--- The examples issue 2 asks for; each must exist as examples/eSSS_N_*.lua.
+-- The examples issues 2 and 3 ask for; each must exist as
+-- examples/eSSS_N_*.lua.
 local REQUIRED_IDS = {
   "E000.1", "E000.2", "E001.1", "E002.1", "E002.2", "E002.3", "E002.4",
   "E002.5", "E002.6", "E002.14", "E003.1", "E004.2", "E004.3", "E004.4",
   "E004.6", "E004.7", "E004.10", "E004.12", "E004.13", "E004.14",
+  -- issue 3: channels, select, synchronization, rate limiting, retries
+  "E001.3", "E001.4", "E002.8", "E002.9", "E002.12", "E004.9",
 }
 
 ---------------------------------------------------------------------------
@@ -443,6 +446,119 @@ checks["e004_14_error_boundaries.lua"] = function(out, file)
   concurrent(num(mon, "fetchUser: ([%d.]+)ms") / 1000, 0.1, "fetchUser timer")
   concurrent(num(mon, "riskyOperation: ([%d.]+)ms") / 1000, 0.05, "riskyOperation timer")
   concurrent(num(mon, "slowReport: ([%d.]+)ms") / 1000, 0.1, "slowReport timer (timeout)")
+end
+
+checks["e001_3_goroutines_channels.lua"] = function(out)
+  assert_in_order(out, {"Go: goroutines + channels", "sequential:", "concurrent:",
+                        "fan-in of 5 (range):", "select with time.After:",
+                        "Java: CompletableFuture", "sequential (join each):",
+                        "concurrent (thenCombine):", "allOf(5).join():"})
+  local go, java = section(out, "Go:", "Java:"), section(out, "Java:")
+  sequential(num(go, "sequential: +User1, User2 in ([%d.]+)s"), 0.5,
+             "two fetch_user in a row")
+  concurrent(num(go, "concurrent: +User1, User2 in ([%d.]+)s"), 0.25,
+             "two goroutines, two channels")
+  concurrent(num(go, "fan%-in of 5 %(range%): +5 users " ..
+                     "%(User1,User2,User3,User4,User5%) in ([%d.]+)s"), 0.25,
+             "five goroutines, one channel, range until closed")
+  -- the select times out at 0.125 s, the second one gets the value
+  concurrent(num(go, "select with time%.After: +timeout, then User9 in ([%d.]+)s"),
+             0.25, "select with a timeout")
+  sequential(num(java, "sequential %(join each%): +User1, User2 in ([%d.]+)s"), 0.5,
+             "supplyAsync(...).join() twice")
+  concurrent(num(java, "concurrent %(thenCombine%): +User1 & User2 in ([%d.]+)s"),
+             0.25, "thenCombine")
+  concurrent(num(java, "allOf%(5%)%.join%(%): +5 users " ..
+                       "%(USER1,USER2,USER3,USER4,USER5%) in ([%d.]+)s"), 0.25,
+             "allOf of five thenApply")
+end
+
+checks["e001_4_race_condition_lock.lua"] = function(out)
+  assert_in_order(out, {"no suspension, no lock:", "suspension between, no lock:",
+                        "suspension between, lock:"})
+  local function lost(label)
+    local expected, got, n = out:match(label:gsub("%p", "%%%0") ..
+      ": +expected (%d+), got (%d+) %((%d+) updates lost%)")
+    assert(expected, ("no result for %q in:\n%s"):format(label, out))
+    assert.equals(2000, tonumber(expected))
+    assert.equals(tonumber(expected) - tonumber(got), tonumber(n))
+    return tonumber(n)
+  end
+  assert.equals(0, lost("no suspension, no lock"))
+  assert(lost("suspension between, no lock") > 0, "the race lost no update:\n" .. out)
+  assert.equals(0, lost("suspension between, lock"))
+end
+
+checks["e002_8_async_iterators.lua"] = function(out)
+  local lines = assert_in_order(out, {
+    "Processing 3 items (page 1, at", "Processing 3 items (page 2, at",
+    "Processing 2 items (page 3, at", "All pages: 3 pages, 8 items, 4 fetches in",
+    "event 1: tock", "event 2: tick", "event 3: tock", "event 4: tick",
+    "event 5: tock", "Stopped after 5 events; event source closed: true"})
+  assert.same({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, lines)
+  -- the producer suspends between pages: page i is there after i fetches
+  for i = 1, 3 do
+    -- (printed to 0.01 s)
+    within(num(out, "page " .. i .. ", at ([%d.]+)s"), 0.05 * i - 0.01, 0.05 * i + 0.25,
+           "page " .. i)
+  end
+  sequential(num(out, "4 fetches in ([%d.]+)s"), 0.2 - 0.01, "four 0.05 s fetches in a row")
+  -- events come as the source produces them (every 0.02 s); the loop's break
+  -- closed the source
+  for i = 1, 5 do
+    within(num(out, "event " .. i .. ": %a+ at ([%d.]+)s"), 0.02 * i - 0.01,
+           0.02 * i + 0.25, "event " .. i)
+  end
+  assert_absent(out, "event 6")
+end
+
+checks["e002_9_rate_limit_retry.lua"] = function(out)
+  assert_lines(out, {"second 1: 10 requests", "second 2: 10 requests",
+                     "second 3: 5 requests"})
+  -- the limit holds: never more than 10 in a 1 s window, and 25 requests
+  -- (10 at once, then 10 per second) take at least 2 s
+  within(num(out, "at most (%d+) in any 1 s window"), 1, 10, "requests in a window")
+  within(num(out, "25 requests in ([%d.]+)s"), 2.0, 2.5, "25 requests at 10/s")
+  within(num(out, "measured rate: ([%d.]+) requests/s"), 5, 10, "measured rate")
+  -- retries at 0.1 s, then 0.2 s later (1 s, 2 s scaled down 10x)
+  local flaky = section(out, "fetchWithRetry, failing twice:", "fetchWithRetry, always")
+  assert_in_order(flaky, {"attempt 1 at", "retrying in 0.1s", "attempt 2 at",
+                          "retrying in 0.2s", "attempt 3 at", "succeeded: status 200"})
+  within(num(flaky, "attempt 2 at ([%d.]+)s"), 0.1, 0.3, "first retry")
+  within(num(flaky, "attempt 3 at ([%d.]+)s"), 0.3, 0.6, "second retry")
+  local down = section(out, "fetchWithRetry, always failing:")
+  assert_in_order(down, {"attempt 1 at", "retrying in 0.1s", "attempt 2 at",
+                         "retrying in 0.2s", "attempt 3 at",
+                         "503 from https://api.example.com/down (ok=false)"})
+  assert_absent(down, "attempt 4")
+  within(num(down, "gave up after ([%d.]+)s"), 0.3, 0.6, "three attempts")
+end
+
+checks["e002_12_semaphore_limit.lua"] = function(out)
+  assert_in_order(out, {"semaphore(3): 12 urls, 11 ok, 1 timed out after 0.3s, in",
+                        "max in flight: 3 (limit 3); permits free again: 3",
+                        "no limit: max in flight: 12, in",
+                        "casync.map limit 3: max in flight: 3, in"})
+  assert.truthy(has(out, "result 5: timeout"))
+  -- 12 x 0.1 s, 3 at a time, the slow one cut at 0.3 s: 0.5 s
+  concurrent(num(out, "1 timed out after 0%.3s, in ([%d.]+)s"), 0.5, "semaphore(3)")
+  concurrent(num(out, "no limit: max in flight: 12, in ([%d.]+)s"), 0.3, "no limit")
+  concurrent(num(out, "casync%.map limit 3: max in flight: 3, in ([%d.]+)s"), 0.5,
+             "casync.map limit 3")
+end
+
+checks["e004_9_process_batch.lua"] = function(out)
+  local results = "10,20,30,40,50,60,70,80,90,100"
+  assert.truthy(out:match("processBatch%(batchSize 3%): max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  assert.truthy(out:match("casync%.map%(limit 3%): +max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  -- batches wait for their slowest item: 150 + 150 + 150 + 100 ms
+  concurrent(num(out, "processBatch%(batchSize 3%): max in flight 3, ([%d.]+)s"), 0.55,
+             "four batches")
+  -- a sliding window of 3 keeps every slot busy: 1000 ms of work / 3, ~350 ms
+  concurrent(num(out, "casync%.map%(limit 3%): +max in flight 3, ([%d.]+)s"), 0.35,
+             "casync.map limit 3")
 end
 
 ---------------------------------------------------------------------------
