@@ -689,6 +689,37 @@ describe("casync.condition", function()
     assert.is_false(lock:locked())
   end))
 
+  it("a waiter notified, then cancelled before it ran, keeps the " ..
+     "notification; the cancellation comes at its next suspension",
+     async(function()
+    local cond = casync.condition()
+    local items, took = {}, {}
+    local function consumer(name)
+      local p <close> = cond:acquire()
+      while #items == 0 do cond:wait() end
+      took[#took + 1] = name .. ":" .. table.remove(items, 1)
+      casync.sleep(0) -- the cancellation is raised here, after the item
+    end
+    local a = start(consumer, "a")
+    local b = start(consumer, "b")
+    do
+      local p <close> = cond:acquire()
+      items[1] = "x"
+      cond:notify() -- wakes a only
+    end
+    a:cancel()       -- a is ready (notified), it has not run yet
+    assert.is_false(pcall(a.wait, a))
+    assert.same({"a:x"}, took) -- the notification and the item were not lost
+    do
+      local p <close> = cond:acquire()
+      items[1] = "y"
+      cond:notify()
+    end
+    b:wait()
+    assert.same({"a:x", "b:y"}, took)
+    assert.is_false(cond:lock():locked())
+  end))
+
   it("works over a given lock", async(function()
     local lock = casync.lock()
     local cond = casync.condition(lock)

@@ -361,13 +361,18 @@ static int reacquire_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   CASYNC_CHECK_RESUMED(L, t, ctx, reacquire_k);
   s->owner = t;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  /* cancelled while it waited on the condition: raised now that the lock
+   * is back.  Cancelled after notify woke it: the notification is kept
+   * (wait returns true), and the cancellation waits for the next
+   * suspension point, as for a channel value or a permit. */
+  if (lua_toboolean(L, 4)) return casync__raise_cancel(L, t);
   lua_pushboolean(L, !lua_toboolean(L, 3)); /* 3: timed out */
   return 1;
 }
 
 /* After the wait on the condition: takes the lock back before returning
- * or raising, so the caller's permit stays valid. */
+ * or raising, so the caller's permit stays valid.
+ * Stack: [1 cond][2 timeout][3 timed out][4 cancelled in the wait] */
 static int cond_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = (casync_task *)ctx;
   casync_ctx *lp = t->loop;
@@ -376,6 +381,7 @@ static int cond_k(lua_State *L, int status, lua_KContext ctx) {
   CASYNC_CHECK_RESUMED(L, t, ctx, cond_k);
   lua_settop(L, 2);
   lua_pushboolean(L, t->u.wn.status == WN_TIMEOUT); /* 3 */
+  lua_pushboolean(L, t->wake == WAKE_CANCEL);       /* 4 */
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
     return reacquire_k(L, LUA_OK, ctx);
