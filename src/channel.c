@@ -348,7 +348,8 @@ static int do_send(lua_State *L, chan *c, int op, lua_Number prio) {
  * "closed" if the channel is (or gets) closed first */
 static int meth_send(lua_State *L) {
   chan *c = check_chan(L, 1);
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be sent)");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+                "value expected (nil cannot be sent)");
   lua_settop(L, 2);
   return do_send(L, c, OP_SEND, 0);
 }
@@ -400,7 +401,8 @@ static int meth_recv(lua_State *L) {
 static int meth_try_send(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   chan *c = check_chan(L, 1);
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be sent)");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+                "value expected (nil cannot be sent)");
   lua_settop(L, 2);
   if (c->closed) return raise_closed(L, "try_send");
   lua_pushboolean(L, try_send_value(L, lp, c, 1, 0));
@@ -526,7 +528,8 @@ static int fn_channel(lua_State *L) {
 static int meth_put(lua_State *L) {
   chan *c = check_queue(L, 1);
   lua_Number prio = 0;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be put)");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+                "value expected (nil cannot be put)");
   if (c->order == ORDER_PRIORITY) {
     prio = luaL_optnumber(L, 3, 0);
     luaL_argcheck(L, prio == prio, 3, "number expected, got NaN");
@@ -550,7 +553,8 @@ static int meth_try_put(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   chan *c = check_queue(L, 1);
   lua_Number prio = 0;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2, "value expected (nil cannot be put)");
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+                "value expected (nil cannot be put)");
   if (c->order == ORDER_PRIORITY) {
     prio = luaL_optnumber(L, 3, 0);
     luaL_argcheck(L, prio == prio, 3, "number expected, got NaN");

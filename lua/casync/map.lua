@@ -36,7 +36,9 @@ return function(fn, list, opts)
   end
   local limit = n
   if opts ~= nil then
-    if type(opts) ~= "table" then bad(3, "table expected, got " .. type(opts)) end
+    if type(opts) ~= "table" then
+      bad(3, "table expected, got " .. type(opts))
+    end
     if opts.limit ~= nil then
       limit = opts.limit
       if math.type(limit) ~= "integer" then

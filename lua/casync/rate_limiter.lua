@@ -7,7 +7,7 @@
 --   local limiter = casync.rate_limiter(10, 1)   -- 10 per second
 --   limiter:acquire()                           -- waits for a slot
 --   if limiter:try_acquire() then ... end       -- or does not wait
---   local get = limiter:wrap(fetch)             -- get(...) = acquire, fetch(...)
+--   local get = limiter:wrap(fetch)    -- get(...): acquire, then fetch(...)
 local core = require "casync.core"
 
 local now, sleep, new_lock = core.now, core.sleep, core.lock
