@@ -210,6 +210,10 @@ describe("stream reads", function()
     assert.equal("EADDRINUSE", err.code)
     srv:close()
     assert.is_nil(io.open(path)) -- the socket file is gone
+    assert.matches("bad argument #1 to 'listen' %(path is too long for a socket%)",
+                   errmsg(function() return casync.pipe.listen(("p"):rep(200), print) end))
+    assert.matches("bad argument #1 to 'connect' %(path must not be empty%)",
+                   errmsg(function() return casync.pipe.connect("") end))
     local c2, err2 = casync.pipe.connect(path)
     assert.is_nil(c2)
     assert.equal("ENOENT", err2.code)
@@ -544,7 +548,9 @@ describe("stdio streams", function()
     local setup = ("package.path = %q .. package.path; package.cpath = %q .. package.cpath; ")
       :format(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;",
               helper.build .. "/lib/?.so;")
-    return helper.sh(shell:format("lua5.4 -e " .. helper.quote(setup .. code)))
+    local cmd = "lua5.4 -e " .. helper.quote(setup .. code)
+    if shell:match("^script") then cmd = helper.quote(cmd) end
+    return helper.sh(shell:format(cmd))
   end
 
   it("stdin and stdout are streams when they are pipes", function()
@@ -563,6 +569,23 @@ describe("stdio streams", function()
     ]], "printf 'one\\r\\ntwo\\n' | %s | cat")
     assert.equal(0, code, err)
     assert.equal("pipe|one|two|nil\nafter\n", out)
+  end)
+
+  it("stdout is a stream when it is a terminal", function()
+    if helper.sh("command -v script") ~= 0 then
+      return pending("script(1) is not installed: no pseudo-terminal")
+    end
+    local code, out, err = run([[
+      local casync = require "casync"
+      casync.run(function()
+        local o = assert(casync.stdout())
+        assert(o:write("kind=" .. o:kind() .. "\n"))
+        o:close()
+      end)
+      io.write("after\n")
+    ]], "script -qec %s /dev/null < /dev/null")
+    assert.equal(0, code, err)
+    assert.matches("kind=tty\r?\nafter", out)
   end)
 
   it("stdio refuses a regular file", function()

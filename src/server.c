@@ -136,13 +136,10 @@ static int accept_one(lua_State *L) {
   casync__net_push_anchor(L, srv->pin_ref); /* 2: the server userdata */
   lua_getiuservalue(L, 2, 1);               /* 3: the handler */
   s = casync__stream_new(L, net, srv->kind, &r); /* 4: the stream */
-  c = malloc(sizeof *c);
-  if (s && c) r = uv_accept(&srv->u.s, &s->u.s);
-  else if (s) r = UV_ENOMEM;
-  if (!s || !c || r < 0) {
+  if (s) r = uv_accept(&srv->u.s, &s->u.s);
+  if (!s || r < 0) {
     /* NOTE: libuv stops listening until uv_accept is called; a failed
      * accept still took the connection off its hands */
-    free(c);
     if (s) casync__stream_close(s, 0);
     srv->errors++;
     srv->last_error = r;
@@ -150,6 +147,10 @@ static int accept_one(lua_State *L) {
   }
   if (srv->kind == CASYNC_TCP) uv_tcp_nodelay(&s->u.tcp, 1);
   t = casync__spawn(L, net->lp, 3, 1, 0);
+  srv->accepted++;
+  /* without its record (no memory) the connection is not counted, and its
+   * stream is closed by the garbage collector instead of at the end */
+  if ((c = malloc(sizeof *c)) == NULL) return 0;
   memset(c, 0, sizeof *c);
   c->obs.notify = conn_ended;
   casync__obs_link(t, &c->obs);
@@ -161,7 +162,6 @@ static int accept_one(lua_State *L) {
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
   srv->nconn++;
-  srv->accepted++;
   return 0;
 }
 
