@@ -34,6 +34,7 @@ struct group {
   int suspended;    /* the waiter has yielded */
   int woke;         /* the waiter was woken (or need not yield) */
   int outer_cancel; /* the waiter was cancelled */
+  int first_ok;     /* the first member that ended with results, or -1 */
   int timed_out;
   double timeout;
   member m[];
@@ -75,6 +76,7 @@ static void maybe_wake(group *g) {
 static void member_ended(group *g, int idx) {
   casync_task *t = g->m[idx].task;
   g->pending--;
+  if (g->first_ok < 0 && t->outcome == OUT_OK) g->first_ok = idx;
   if (g->first < 0 && !g->outer_cancel) switch (g->mode) {
     case M_GATHER:
       if (t->outcome != OUT_OK) {
@@ -162,13 +164,36 @@ static int push_task_list(lua_State *L, group *g, int tasks, int done) {
 }
 
 /* Builds what the call returns.  Stack: ... [tasks] [group] [varargs?] */
+static int outcome_kept(group *g) {
+  int i;
+  switch (g->mode) {
+  case M_GATHER:
+  case M_SETTLED:
+    for (i = 0; i < g->n; i++)
+      if (g->m[i].task->outcome != OUT_OK) return 0;
+    return 1;
+  case M_RACE:
+  case M_WAIT_FOR:
+    return g->first_ok >= 0;
+  default:
+    return 0;
+  }
+}
+
 static int group_results(lua_State *L, group *g, int tasks, int varargs) {
   int i;
   casync_task *t;
-  if (g->outer_cancel || (g->waiter->flags & TF_CANCEL_PENDING)) {
+  /* Cancelled while it waited: the members it cancelled have unwound.  If
+   * what the call returns was produced anyway (every member of a gather
+   * ended with results, a race or wait_for member did), it is returned and
+   * the cancellation stays pending for the next suspension point, as for a
+   * value handed over by a channel: nothing is lost.  A cancellation that
+   * came after the group was decided is likewise left pending. */
+  if (g->outer_cancel && !outcome_kept(g)) {
     observe_cancelled(g);
     return casync__raise_cancel(L, g->waiter);
   }
+  if (g->outer_cancel && g->mode == M_RACE) g->first = g->first_ok;
   switch (g->mode) {
   case M_GATHER:
     observe_cancelled(g);
@@ -290,6 +315,7 @@ static int start(lua_State *L, casync_ctx *lp, casync_task *self, int mode,
   g->n = n;
   g->mode = mode;
   g->first = -1;
+  g->first_ok = -1;
   g->timeout = timeout;
   gidx = lua_gettop(L);
   lua_pushboolean(L, varargs);
