@@ -10,6 +10,7 @@
 --   the timer callback resumes the task directly.
 -- * Tasks: a table {co, done, result, waiters}; wait() parks the caller on
 --   the task's waiter list; gather(list) spawns each function and counts down.
+-- * wake(co): puts a parked coroutine back on the ready queue.
 local uv = require "luv"
 
 local M = {}
@@ -49,6 +50,10 @@ local function schedule(co)
     idle:start(run_ready)
   end
 end
+
+-- Make a coroutine that yielded (parked on some wait list) ready again: what
+-- primitives built on the scheduler call, e.g. the W3 channel (../lua/chan.lua).
+M.wake = schedule
 
 function M.spawn(fn, ...)
   local task = { done = false }
