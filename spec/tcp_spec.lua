@@ -161,6 +161,29 @@ describe("tcp.listen", function()
   end))
 end)
 
+describe("tcp and luv", function()
+  it("uv.walk sees open streams and servers as casync's, and nothing breaks", nasync(function()
+    local ok, uv = pcall(require, "luv")
+    if not ok then return pending("luv is not installed") end
+    local srv = assert(casync.tcp.listen("127.0.0.1", 0, echo))
+    local c <close> = assert(casync.tcp.connect("127.0.0.1", srv:port()))
+    assert(c:write("before\n"))
+    assert.equal("before", c:read_line())
+    local seen = 0
+    uv.walk(function(h)
+      if tostring(h):match("casync network handle") then
+        seen = seen + 1
+        assert.is_true(h:is_closing()) -- so loops that close everything skip it
+        h:close()                      -- and closing it does nothing
+      end
+    end)
+    assert.equal(3, seen) -- the listener and both ends of the connection
+    assert(c:write("after\n"))
+    assert.equal("after", c:read_line())
+    srv:close()
+  end))
+end)
+
 describe("tcp.connect", function()
   it("connects over IPv6 loopback", nasync(function()
     local srv = casync.tcp.listen("::1", 0, echo)

@@ -253,6 +253,9 @@ struct casync_net {
   int open;           /* streams Lua has not closed */
   int servers;        /* server blocks not yet freed */
   int pins;           /* anchors held for libuv (pinned objects, data) */
+  void *luvh;         /* the luv_handle_t every stream and server handle's
+                         data points at (luv reads handle->data as its own:
+                         uv.walk); the blocks are found from the handles */
 };
 
 /* The libuv side of a stream: owned by libuv from init until on_close. */
@@ -284,7 +287,9 @@ struct casync_stream {
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
 };
 
-/* stream.c */
+/* net.c */
+void casync__net_open(lua_State *L);
+int casync__net_stats(lua_State *L);
 void casync__net_setfuncs(lua_State *L, const luaL_Reg *l);
 int casync__net_anchor(lua_State *L, casync_net *net, int idx);
 void casync__net_unanchor(casync_net *net, int ref);
@@ -302,8 +307,12 @@ lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
 int casync__net_push_addr(lua_State *L, const struct sockaddr *sa);
 int casync__net_parse_ip(const char *host, int port,
                          struct sockaddr_storage *ss);
+
+/* stream.c */
 casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
                                   int *uverr);
+casync_stream *casync__stream_new_fd(lua_State *L, casync_net *net, int kind,
+                                     int fd, int *uverr);
 casync_stream *casync__stream_of(lua_State *L, int idx);
 void casync__stream_close(casync_stream *s, int wake);
 int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
@@ -312,6 +321,9 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
                            lua_KContext kc);
 int casync__stream_connect_status(lua_State *L, int sidx);
 void casync__stream_open(lua_State *L);
+
+/* stdio.c */
+void casync__stdio_open(lua_State *L);
 
 /* server.c */
 casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,

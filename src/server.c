@@ -78,7 +78,7 @@ void casync__server_stream_closed(casync_stream *s) {
 }
 
 static void on_server_close(uv_handle_t *h) {
-  casync_server *srv = h->data;
+  casync_server *srv = container_of(h, casync_server, u.h);
   casync_net *net = srv->net;
   casync_conn *c, *next;
   for (c = srv->conns; c; c = next) {
@@ -113,7 +113,7 @@ casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,
   if (!srv) luaL_error(L, "not enough memory");
   if (kind == CASYNC_TCP) uv_tcp_init(net->lp->loop, &srv->u.tcp);
   else uv_pipe_init(net->lp->loop, &srv->u.pipe, 0);
-  srv->u.h.data = srv;
+  srv->u.h.data = net->luvh; /* see casync_net */
   srv->net = net;
   srv->ud = u;
   srv->kind = kind;
@@ -166,7 +166,7 @@ static int accept_one(lua_State *L) {
 }
 
 static void on_connection(uv_stream_t *h, int status) {
-  casync_server *srv = h->data;
+  casync_server *srv = container_of(h, casync_server, u.s);
   lua_State *L;
   int top;
   if (status < 0) { /* e.g. EMFILE: libuv dropped that one and goes on */

@@ -1,10 +1,9 @@
 /* stream.c: casync.Stream, a byte stream over a libuv uv_stream_t (TCP,
  * Unix-domain pipes, stdio pipes and TTYs): buffered reads (read, read_line,
  * read_until, read_exactly, peek), writes with backpressure, shutdown,
- * close, timeouts and addresses; casync.stdin/stdout/stderr.  Also the
- * state the network files share (casync_net) and their waiting helpers.
- * Connecting, listening and name resolution live in tcp.c, pipe.c,
- * server.c and dns.c.
+ * close, timeouts and addresses.  Connecting, listening, stdio and name
+ * resolution live in tcp.c, pipe.c, server.c, stdio.c and dns.c; the
+ * state they share in net.c.
  *
  * Ownership (STYLE 5): the casync_stream block is libuv's from init until
  * on_close frees it; the userdata is Lua's.  close() and __gc detach the
@@ -16,12 +15,9 @@
  * so memory stays bounded when nobody reads.  The handle keeps the loop
  * alive only while a reader waits (requests keep it alive by themselves).
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "internal.h"
 
 #define SCRATCH_SIZE 65536u      /* one read(2) at most */
@@ -61,110 +57,6 @@ typedef struct wreq {
   int ref;           /* anchor of the data (a string or a table) */
 } wreq;
 
-static char net_key, anchor_key, stdio_key;
-
-/* =========================================================== net state */
-
-static int net_gc(lua_State *L) {
-  casync_net **pp = lua_touserdata(L, 1), *net = *pp;
-  if (!net) return 0;
-  *pp = NULL;
-  net->alive = 0;
-  net->L = NULL;
-  net->lp = NULL;
-  free(net->scratch);
-  net->scratch = NULL;
-  if (net->refs == 0) free(net);
-  return 0;
-}
-
-void casync__net_unref(casync_net *net) {
-  if (--net->refs == 0 && !net->alive) free(net);
-}
-
-/* luaL_setfuncs with the loop context and the net userdata as upvalues. */
-void casync__net_setfuncs(lua_State *L, const luaL_Reg *l) {
-  casync__loop_push(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &net_key);
-  luaL_setfuncs(L, l, 2);
-}
-
-/* Anchors the value at idx for libuv; returns the reference. */
-int casync__net_anchor(lua_State *L, casync_net *net, int idx) {
-  int ref;
-  idx = lua_absindex(L, idx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &anchor_key);
-  lua_pushvalue(L, idx);
-  ref = luaL_ref(L, -2);
-  lua_pop(L, 1);
-  net->pins++;
-  return ref;
-}
-
-/* Drops an anchor (from a libuv callback: on the main thread). */
-void casync__net_unanchor(casync_net *net, int ref) {
-  lua_State *L = net->L;
-  if (!net->alive || ref == LUA_NOREF) return;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &anchor_key);
-  luaL_unref(L, -1, ref);
-  lua_pop(L, 1);
-  net->pins--;
-}
-
-void casync__net_push_anchor(lua_State *L, int ref) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &anchor_key);
-  lua_rawgeti(L, -1, ref);
-  lua_remove(L, -2);
-}
-
-/* A deadline `seconds` from now (ns, uv_hrtime clock), 0 for none. */
-uint64_t casync__net_deadline(double seconds) {
-  uint64_t now = uv_hrtime();
-  if (seconds < 0 || seconds >= 1e9) return 0;
-  return now + (uint64_t)(seconds * 1e9) + 1;
-}
-
-/* The running task, checked to be able to suspend; raises naming fname. */
-casync_task *casync__net_task(lua_State *L, const char *fname) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__require_task(L, lp, fname);
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
-  return t;
-}
-
-/* A deadline passed: undo the wait and wake the task with WAKE_TIMEOUT. */
-static void on_deadline(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  if (t->cancel_wait) t->cancel_wait(lp, t);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
-
-/* Parks t (see casync__suspend) with an optional deadline; k runs with
- * kc when it is woken.  Does not return. */
-int casync__net_suspend(lua_State *L, casync_task *t, const char *what,
-                        casync_cancel_fn cancel, void *wait_data,
-                        uint64_t deadline, lua_KFunction k, lua_KContext kc) {
-  t->wait_data = wait_data;
-  if (deadline) {
-    t->timer.fire = on_deadline;
-    casync__timer_add_ns(t->loop, &t->timer, deadline);
-  }
-  t->state = T_WAITING;
-  t->waiting_on = what;
-  t->cancel_wait = cancel;
-  t->wake = WAKE_OK;
-  return lua_yieldk(L, 0, kc, k);
-}
-
-/* Pushes nil and a timeout error for op; returns 2. */
-int casync__net_timeout_err(lua_State *L, const char *op) {
-  lua_pushnil(L);
-  casync__error_push(L, "timeout", "ETIMEDOUT", "%s: timed out", op);
-  return 2;
-}
-
 static int closed_err(lua_State *L, const char *op) {
   lua_pushnil(L);
   casync__error_push(L, "closed", NULL, "%s: the stream was closed", op);
@@ -175,61 +67,6 @@ static int uv_err(lua_State *L, const char *op, int uverr) {
   lua_pushnil(L);
   casync__error_uv(L, op, uverr);
   return 2;
-}
-
-/* opts[field] of the options table at arg as seconds (-1 when absent). */
-double casync__net_opt_seconds(lua_State *L, int arg, const char *field) {
-  double v = -1;
-  int isnum;
-  if (lua_isnoneornil(L, arg)) return -1;
-  if (lua_getfield(L, arg, field) != LUA_TNIL) {
-    v = lua_tonumberx(L, -1, &isnum);
-    if (!isnum || v != v)
-      luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be a number",
-                                            field));
-    if (v < 0) v = 0;
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* opts[field] of the options table at arg as an integer (def if absent). */
-lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
-                                lua_Integer def) {
-  lua_Integer v = def;
-  int isint;
-  if (lua_isnoneornil(L, arg)) return def;
-  if (lua_getfield(L, arg, field) != LUA_TNIL) {
-    v = lua_tointegerx(L, -1, &isint);
-    if (!isint)
-      luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be an integer",
-                                            field));
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* Pushes the host and port of an IPv4/IPv6 address; returns 2. */
-int casync__net_push_addr(lua_State *L, const struct sockaddr *sa) {
-  char host[INET6_ADDRSTRLEN + 1] = "";
-  int port = 0;
-  uv_ip_name(sa, host, sizeof host);
-  if (sa->sa_family == AF_INET)
-    port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-  else if (sa->sa_family == AF_INET6)
-    port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-  lua_pushstring(L, host);
-  lua_pushinteger(L, port);
-  return 2;
-}
-
-/* Parses a numeric IPv4 or IPv6 address; 1 if it is one. */
-int casync__net_parse_ip(const char *host, int port,
-                         struct sockaddr_storage *ss) {
-  memset(ss, 0, sizeof *ss);
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0) return 1;
-  if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0) return 1;
-  return 0;
 }
 
 /* ============================================================ the block */
@@ -250,7 +87,7 @@ static void unpin(casync_stream *s) {
 }
 
 static void on_close(uv_handle_t *h) {
-  casync_stream *s = h->data;
+  casync_stream *s = container_of(h, casync_stream, u.h);
   casync_net *net = s->net;
   free(s->rbuf);
   net->streams--;
@@ -259,11 +96,13 @@ static void on_close(uv_handle_t *h) {
   casync__net_unref(net);
 }
 
-/* Creates a stream userdata (pushed) and its block with an initialized TCP
- * or pipe handle.  On failure the userdata is closed, *uverr set, and NULL
- * returned. */
-casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
-                                  int *uverr) {
+/* Creates a stream userdata (pushed) and its block with an initialized
+ * handle of `kind`: a new TCP or pipe handle (fd < 0), or one over fd (TCP,
+ * pipe or TTY).  On failure the userdata is left closed, *uverr set, and
+ * NULL returned. */
+casync_stream *casync__stream_new_fd(lua_State *L, casync_net *net, int kind,
+                                     int fd, int *uverr) {
+  uv_loop_t *loop = net->lp->loop;
   stream_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   casync_stream *s;
   int r;
@@ -273,14 +112,17 @@ casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
   luaL_setmetatable(L, CASYNC_STREAM_MT); /* closed, until it has a block */
   s = calloc(1, sizeof *s);
   if (!s) luaL_error(L, "not enough memory");
-  r = kind == CASYNC_TCP ? uv_tcp_init(net->lp->loop, &s->u.tcp)
-                         : uv_pipe_init(net->lp->loop, &s->u.pipe, 0);
-  if (r < 0) {
+  r = kind == CASYNC_TCP    ? uv_tcp_init(loop, &s->u.tcp)
+      : kind == CASYNC_PIPE ? uv_pipe_init(loop, &s->u.pipe, 0)
+                            : uv_tty_init(loop, &s->u.tty, fd,
+                                          (fcntl(fd, F_GETFL) & O_ACCMODE) !=
+                                              O_WRONLY);
+  if (r < 0) { /* not in the loop: nothing to close */
     free(s);
     *uverr = r;
     return NULL;
   }
-  s->u.h.data = s;
+  s->u.h.data = net->luvh; /* see casync_net */
   s->net = net;
   s->ud = u;
   s->kind = kind;
@@ -291,7 +133,22 @@ casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
   net->open++;
   u->s = s;
   uv_unref(&s->u.h);
+  if (fd >= 0 && kind != CASYNC_TTY) {
+    r = kind == CASYNC_TCP ? uv_tcp_open(&s->u.tcp, (uv_os_sock_t)fd)
+                           : uv_pipe_open(&s->u.pipe, (uv_file)fd);
+    if (r < 0) {
+      casync__stream_close(s, 0);
+      *uverr = r;
+      return NULL;
+    }
+  }
   return s;
+}
+
+/* The same with a new TCP or pipe handle. */
+casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
+                                  int *uverr) {
+  return casync__stream_new_fd(L, net, kind, -1, uverr);
 }
 
 static void ref_handle(casync_stream *s, int on) {
@@ -474,7 +331,7 @@ static void stop_reading(casync_stream *s) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  casync_stream *s = h->data;
+  casync_stream *s = container_of(h, casync_stream, u.h);
   casync_net *net = s->net;
   (void)suggested;
   if (s->rcap - s->rtail < MIN_DIRECT && s->rhead > 0 &&
@@ -492,7 +349,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
-  casync_stream *s = h->data;
+  casync_stream *s = container_of(h, casync_stream, u.s);
   if (nread > 0) {
     if (buf->base == s->net->scratch) {
       if (reserve(s, (size_t)nread)) {
@@ -1150,109 +1007,6 @@ static int meta_tostring(lua_State *L) {
                   u->s ? "open" : "closed");
   return 1;
 }
-
-/* ================================================================ stdio */
-
-/* casync.stream.stdio(fd) -> stream | nil, err: fd (0, 1, 2 or another
- * descriptor the process owns) as a stream when it is a pipe, socket or
- * TTY; the same stream again while it is open.  Descriptors 0-2 are not
- * closed by close(), and get their blocking mode back. */
-static int fn_stdio(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
-  lua_Integer fd = luaL_checkinteger(L, 1);
-  stream_ud *u;
-  casync_stream *s;
-  uv_handle_type type;
-  int kind, r, flags;
-  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "not a file descriptor");
-  lua_settop(L, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &stdio_key);
-  if (lua_rawgeti(L, 2, fd) == LUA_TUSERDATA &&
-      ((stream_ud *)lua_touserdata(L, -1))->s)
-    return 1;
-  lua_pop(L, 1);
-  type = uv_guess_handle((uv_file)fd);
-  kind = type == UV_TTY          ? CASYNC_TTY
-         : type == UV_NAMED_PIPE ? CASYNC_PIPE
-         : type == UV_TCP        ? CASYNC_TCP
-                                 : 0;
-  if (!kind) {
-    lua_pushnil(L);
-    casync__error_push(L, "io", type == UV_UNKNOWN_HANDLE ? "EBADF" : "ENOTSUP",
-                       "stdio: fd %I is %s", fd,
-                       type == UV_UNKNOWN_HANDLE ? "not open"
-                                                 : "not a pipe, socket or tty");
-    return 2;
-  }
-  flags = fcntl((int)fd, F_GETFL);
-  if (kind == CASYNC_TTY) {
-    u = lua_newuserdatauv(L, sizeof *u, 0);
-    memset(u, 0, sizeof *u);
-    u->timeout = -1;
-    u->kind = kind;
-    luaL_setmetatable(L, CASYNC_STREAM_MT);
-    s = calloc(1, sizeof *s);
-    if (!s) return luaL_error(L, "not enough memory");
-    r = uv_tty_init(net->lp->loop, &s->u.tty, (uv_file)fd,
-                    (flags & O_ACCMODE) != O_WRONLY);
-    if (r < 0) {
-      free(s);
-      return uv_err(L, "stdio", r);
-    }
-    s->u.h.data = s;
-    s->net = net;
-    s->ud = u;
-    s->kind = kind;
-    s->pin_ref = LUA_NOREF;
-    net->refs++;
-    net->streams++;
-    net->open++;
-    u->s = s;
-    uv_unref(&s->u.h);
-  } else {
-    s = casync__stream_new(L, net, kind, &r);
-    if (!s) return uv_err(L, "stdio", r);
-    r = kind == CASYNC_TCP ? uv_tcp_open(&s->u.tcp, (uv_os_sock_t)fd)
-                           : uv_pipe_open(&s->u.pipe, (uv_file)fd);
-    if (r < 0) {
-      casync__stream_close(s, 0);
-      return uv_err(L, "stdio", r);
-    }
-  }
-  s->stdio_fd = (int)fd;
-  s->stdio_flags = flags;
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, 2, fd);
-  return 1;
-}
-
-static int stdio_fd(lua_State *L, int fd) {
-  lua_settop(L, 0);
-  lua_pushinteger(L, fd);
-  return fn_stdio(L);
-}
-
-/* casync.stdin() / stdout() / stderr() -> stream | nil, err */
-static int fn_stdin(lua_State *L) { return stdio_fd(L, 0); }
-static int fn_stdout(lua_State *L) { return stdio_fd(L, 1); }
-static int fn_stderr(lua_State *L) { return stdio_fd(L, 2); }
-
-/* casync.stream._stats() -> {streams=, open=, servers=, pins=}: counts for
- * tests (blocks libuv has not freed, streams Lua has not closed, ...) */
-static int fn_stats(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
-  lua_createtable(L, 0, 4);
-  lua_pushinteger(L, net->streams);
-  lua_setfield(L, -2, "streams");
-  lua_pushinteger(L, net->open);
-  lua_setfield(L, -2, "open");
-  lua_pushinteger(L, net->servers);
-  lua_setfield(L, -2, "servers");
-  lua_pushinteger(L, net->pins);
-  lua_setfield(L, -2, "pins");
-  return 1;
-}
-
 /* ================================================================= open */
 
 void casync__stream_open(lua_State *L) {
@@ -1265,41 +1019,9 @@ void casync__stream_open(lua_State *L) {
     {"set_timeout", meth_set_timeout}, {"sockname", meth_sockname},
     {"peername", meth_peername}, {"set_nodelay", meth_set_nodelay},
     {"kind", meth_kind}, {NULL, NULL}};
-  static const luaL_Reg fns[] = {
-    {"stdin", fn_stdin}, {"stdout", fn_stdout}, {"stderr", fn_stderr},
-    {NULL, NULL}};
+  static const luaL_Reg metas[] = {{"__close", meth_close}, {NULL, NULL}};
   static const luaL_Reg stream_fns[] = {
-    {"stdio", fn_stdio}, {"_stats", fn_stats}, {NULL, NULL}};
-  casync_net **pp, *net;
-  struct sigaction sa;
-  /* a write to a peer that went away must return EPIPE, not kill us */
-  if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-    signal(SIGPIPE, SIG_IGN);
-  /* the net state: created after the loop context, so at lua_close its
-   * __gc runs before the context's (which runs the loop one last time) and
-   * after every stream's */
-  pp = lua_newuserdatauv(L, sizeof *pp, 0);
-  *pp = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, net_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  net = calloc(1, sizeof *net);
-  if (!net) luaL_error(L, "not enough memory");
-  net->lp = casync__loop_get(L);
-  net->L = net->lp->L;
-  net->alive = 1;
-  *pp = net;
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &net_key);
-  lua_newtable(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &anchor_key);
-  lua_newtable(L); /* stdio streams, weak */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &stdio_key);
-
+    {"_stats", casync__net_stats}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_STREAM_MT);
   lua_newtable(L);
   casync__net_setfuncs(L, methods);
@@ -1308,11 +1030,9 @@ void casync__stream_open(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pushcfunction(L, meta_gc);
   lua_setfield(L, -2, "__gc");
-  casync__net_setfuncs(L, (const luaL_Reg[]){{"__close", meth_close},
-                                             {NULL, NULL}});
+  casync__net_setfuncs(L, metas);
   lua_pop(L, 1);
-  casync__net_setfuncs(L, fns);
-  lua_newtable(L);
+  lua_newtable(L); /* casync.stream */
   casync__net_setfuncs(L, stream_fns);
   lua_setfield(L, -2, "stream");
 }
