@@ -205,6 +205,14 @@ void casync__sync_open(lua_State *L);
 /* combinators.c */
 void casync__combinators_open(lua_State *L);
 
+/* copy.c, thread.c: worker threads (issue 5) */
+typedef struct casync_buf { char *data; size_t len, cap; } casync_buf;
+void casync__buf_free(casync_buf *b);
+int casync__copy_encode(lua_State *L, int idx, int n, casync_buf *b,
+                        const char *root, lua_Integer first, int fn_first);
+int casync__copy_decode(lua_State *L, const casync_buf *b, size_t from);
+void casync__thread_open(lua_State *L);
+
 /* error.c */
 int casync__error_push(lua_State *L, const char *kind, const char *code,
                        const char *fmt, ...);

@@ -20,6 +20,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__combinators_open(L);
   casync__channel_open(L);
   casync__sync_open(L);
+  casync__thread_open(L); /* after combinators: uses gather */
   casync__net_open(L); /* first of the network files: makes their state */
   casync__stream_open(L);
   casync__stdio_open(L);

@@ -87,6 +87,15 @@ static int task_msgh(lua_State *co) {
     lua_settop(co, 1);
     return 1;
   }
+  /* a casync.thread task: where it failed in the worker (thread.c) */
+  if (lua_getfield(co, -1, "worker_traceback") == LUA_TSTRING) {
+    lua_pushnil(co);
+    lua_setfield(co, -3, "worker_traceback");
+    lua_setfield(co, -2, "traceback");
+    lua_settop(co, 1);
+    return 1;
+  }
+  lua_pop(co, 1);
   luaL_traceback(co, co, NULL, 1);
   /* an error re-raised from a task it waited on: show that task's too */
   if (lua_getfield(co, -2, "cause") == LUA_TUSERDATA) {
