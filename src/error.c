@@ -55,6 +55,22 @@ int casync__error_uv(lua_State *L, const char *op, int uverr) {
                             uv_strerror(uverr));
 }
 
+/* Pushes the error for libuv error uverr in operation `op` on a file:
+ * as casync__error_uv, with the message naming the path ("open 'a.txt':
+ * no such file or directory", or "rename 'a' -> 'b': ..." when path2 is
+ * given) and a field `path`.  Returns 1. */
+int casync__error_uv_path(lua_State *L, const char *op, const char *path,
+                          const char *path2, int uverr) {
+  if (!path) return casync__error_uv(L, op, uverr);
+  if (path2) lua_pushfstring(L, "%s '%s' -> '%s'", op, path, path2);
+  else lua_pushfstring(L, "%s '%s'", op, path);
+  casync__error_uv(L, lua_tostring(L, -1), uverr);
+  lua_pushstring(L, path);
+  lua_setfield(L, -2, "path");
+  lua_remove(L, -2);
+  return 1;
+}
+
 static int tostring_of(lua_State *L) {
   luaL_tolstring(L, 1, NULL);
   return 1;

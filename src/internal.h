@@ -225,6 +225,12 @@ void casync__setfuncs(lua_State *L, const luaL_Reg *l);
 
 /* error.c (libuv errors) */
 int casync__error_uv(lua_State *L, const char *op, int uverr);
+int casync__error_uv_path(lua_State *L, const char *op, const char *path,
+                          const char *path2, int uverr);
+
+/* fs.c (issue 5) */
+void casync__fs_open(lua_State *L);
+int casync__fs_fileno(lua_State *L, int idx);
 
 /* ------------------------------------------------ network I/O (issue 4)
  * stream.c, server.c, tcp.c, pipe.c, dns.c.  Their Lua functions have two
