@@ -2,7 +2,8 @@
 # Second command: the whole test suite.
 #   1. the busted specs (spec/, examples included) on a normal build;
 #   2. the same specs on an AddressSanitizer + UndefinedBehaviorSanitizer build;
-#   3. every example under valgrind: no errors, no definite leaks.
+#   3. the thread specs (spec/thread_spec.lua) on a ThreadSanitizer build;
+#   4. every example under valgrind: no errors, no definite leaks.
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -21,7 +22,7 @@ build() { # dir, extra cmake args...
 specs() {
   local label=$1; shift
   local out
-  out=$(env "$@" busted -o TAP 2>&1)
+  out=$(env "$@" busted -o TAP ${spec_files:-} 2>&1)
   local ok bad
   ok=$(grep -c '^ok ' <<<"$out")
   bad=$(grep -c '^not ok ' <<<"$out")
@@ -37,6 +38,8 @@ echo "== build (RelWithDebInfo)"
 build build || { echo "0 passed, 1 failed"; exit 1; }
 echo "== build (ASan + UBSan)"
 build build-asan -DCASYNC_SANITIZE=ON || { echo "0 passed, 1 failed"; exit 1; }
+echo "== build (ThreadSanitizer)"
+build build-tsan -DCASYNC_TSAN=ON || { echo "0 passed, 1 failed"; exit 1; }
 
 echo "== specs"
 specs specs CASYNC_BUILD=build
@@ -47,6 +50,13 @@ ubsan_rt=$(gcc -print-file-name=libubsan.so)
 specs asan CASYNC_BUILD=build-asan LD_PRELOAD="$asan_rt:$ubsan_rt" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# TSan's runtime must be in the process from the start (lua5.4 is not
+# built with it); a data race aborts the run, which then counts as failed.
+echo "== thread specs under ThreadSanitizer"
+tsan_rt=$(gcc -print-file-name=libtsan.so)
+spec_files=spec/thread_spec.lua specs tsan CASYNC_BUILD=build-tsan \
+  LD_PRELOAD="$tsan_rt" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 echo "== examples under valgrind"
 for ex in examples/*.lua; do
