@@ -228,9 +228,14 @@ int casync__error_uv(lua_State *L, const char *op, int uverr);
 int casync__error_uv_path(lua_State *L, const char *op, const char *path,
                           const char *path2, int uverr);
 
-/* fs.c (issue 5) */
+/* fs.c, signal.c (issue 5) */
 void casync__fs_open(lua_State *L);
 int casync__fs_fileno(lua_State *L, int idx);
+int casync__signal_number(lua_State *L, int arg);
+const char *casync__signal_name(int signum);
+void casync__signal_open(lua_State *L);
+void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);
+int casync__sigint_end(lua_State *L, casync_ctx *lp);
 
 /* ------------------------------------------------ network I/O (issue 4)
  * stream.c, server.c, tcp.c, pipe.c, dns.c.  Their Lua functions have two

@@ -271,7 +271,7 @@ static void unwind(casync_ctx *lp) {
  * leaves true and its results; on failure false, the error, its traceback. */
 static int run_main(lua_State *L, casync_ctx *lp) {
   casync_task *main;
-  int midx, deadlock = 0, base;
+  int midx, deadlock = 0, base, interrupted;
   casync__check_callable(L, 1);
   if (lp->current)
     return luaL_error(L, "run: cannot be called inside a task (nested run)");
@@ -283,6 +283,7 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   main->flags |= TF_MAIN | TF_OBSERVED;
   midx = lua_gettop(L);
   lp->running = 1;
+  casync__sigint_begin(L, lp, main); /* Ctrl-C cancels main (signal.c) */
   while (main->state != T_DONE) {
     int alive = uv_run(lp->loop, UV_RUN_ONCE);
     if (main->state == T_DONE) break;
@@ -297,9 +298,17 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   casync__unhold(lp); /* what was ready when main ended: cancelled now */
   cancel_all(L, lp, NULL);
   unwind(lp);
+  interrupted = casync__sigint_end(L, lp);
   report_failures(L);
   lp->running = 0;
   base = lua_gettop(L);
+  if (interrupted) { /* whatever main did with the cancellation */
+    lua_pushboolean(L, 0);
+    casync__error_push(L, "interrupted", "SIGINT",
+                      "the main task was cancelled by SIGINT");
+    lua_pushnil(L);
+    return lua_gettop(L) - base;
+  }
   if (deadlock) {
     lua_pushboolean(L, 0);
     lua_pushvalue(L, 1);

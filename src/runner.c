@@ -7,6 +7,7 @@
  *     -v        print the version
  *     -         read the script from standard input
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +135,18 @@ static int pmain(lua_State *L) {
   lua_call(L, 2, 3);
   if (!lua_toboolean(L, -3)) {
     const char *tb = lua_tostring(L, -1);
+    int interrupted = casync__error_is(L, -2, "interrupted");
     fprintf(stderr, "%s: %s\n", progname, casync__tostring(L, -2));
     lua_pop(L, 1);
     if (lua_istable(L, -2) && lua_getfield(L, -2, "traceback") == LUA_TSTRING)
       tb = lua_tostring(L, -1);
     if (tb) fprintf(stderr, "%s\n", tb);
     fflush(stderr);
+    /* Ctrl-C: the conventional status of a process ended by SIGINT */
+    if (interrupted) {
+      lua_pushinteger(L, 128 + SIGINT);
+      return 1;
+    }
     lua_pushboolean(L, 0);
     return 1;
   }
@@ -164,6 +171,11 @@ int main(int argc, char **argv) {
   if (status != LUA_OK) {
     fprintf(stderr, "%s: %s\n", progname, lua_tostring(L, -1));
     fflush(stderr);
+  }
+  if (status == LUA_OK && lua_isinteger(L, -1)) { /* an exit status */
+    int code = (int)lua_tointeger(L, -1);
+    lua_close(L);
+    return code;
   }
   lua_close(L);
   return ok ? EXIT_SUCCESS : EXIT_FAILURE;
