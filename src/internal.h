@@ -234,6 +234,7 @@ int casync__fs_fileno(lua_State *L, int idx);
 int casync__signal_number(lua_State *L, int arg);
 const char *casync__signal_name(int signum);
 void casync__signal_open(lua_State *L);
+void casync__process_open(lua_State *L);
 void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);
 int casync__sigint_end(lua_State *L, casync_ctx *lp);
 

@@ -16,4 +16,8 @@ casync.rate_limiter = require "casync.rate_limiter"
 casync.retry = require "casync.retry"
 casync.map = require "casync.map"
 
+-- Processes: run() and the process pool, in Lua on the C core (issue 5).
+require "casync.process" -- adds run and pool to casync.process
+casync.process_pool = casync.process.pool
+
 return casync

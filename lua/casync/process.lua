@@ -1,0 +1,405 @@
+-- casync.process: the Lua half of child processes.  spawn, wait, kill and
+-- the pipes are C (src/process.c, src/stream.c); this adds
+--
+--   casync.process.run(argv [, opts]) -> {code=, signal=, stdout=, stderr=}
+--                                        | nil, err
+--   casync.process_pool([opts]) -> pool: pool:map(fn, list), pool:run(fn, ...),
+--                                        pool:close()
+--
+-- A pool keeps up to opts.size worker processes (default: the number of
+-- CPUs), each a Lua 5.4 interpreter with casync (the `casync` runner when
+-- this program runs in one, else lua5.4) started on first use and reused.
+-- Functions and values cross as copies (src/copy.c's encoding: functions
+-- by bytecode, without upvalues other than _ENV) over a socket on the
+-- worker's descriptor 3; its stdout and stderr are this process's.
+local core = require "casync.core"
+
+local P = core.process
+local spawn, now = core.spawn, core.now
+local pack, unpack = table.pack, table.unpack
+local spack, sunpack = string.pack, string.unpack
+
+-- read_all(stream, parts) reads until the end of the stream into parts.
+local function read_all(stream, parts)
+  while true do
+    local s = stream:read()
+    if not s then return end
+    parts[#parts + 1] = s
+  end
+end
+
+local function check_opts(fname, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #2 to '%s' (table expected, got %s)")
+      :format(fname, type(opts)), 3)
+  end
+  return opts or {}
+end
+
+local SPAWN_OPTS = {"env", "clear_env", "cwd", "shell", "detached", "fds"}
+
+-- casync.process.run(argv [, opts]) -> result | nil, err: runs argv to the
+-- end (as spawn does: a list, no shell unless opts.shell) and captures its
+-- output.  result = {code=, signal=, stdout=, stderr=} (code and signal as
+-- proc:wait gives them; stdout/stderr strings, nil when opts.stdout or
+-- opts.stderr is not "pipe", the default).  opts.input: a string written
+-- to its stdin (then closed; stdin is inherited otherwise);
+-- opts.timeout: seconds, after which the child is killed (SIGKILL) and run
+-- returns nil and an error of kind "timeout" carrying the output so far
+-- (err.stdout, err.stderr).  Also env, clear_env, cwd, detached as spawn.
+-- A cancelled run kills the child too.
+local function run(argv, opts)
+  opts = check_opts("run", opts)
+  local input, timeout = opts.input, opts.timeout
+  if input ~= nil and type(input) ~= "string" then
+    error("bad argument #2 to 'run' (opts.input must be a string)", 2)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    error("bad argument #2 to 'run' (opts.timeout must be a number)", 2)
+  end
+  local o = {}
+  for _, k in ipairs(SPAWN_OPTS) do o[k] = opts[k] end
+  o.stdin = input and "pipe" or opts.stdin
+  o.stdout = opts.stdout or "pipe"
+  o.stderr = opts.stderr or "pipe"
+  if not core.current() then
+    error("run: must be called inside a task (from a function run by " ..
+          "casync.run or casync.spawn)", 2)
+  end
+  local proc, err = P.spawn(argv, o)
+  if not proc then return nil, err end
+  local out, errs = {}, {}
+  local function body()
+    local jobs = {function() return proc:wait() end}
+    if proc.stdout then jobs[#jobs + 1] = function() read_all(proc.stdout, out) end end
+    if proc.stderr then jobs[#jobs + 1] = function() read_all(proc.stderr, errs) end end
+    if input then
+      jobs[#jobs + 1] = function()
+        proc.stdin:write(input) -- a child that does not read: EPIPE, ignored
+        proc.stdin:close()
+      end
+    end
+    return core.gather(unpack(jobs))
+  end
+  local ok, code, sig
+  if timeout then
+    ok, code, sig = pcall(core.wait_for, body, timeout)
+  else
+    ok, code, sig = pcall(body)
+  end
+  if not ok then
+    proc:kill("SIGKILL")
+    proc:close()
+    local e = code
+    if core.is_error(e, "timeout") then
+      pcall(proc.wait, proc) -- reaped at once after SIGKILL
+      local cmd = type(argv) == "table" and argv[1] or argv
+      local terr = core.new_error("timeout", ("run: '%s' timed out after %gs")
+        :format(tostring(cmd), timeout), "ETIMEDOUT")
+      terr.stdout = proc.stdout and table.concat(out) or nil
+      terr.stderr = proc.stderr and table.concat(errs) or nil
+      return nil, terr
+    end
+    error(e, 0)
+  end
+  proc:close()
+  -- the signal comes back from gather as the second result of wait's job
+  -- only when it is the sole job; ask again
+  code, sig = proc:poll()
+  return {
+    code = code, signal = sig,
+    stdout = proc.stdout and table.concat(out) or nil,
+    stderr = proc.stderr and table.concat(errs) or nil,
+  }
+end
+
+P.run = run
+
+---------------------------------------------------------------------------
+-- process pool
+
+-- The worker: reads frames from descriptor 3, runs the calls, writes the
+-- replies.  Frames: 4-byte big-endian length, then a type byte:
+--   "F" id:I4 <encoded function>      define function id
+--   "C" job:I4 id:I4 <encoded args>   call function id
+--   "R" job:I4 ok:B <encoded results | encoded error, traceback>
+local WORKER = [=[
+local casync = require "casync"
+local P = casync.process
+local function main()
+  local ch = assert(casync.stream.stdio(3))
+  local fns = {}
+  local function msgh(e) -- the traceback down to the call, not the worker
+    local tb = debug.traceback(nil, 2)
+    local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
+    return {e, cut and tb:sub(1, cut - 1):gsub("\n%s*%(%.%.%.tail calls%.%.%.%)$", "") or tb}
+  end
+  while true do
+    local hdr = ch:read_exactly(4)
+    if not hdr then break end -- the pool closed: end
+    local frame = assert(ch:read_exactly((string.unpack(">I4", hdr))))
+    local kind = frame:sub(1, 1)
+    if kind == "F" then
+      local id, pos = string.unpack(">I4", frame, 2)
+      fns[id] = P._decode(frame, pos)
+    elseif kind == "C" then
+      local job, id, pos = string.unpack(">I4I4", frame, 2)
+      local r = table.pack(xpcall(function()
+        return fns[id](P._decode(frame, pos))
+      end, msgh))
+      local ok, body = pcall(P._encode, "results", table.unpack(r, 2, r.n))
+      if not r[1] or not ok then
+        local e, tb
+        if r[1] then
+          e, tb = ("process_pool: cannot send the results back: %s")
+            :format(tostring(body)), ""
+        else
+          e, tb = r[2][1], r[2][2]
+        end
+        local ok2
+        ok2, body = pcall(P._encode, "error", e, tb)
+        if not ok2 then body = P._encode("error", tostring(e), tb) end
+      end
+      body = string.pack(">BI4B", 82, job, r[1] and ok and 1 or 0) .. body
+      assert(ch:write({string.pack(">I4", #body), body}))
+    end
+  end
+end
+if casync.current() then main() else casync.run(main) end
+]=]
+
+local Pool = {}
+Pool.__index = Pool
+
+local function default_command()
+  local exe = P.exepath()
+  local base = exe and exe:match("[^/]*$") or ""
+  if base:match("^casync") or base:match("^lua") then return {exe} end
+  return {"lua5.4"}
+end
+
+-- casync.process_pool([opts]) -> pool: opts.size (workers, default
+-- casync.process.cpu_count()), opts.command (the interpreter to start, a
+-- list like {"lua5.4"}; default: this program's own, when it is the casync
+-- runner or a lua interpreter, else lua5.4), opts.env (extra environment
+-- for the workers; LUA_PATH and LUA_CPATH are this process's package.path
+-- and package.cpath, so workers require the same modules).
+local function process_pool(opts)
+  opts = check_opts("process_pool", opts)
+  local size = opts.size or P.cpu_count()
+  if math.type(size) ~= "integer" or size < 1 then
+    error("bad argument #1 to 'process_pool' (opts.size must be a positive integer)", 2)
+  end
+  local command = opts.command or default_command()
+  if type(command) ~= "table" or type(command[1]) ~= "string" then
+    error("bad argument #1 to 'process_pool' (opts.command must be a list of strings)", 2)
+  end
+  local env = {
+    LUA_PATH = package.path, LUA_CPATH = package.cpath,
+    LUA_PATH_5_4 = package.path, LUA_CPATH_5_4 = package.cpath,
+  }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local self = setmetatable({
+    _size = size,
+    _command = command,
+    _env = env,
+    _workers = {},                -- every live worker
+    _idle = {},                   -- stack of idle workers
+    _nworkers = 0,
+    _waiting = core.semaphore(size), -- a permit per worker slot
+    _fnids = setmetatable({}, {__mode = "k"}),
+    _nextfn = 0,
+    _nextjob = 0,
+    _closed = false,
+  }, Pool)
+  return self
+end
+
+-- Starts a worker: {proc, ch, fns = {id = true}}.
+function Pool:_start()
+  local argv = {}
+  for i, a in ipairs(self._command) do argv[i] = a end
+  argv[#argv + 1] = "-e"
+  argv[#argv + 1] = WORKER
+  local proc, err = P.spawn(argv, {env = self._env, stdin = "ignore",
+                                   fds = {[3] = "pipe"}})
+  if not proc then
+    error(core.new_error("io", ("process_pool: cannot start a worker (%s): %s")
+      :format(argv[1], tostring(err and err.message)), err and err.code), 0)
+  end
+  local w = {proc = proc, ch = proc.fds[3], fns = {}}
+  self._workers[w] = true
+  self._nworkers = self._nworkers + 1
+  return w
+end
+
+-- Drops a worker whose state is unknown (cancelled mid-call, or dead).
+function Pool:_discard(w)
+  if not self._workers[w] then return end
+  self._workers[w] = nil
+  self._nworkers = self._nworkers - 1
+  w.proc:kill("SIGKILL")
+  w.proc:close()
+end
+
+local function frame(kind, body)
+  return {spack(">I4", #body + 1), kind, body}
+end
+
+-- Runs fn (encoded as fnbody) with args (encoded) on a worker; returns
+-- true, results... or false, err.
+function Pool:_call(fn, fnbody, argbody)
+  if self._closed then
+    error(core.new_error("closed", "process_pool: the pool is closed"), 0)
+  end
+  local permit <close> = self._waiting:acquire()
+  local w = table.remove(self._idle) or self:_start()
+  local id = self._fnids[fn]
+  if not id then
+    self._nextfn = self._nextfn + 1
+    id = self._nextfn
+    self._fnids[fn] = id
+  end
+  self._nextjob = self._nextjob + 1
+  local job = self._nextjob
+  local ok, r = pcall(function()
+    local frames = {}
+    if not w.fns[id] then
+      frames[1] = frame("F", spack(">I4", id) .. fnbody)
+    end
+    frames[#frames + 1] = frame("C", spack(">I4I4", job, id) .. argbody)
+    local msgs = {}
+    for _, f in ipairs(frames) do for _, s in ipairs(f) do msgs[#msgs + 1] = s end end
+    local sent, err = w.ch:write(msgs)
+    if sent then
+      w.fns[id] = true
+      local hdr
+      hdr, err = w.ch:read_exactly(4)
+      if hdr then
+        local body
+        body, err = w.ch:read_exactly((sunpack(">I4", hdr)))
+        if body then return body end
+      end
+    end
+    -- the worker went away: say how it ended
+    local code, sig = w.proc:wait(1)
+    error(core.new_error("process",
+      ("process_pool: worker (pid %d) %s while running a call"):format(
+        w.proc.pid,
+        sig and ("was killed by " .. sig)
+          or code and ("exited with code " .. code)
+          or ("stopped answering (" .. tostring(err) .. ")"))), 0)
+  end)
+  if not ok then -- cancelled, or the worker died: it cannot be reused
+    self:_discard(w)
+    error(r, 0)
+  end
+  if self._closed then self:_discard(w) else self._idle[#self._idle + 1] = w end
+  local rjob, rok, pos = sunpack(">xI4B", r)
+  assert(rjob == job, "process_pool: reply out of order")
+  if rok == 1 then return true, P._decode(r, pos) end
+  local e, tb = P._decode(r, pos)
+  if type(e) == "string" then
+    e = ("%s\n(in process pool worker, pid %d)\n%s"):format(e, w.proc.pid, tb)
+  elseif type(e) == "table" and getmetatable(e) == nil and e.traceback == nil then
+    e.traceback = tb
+  end
+  return false, e
+end
+
+-- encode_fn(fname, fn) -> fn's encoding, or a bad argument error
+local function encode_fn(fname, fn)
+  if type(fn) ~= "function" then
+    error(("bad argument #1 to '%s' (function expected, got %s)")
+      :format(fname, type(fn)), 3)
+  end
+  local ok, body = pcall(P._encode_fn, fn)
+  if not ok then
+    error(("bad argument #1 to '%s' (%s)"):format(fname, body), 3)
+  end
+  return body
+end
+
+-- pool:run(fn, ...) -> ...: fn(...) in a worker process; its results, or
+-- its error raised here (a string error gets the worker's traceback
+-- appended).  fn may use globals and require, but no upvalues.
+function Pool:run(fn, ...)
+  local fnbody = encode_fn("run", fn)
+  local okenc, argbody = pcall(P._encode, "args", ...)
+  if not okenc then error("bad argument #2 to 'run' (" .. argbody .. ")", 2) end
+  local r = pack(self:_call(fn, fnbody, argbody))
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- pool:map(fn, list) -> results: fn(list[i]) for each entry, spread over
+-- the workers, first results in list order (an array with field n).  The
+-- first error raised by a call is raised here; the calls still running
+-- are cancelled (their workers killed and replaced later).
+function Pool:map(fn, list)
+  if type(list) ~= "table" then
+    error(("bad argument #2 to 'map' (table expected, got %s)"):format(type(list)), 2)
+  end
+  local n = list.n or #list
+  local fnbody = encode_fn("map", fn)
+  local bodies = {}
+  for i = 1, n do
+    local ok, body = pcall(P._encode_at, "list", i, list[i])
+    if not ok then error("bad argument #2 to 'map' (" .. body .. ")", 2) end
+    bodies[i] = body
+  end
+  local results = {n = n}
+  local next_i = 0
+  local function slot()
+    while next_i < n do
+      next_i = next_i + 1
+      local i = next_i
+      local ok, v = self:_call(fn, fnbody, bodies[i])
+      if not ok then error(v, 0) end
+      results[i] = v
+    end
+  end
+  local slots = {}
+  for k = 1, math.min(self._size, n) do slots[k] = slot end
+  if #slots > 0 then core.gather(slots) end
+  return results
+end
+
+-- pool:size() -> the most workers it runs at once
+function Pool:size() return self._size end
+
+-- pool:close(): ends the workers (they exit when their socket closes);
+-- inside a task it waits until they have.  Later calls raise an error of
+-- kind "closed".  Also __close and __gc (which do not wait).
+function Pool:close()
+  if self._closed then return end
+  self._closed = true
+  local procs = {}
+  for w in pairs(self._workers) do
+    w.ch:close()
+    procs[#procs + 1] = w.proc
+  end
+  self._workers, self._idle, self._nworkers = {}, {}, 0
+  local t = core.current()
+  if t and coroutine.isyieldable() then
+    for _, p in ipairs(procs) do
+      if not p:wait(5) then p:kill("SIGKILL"); p:wait() end
+      p:close()
+    end
+  end
+end
+
+Pool.__close = Pool.close
+Pool.__gc = function(self)
+  if self._closed then return end
+  self._closed = true
+  for w in pairs(self._workers) do w.ch:close() end
+end
+Pool.__name = "casync.ProcessPool"
+Pool.__tostring = function(self)
+  return ("casync.ProcessPool (%d/%d workers%s)"):format(self._nworkers, self._size,
+    self._closed and ", closed" or "")
+end
+
+P.pool = process_pool
+return P
