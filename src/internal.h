@@ -3,6 +3,7 @@
 #ifndef CASYNC_INTERNAL_H
 #define CASYNC_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
@@ -147,7 +148,27 @@ struct casync_ctx {
   int in_timer;             /* inside on_timer: rearm once at the end */
   uv_timer_t grace;         /* bounds the wait for cancelled tasks in run */
   int grace_expired;
+  /* published around each lua_resume for the watchdog thread (watchdog.c):
+   * odd while a task runs; only this thread writes them */
+  atomic_ulong run_seq;
+  _Atomic(lua_State *) run_co;
+  struct casync_watchdog *wd; /* NULL unless the watchdog is on */
 };
+
+/* Around the one lua_resume (sched.c): two plain stores each way on x86
+ * (release stores), so the watchdog thread can tell a task that has run
+ * too long without suspending. */
+#define CASYNC_RUN_BEGIN(lp, co)                                              \
+  do {                                                                        \
+    atomic_store_explicit(&(lp)->run_co, (co), memory_order_relaxed);         \
+    atomic_store_explicit(&(lp)->run_seq,                                     \
+        atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1,       \
+        memory_order_release);                                                \
+  } while (0)
+#define CASYNC_RUN_END(lp)                                                    \
+  atomic_store_explicit(&(lp)->run_seq,                                       \
+      atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1,         \
+      memory_order_release)
 
 /* loop.c */
 casync_ctx *casync__loop_get(lua_State *L);
@@ -235,6 +256,8 @@ int casync__signal_number(lua_State *L, int arg);
 const char *casync__signal_name(int signum);
 void casync__signal_open(lua_State *L);
 void casync__process_open(lua_State *L);
+void casync__watchdog_gate(casync_ctx *lp);
+void casync__watchdog_open(lua_State *L);
 void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);
 int casync__sigint_end(lua_State *L, casync_ctx *lp);
 

@@ -31,6 +31,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__fs_open(L);
   casync__signal_open(L);
   casync__process_open(L);
+  casync__watchdog_open(L);
   lua_pushliteral(L, CASYNC_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -213,6 +213,9 @@ static void finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_State *co = t->co;
   int tidx, i;
   casync_obs *o;
+  /* the coroutine may be freed from here on: not while the watchdog
+   * thread is setting a hook on it */
+  if (lp->wd) casync__watchdog_gate(lp);
   luaL_checkstack(L, nres + 8, NULL);
   casync__push_task(L, lp, t);
   tidx = lua_gettop(L);
@@ -315,7 +318,9 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   }
   lp->current = t;
   t->state = T_RUNNING;
+  CASYNC_RUN_BEGIN(lp, co); /* for the watchdog (watchdog.c) */
   status = lua_resume(co, L, nargs, &nres);
+  CASYNC_RUN_END(lp);
   lp->current = NULL;
   if (status == LUA_YIELD) {
     if (t->state == T_RUNNING) { /* a plain coroutine.yield(): requeue */
