@@ -8,8 +8,9 @@
 -- not make the spec flaky, while a sequential run passed off as concurrent
 -- still fails.
 --
--- The examples mostly sleep, so they are all started at once (in setup) and
--- each `it` collects one of them: the spec takes about as long as the
+-- The examples mostly sleep, so they are all started at once (in setup; but
+-- those in EXCLUSIVE, which need the cores alone) and each `it` collects one
+-- of them: the spec takes about as long as the
 -- longest example (~4 s) instead of the sum (~25 s).
 --
 -- Every examples/*.lua must have an entry in `checks` below, and every entry
@@ -28,6 +29,17 @@ local REQUIRED_IDS = {
   "E004.6", "E004.7", "E004.10", "E004.12", "E004.13", "E004.14",
   -- issue 3: channels, select, synchronization, rate limiting, retries
   "E001.3", "E001.4", "E002.8", "E002.9", "E002.12", "E004.9",
+  -- issue 5: worker threads
+  "E002.10", "E002.11", "E003.2", "E004.5",
+}
+
+-- Examples that measure a parallel speed-up need the cores to themselves:
+-- they are not started with the others but one at a time, each once every
+-- other example has ended.
+local EXCLUSIVE = {
+  ["e002_10_cpu_and_io_pools.lua"] = true,
+  ["e003_2_threads_parallel.lua"] = true,
+  ["e004_5_heartbeat_worker_thread.lua"] = true,
 }
 
 ---------------------------------------------------------------------------
@@ -561,26 +573,124 @@ checks["e004_9_process_batch.lua"] = function(out)
              "casync.map limit 3")
 end
 
+-- issue 5: worker threads.  The speed-up checks need two cores.
+local function cores()
+  local f = io.open("/proc/self/status")
+  local list = f and f:read("a"):match("Cpus_allowed_list:%s*([%d,%-]+)")
+  if f then f:close() end
+  local n = 0
+  for a, b in (list or "0"):gmatch("(%d+)%-?(%d*)") do
+    n = n + (b ~= "" and tonumber(b) - tonumber(a) + 1 or 1)
+  end
+  return n
+end
+
+checks["e003_2_threads_parallel.lua"] = function(out)
+  assert_in_order(out, {"work(n) with n = ", "sequential: work(1), work(2) in",
+                        "work(1) on worker", "work(2) on worker",
+                        "threads: work(1), work(2) in", "same results: true",
+                        "speed-up:"})
+  local seq = num(out, "sequential: work%(1%), work%(2%) in ([%d.]+)s")
+  local par = num(out, "threads: work%(1%), work%(2%) in ([%d.]+)s")
+  within(seq, 0.3, 5, "two work(n) in a row")
+  -- two workers, two states, running at the same time
+  local w1, s1, e1 = out:match("work%(1%) on worker (%d+): from ([%d.]+)s to ([%d.]+)s")
+  local w2, s2, e2 = out:match("work%(2%) on worker (%d+): from ([%d.]+)s to ([%d.]+)s")
+  assert(w1 and w2 and w1 ~= w2, "not on two workers:\n" .. out)
+  if cores() < 2 then return end
+  assert(tonumber(s1) < tonumber(e2) and tonumber(s2) < tonumber(e1),
+         "the two calls did not overlap:\n" .. out)
+  assert(par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+end
+
+checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
+  assert_in_order(out, {"on the loop (blocks it): result", "heartbeat gaps (s):",
+                        "longest gap:", "on a worker thread: result",
+                        "heartbeat gaps (s):", "longest gap:"})
+  local loop = section(out, "on the loop", "on a worker thread")
+  local thread = section(out, "on a worker thread")
+  assert.equals(loop:match("result (%S+)"), thread:match("result (%S+)"))
+  local took = num(loop, "in ([%d.]+)s")
+  within(took, 0.2, 5, "slowCalculation on the loop")
+  -- blocked: the heartbeat stalls as long as the calculation runs
+  assert(num(loop, "longest gap: ([%d.]+)s") >= took - 0.01, "no stall:\n" .. out)
+  -- on a thread: the heartbeat keeps its 50 ms beat all along
+  within(num(thread, "longest gap: ([%d.]+)s"), 0.05, 0.15, "longest gap, work on a thread")
+  local beats = select(2, thread:match("gaps %(s%):([^\n]*)"):gsub("%d%.%d%d", ""))
+  assert(beats >= num(thread, "in ([%d.]+)s") / 0.05, "too few beats:\n" .. out)
+end
+
+checks["e002_11_run_in_executor.lua"] = function(out)
+  assert_in_order(out, {"Result (thread): Done in",
+                        "CPU result (thread): 3.333333e+20 in",
+                        "Result (on the loop, blocking it): Done in",
+                        "Both (two threads): Done, 3.333333e+20 in"})
+  local function ticks(label)
+    return num(out, label:gsub("%p", "%%%0") .. ": .- in [%d.]+s; the loop ticked (%d+) times")
+  end
+  within(num(out, "Result %(thread%): Done in ([%d.]+)s"), 0.3, 0.8, "the blocking call")
+  -- the loop kept serving the ticker (20 ms) while the call blocked a thread
+  assert(ticks("Result (thread)") >= 5, "the loop did not tick:\n" .. out)
+  -- and froze while the same call blocked the loop itself
+  assert.equals(0, ticks("Result (on the loop, blocking it)"))
+  assert(ticks("Both (two threads)") >= 5, "the loop did not tick:\n" .. out)
+  -- two threads: the sleep and the CPU work overlap
+  concurrent(num(out, "Both %(two threads%): .- in ([%d.]+)s"), 0.3, "sleep and sum on two threads")
+end
+
+checks["e002_10_cpu_and_io_pools.lua"] = function(out)
+  assert_in_order(out, {
+    "CPU, sequential: 4 x cpu_intensive_task(10^7) = 3.333333e+20 in",
+    "CPU, 4 threads:  4 x cpu_intensive_task(10^7) = 3.333333e+20 in",
+    "CPU speed-up:"})
+  assert.truthy(has(out, "same results: true"))
+  local seq = num(out, "CPU, sequential: .- in ([%d.]+)s")
+  local par = num(out, "CPU, 4 threads: .- in ([%d.]+)s")
+  if cores() >= 2 then
+    assert(par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+  end
+  if has(out, "I/O: skipped") then return end
+  assert_in_order(out, {"I/O, one request on a thread: status 200 in",
+                        "I/O, 10 threads: 10 requests, statuses " ..
+                        ("200,"):rep(9) .. "200 in",
+                        "the loop served 11 requests meanwhile"})
+  -- ten blocking requests of 0.1 s on ten threads overlap
+  within(num(out, "I/O, 10 threads: .- in ([%d.]+)s"), 0.1, 0.6, "ten requests on ten threads")
+  assert(num(out, "at most (%d+) at once") >= 5, "the requests did not overlap:\n" .. out)
+end
+
 ---------------------------------------------------------------------------
 
 describe("examples", function()
   local files = list_examples()
   local runs = {}
 
-  -- Start every example at once; each `it` collects its own.
+  local function start(file)
+    local errfile = os.tmpname()
+    local cmd = ("timeout %d %s %s 2>%s"):format(TIME_LIMIT, shell_quote(RUNNER),
+      shell_quote(DIR .. "/" .. file), shell_quote(errfile))
+    runs[file] = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+  end
+
+  -- Start every example at once (but the EXCLUSIVE ones); each `it`
+  -- collects its own.
   setup(function()
     local f = io.open(RUNNER, "rb")
     assert(f, ("runner %s not found (build first, or set CASYNC_BUILD)"):format(RUNNER))
     f:close()
     for _, file in ipairs(files) do
-      local errfile = os.tmpname()
-      local cmd = ("timeout %d %s %s 2>%s"):format(TIME_LIMIT, shell_quote(RUNNER),
-        shell_quote(DIR .. "/" .. file), shell_quote(errfile))
-      runs[file] = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+      if not EXCLUSIVE[file] then start(file) end
     end
   end)
 
-  local function collect(file)
+  local collect
+  function collect(file)
+    if not runs[file] then -- exclusive: alone, once the others have ended
+      for other, o in pairs(runs) do
+        if not o.out then collect(other) end
+      end
+      start(file)
+    end
     local r = runs[file]
     if not r.out then
       r.out = r.pipe:read("a")

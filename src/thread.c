@@ -208,6 +208,13 @@ static int worker_cancelled(lua_State *L) {
   return 1;
 }
 
+/* casync_worker.now() -> seconds on casync.now()'s clock (monotonic, the
+ * same in every thread) */
+static int worker_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
 /* Message handler of a job: keeps the traceback aside, the error as is. */
 static int worker_msgh(lua_State *L) {
   luaL_traceback(L, L, NULL, 1);
@@ -384,10 +391,12 @@ static int worker_setup(lua_State *L) {
       lua_setfield(L, -2, "cpath");
     }
   }
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushlightuserdata(L, w);
   lua_pushcclosure(L, worker_cancelled, 1);
   lua_setfield(L, -2, "cancelled");
+  lua_pushcfunction(L, worker_now);
+  lua_setfield(L, -2, "now");
   lua_pushinteger(L, w->id);
   lua_setfield(L, -2, "id");
   lua_pushinteger(L, w->pool->size);
