@@ -744,13 +744,24 @@ describe("examples", function()
       assert(has(header, "example " .. id_of(file)), file .. ": header should name " .. id_of(file))
 
       local r = collect(file)
-      assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
-        :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
-      -- nothing is lost silently: no unobserved-failure report, no warning
-      assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
-      local check = checks[file]
-      assert(check, ("%s has no check"):format(file))
-      check(r.out, file)
+      -- the speed-up an EXCLUSIVE example measures needs free cores, which
+      -- another program on the machine may take for a while: three runs
+      local tries = EXCLUSIVE[file] and 3 or 1
+      for try = 1, tries do
+        if try > 1 then
+          runs[file] = nil
+          r = collect(file)
+        end
+        assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
+          :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
+        -- nothing is lost silently: no unobserved-failure report, no warning
+        assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
+        local check = checks[file]
+        assert(check, ("%s has no check"):format(file))
+        local ok, err = pcall(check, r.out, file)
+        if ok then break end
+        if try == tries then error(err, 0) end
+      end
     end)
   end
 end)
