@@ -31,6 +31,8 @@ local REQUIRED_IDS = {
   "E001.3", "E001.4", "E002.8", "E002.9", "E002.12", "E004.9",
   -- issue 5: worker threads
   "E002.10", "E002.11", "E003.2", "E004.5",
+  -- issue 5: processes, files, the watchdog
+  "E001.2", "E002.13", "E003.3", "E003.4", "E004.1",
 }
 
 -- Examples that measure a parallel speed-up need the cores to themselves:
@@ -40,6 +42,7 @@ local EXCLUSIVE = {
   ["e002_10_cpu_and_io_pools.lua"] = true,
   ["e003_2_threads_parallel.lua"] = true,
   ["e004_5_heartbeat_worker_thread.lua"] = true,
+  ["e004_1_multiprocessing_pool.lua"] = true,
 }
 
 ---------------------------------------------------------------------------
@@ -649,6 +652,16 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   if cores() >= 2 then
     assert(par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
   end
+  -- the same four calls on four worker processes
+  assert_in_order(out, {
+    "CPU speed-up:",
+    "CPU, 4 processes: 4 x cpu_intensive_task(10^7) = 3.333333e+20 in",
+    "CPU speed-up (processes):"})
+  assert.truthy(out:match("CPU speed%-up %(processes%): [%d.]+x; same results: true"))
+  local pro = num(out, "CPU, 4 processes: .- in ([%d.]+)s")
+  if cores() >= 2 then
+    assert(pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
+  end
   if has(out, "I/O: skipped") then return end
   assert_in_order(out, {"I/O, one request on a thread: status 200 in",
                         "I/O, 10 threads: 10 requests, statuses " ..
@@ -657,6 +670,92 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   -- ten blocking requests of 0.1 s on ten threads overlap
   within(num(out, "I/O, 10 threads: .- in ([%d.]+)s"), 0.1, 0.6, "ten requests on ten threads")
   assert(num(out, "at most (%d+) at once") >= 5, "the requests did not overlap:\n" .. out)
+end
+
+-- issue 5: processes, files, the watchdog
+
+checks["e001_2_which_workload_benefits.lua"] = function(out)
+  assert_in_order(out, {"(a) heavy math on a big array (CPU-bound)",
+                        "one loop:", "four tasks:", "tasks / one loop:",
+                        "(c) read a file, transform it, write a new one",
+                        "whole file: 4888895 bytes in",
+                        "read and write at once (reader task -> channel -> writer task):",
+                        "same output: true; first line: LINE 1 OF THE INPUT"})
+  assert.equals(out:match("one loop: +sum of squares (%S+)"),
+                out:match("four tasks: +sum of squares (%S+)"))
+  -- four tasks on one thread: no gain (a parallel run would be ~0.25-0.5)
+  within(num(out, "tasks / one loop: ([%d.]+)"), 0.6, 2.5, "four tasks vs one loop")
+  assert.truthy(has(out, "the loop ran another task meanwhile: true"))
+end
+
+checks["e002_13_pitfalls.lua"] = function(out, file)
+  assert_in_order(out, {"1. Blocking the event loop",
+                        "watchdog: task #", "bad_example -> Done in",
+                        "good_example -> Done in",
+                        "2. Forgetting to await",
+                        "bad_await returned; result there: false",
+                        "good_await returned; result there: true",
+                        "3. Sequential when concurrent is possible",
+                        "bad_sequential: data from url1, data from url2, data from url3 in",
+                        "good_concurrent: data from url1, data from url2, data from url3 in"})
+  -- the watchdog reported the blocked task, once, by name, with where it was
+  local _, reports = out:gsub("has run %d+ ms without suspending", "")
+  assert.equals(1, reports)
+  assert.truthy(out:match("watchdog: task #%d+ 'bad_example' has run %d+ ms without suspending"))
+  local line = tonumber(out:match("watchdog:   at examples/e002_13_pitfalls%.lua:(%d+):"))
+  local call = line_of(file, 'os.execute("sleep 0.2")')
+  assert(line and line >= call and line <= call + 1,
+         "the report does not point into bad_example:\n" .. out)
+  -- blocked: the heartbeat stopped; not blocked: it kept its 20 ms beat
+  local bad = section(out, "bad_example ->", "good_example ->")
+  local good = section(out, "good_example ->", "2. Forgetting")
+  assert(num(bad, "longest heartbeat gap: ([%d.]+)s") >= 0.18, "no stall:\n" .. out)
+  within(num(good, "longest heartbeat gap: ([%d.]+)s"), 0.01, 0.12, "heartbeat, casync.sleep")
+  sequential(num(out, "bad_sequential: .- in ([%d.]+)s"), 0.3, "bad_sequential")
+  concurrent(num(out, "good_concurrent: .- in ([%d.]+)s"), 0.1, "good_concurrent")
+end
+
+checks["e003_3_process_pool_map.lua"] = function(out)
+  local mine = out:match("this script: pid (%d+)")
+  assert(mine, out)
+  local pids = {}
+  for n = 1, 4 do
+    local pid = out:match(("work%%(%d%%) = %d in process (%%d+), from"):format(n, n * n))
+    assert(pid and pid ~= mine, "work(" .. n .. ") not in a worker process:\n" .. out)
+    pids[pid] = true
+  end
+  assert_in_order(out, {"work(1)", "work(2)", "work(3)", "work(4)",
+                        "results in order: 1, 4, 9, 16",
+                        "4 processes, none of them this one: true",
+                        "all four running at once: true; map took"})
+end
+
+checks["e003_4_blocking_vs_nonblocking.lua"] = function(out)
+  assert_in_order(out, {"blocking sleep:", "busy loop:", "casync.sleep:",
+                        "a blocking wait freezes every task; a casync wait does not"})
+  for _, name in ipairs({"blocking sleep", "busy loop"}) do
+    local l = out:match(name:gsub("%p", "%%%0") .. ":[^\n]*")
+    sequential(num(l, "waits in ([%d.]+)s"), 0.4, name)
+    assert(num(l, "longest gap ([%d.]+)s") >= 0.35, name .. ": the ticker was not frozen:\n" .. out)
+  end
+  local l = out:match("casync%.sleep:[^\n]*")
+  concurrent(num(l, "waits in ([%d.]+)s"), 0.2, "casync.sleep")
+  assert(num(l, "ticker: +(%d+) ticks") >= 10, "the ticker did not tick:\n" .. out)
+  within(num(l, "longest gap ([%d.]+)s"), 0.01, 0.1, "ticker gap, casync.sleep")
+end
+
+checks["e004_1_multiprocessing_pool.lua"] = function(out)
+  local results = "2.666666e+21 2.133333e+22 7.200000e+22 1.706667e+23"
+  assert_in_order(out, {"sequential (1 process):  " .. results .. " in",
+                        "parallel (4 processes):  " .. results .. " in",
+                        "same results: true", "speed-up:",
+                        "the loop kept beating meanwhile: true"})
+  local seq = num(out, "sequential %(1 process%): .- in ([%d.]+)s")
+  local par = num(out, "parallel %(4 processes%): .- in ([%d.]+)s")
+  within(seq, 0.3, 20, "four calls in a row")
+  if cores() >= 2 then
+    assert(par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
+  end
 end
 
 ---------------------------------------------------------------------------
