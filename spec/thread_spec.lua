@@ -286,10 +286,10 @@ describe("casync.thread", function()
       local t0 = casync.now()
       work(n)
       n = math.floor(n * 0.25 / math.max(casync.now() - t0, 1e-3))
-      -- best of up to eight: other work on the machine (a compiler) may
-      -- steal a core for a while
-      local best, busiest = math.huge, 0
-      for _ = 1, 8 do
+      -- best of as many tries as fit in 20 s: other work on the machine (a
+      -- compiler, another test run) may take the cores for a while
+      local best, busiest, start = math.huge, 0, casync.now()
+      while casync.now() - start < 20 do
         t0 = casync.now()
         local r = work(n)
         work(n)
@@ -302,13 +302,13 @@ describe("casync.thread", function()
         assert.equals(r, b)
         best = math.min(best, par / seq)
         busiest = math.max(busiest, (os.clock() - c0) / par)
-        if best < 0.8 then break end
+        if best < 0.8 and busiest > 1.3 then break end
       end
       pool:close()
       assert(best < 0.8, ("threads took %.2f of the sequential time"):format(best))
       -- two threads were on a CPU at once: more CPU time than wall time
       assert(busiest > 1.3, ("CPU time / wall time %.2f"):format(busiest))
-    end, 60))
+    end, 40))
 
     it("the loop keeps running other tasks while a job computes", async(function()
       local max_gap, last, stop = 0, casync.now(), false
