@@ -132,8 +132,9 @@ static int no_room(enc *e, int why) {
 }
 
 static int put(enc *e, const void *p, size_t n) {
-  int ok = reserve(e->b, n);
-  if (ok != 1) return no_room(e, ok);
+  int ok;
+  if (n == 0) return 0;
+  if ((ok = reserve(e->b, n)) != 1) return no_room(e, ok);
   memcpy(e->b->data + e->b->len, p, n);
   e->b->len += n;
   return 0;
@@ -497,6 +498,7 @@ static void decode(dec *d) {
 int casync__copy_decode(lua_State *L, const casync_buf *b, size_t from) {
   dec d;
   int base, n = 0;
+  if (b->len <= from) return 0;
   d.L = L;
   d.p = (const unsigned char *)b->data + from;
   d.end = (const unsigned char *)b->data + b->len;
