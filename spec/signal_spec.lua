@@ -118,7 +118,10 @@ describe("Ctrl-C during casync.run", function()
       assert.equal("ready", out[1])
       for i = 1, times or 1 do
         p:kill("INT")
-        if i < (times or 1) then assert.equal("cleaning", p.stdout:read_line()) end
+        if i < (times or 1) then
+          assert.equal("cleaning", p.stdout:read_line())
+          casync.sleep(0.1) -- let it reach its wait (else the Lua code running is interrupted)
+        end
       end
       out[#out + 1] = read_all(p.stdout)
       local code, sig = p:wait()
@@ -164,11 +167,38 @@ describe("Ctrl-C during casync.run", function()
     assert.equal("ready\nclosed\nfalse\tinterrupted\tSIGINT\tinterrupted: the main task was cancelled by SIGINT\n", out)
   end)
 
-  it("a second Ctrl-C during the cleanup ends the process the default way", function()
+  it("a second Ctrl-C while the cleanup waits ends the process the default way", function()
     local code, sig, out = interrupt({RUNNER, "-e", script:format("30")}, 2)
     assert.equal(130, code)
     assert.equal("SIGINT", sig)
     assert.equal("ready\n", out)
+  end)
+
+  it("a second Ctrl-C interrupts a task that never suspends (cleanup runs)", function()
+    local code, sig, out, err = casync.run(function()
+      local p = assert(P.spawn({RUNNER, "-e", [[
+        local casync = require "casync"
+        local x <close> = setmetatable({}, {__close = function(_, e)
+          print("closed: " .. tostring(e and e.kind)); io.stdout:flush()
+        end})
+        print("ready"); io.stdout:flush()
+        while true do end -- never suspends: the loop never sees the first one
+      ]]}, {stdout = "pipe", stderr = "pipe"}))
+      local errs = casync.spawn(read_all, p.stderr)
+      assert.equal("ready", p.stdout:read_line())
+      p:kill("INT")
+      casync.sleep(0.1)
+      assert.is_nil(p:poll()) -- still busy
+      p:kill("INT")
+      local out = read_all(p.stdout)
+      local code, sig = p:wait()
+      p:close()
+      return code, sig, out, errs:wait()
+    end)
+    assert.equal(130, code)
+    assert.is_nil(sig)
+    assert.equal("closed: interrupted\n", out)
+    assert.truthy(err:find("interrupted", 1, true), err)
   end)
 
   it("goes to a task that waits for SIGINT, instead of cancelling main", function()

@@ -1,8 +1,9 @@
 /* signal.c: casync.signal.wait (a task waits for a signal), signal names
  * for process.c, and Ctrl-C during casync.run: the first SIGINT cancels
  * the main task (its <close> variables and pcalls clean up) and run then
- * fails with an error of kind "interrupted"; a second one while that
- * cleanup runs ends the process the default way.
+ * fails with an error of kind "interrupted"; a second one interrupts the
+ * Lua code running at that moment (a task that never suspends), or, if
+ * none runs (the cleanup waits), ends the process the default way.
  *
  * Each signal a task has waited for gets one uv_signal_t, kept until the
  * Lua state closes (or casync.signal.reset): once a program handles a
@@ -11,10 +12,12 @@
  * the next wait returns at once.  A watcher keeps the loop alive only
  * while a task waits on it.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
 #include "internal.h"
 
 #define MAX_SIG 65
@@ -82,7 +85,8 @@ struct sig_state {
   uv_signal_t *run_h;   /* casync.run's SIGINT watcher, while run runs */
   casync_task *main;    /* the main task of that run */
   int sigint_count;     /* SIGINTs during that run */
-  int interrupted;      /* the main task was cancelled by one */
+  int interrupted;      /* one came */
+  int chained;          /* on_sigint_raw is installed for this run */
 };
 
 static char state_key;
@@ -280,6 +284,46 @@ static int fn_name(lua_State *L) {
 
 /* =================================================== Ctrl-C during run */
 
+/* A task that computes without suspending keeps the loop from seeing any
+ * signal.  So while casync.run runs, a handler of our own is chained in
+ * front of libuv's (which only writes to the loop's signal pipe): from the
+ * second SIGINT on it interrupts the Lua code that is running, with a
+ * count hook (lua_sethook may be called from a signal handler; lua.c does
+ * the same), or, when no task runs, ends the process the default way.
+ * One casync.run at a time owns it (another state on another thread runs
+ * without it). */
+static atomic_int raw_claimed;         /* someone owns the chained handler */
+static _Atomic(casync_ctx *) raw_lp;   /* its loop context */
+static struct sigaction uv_action;     /* libuv's SIGINT action */
+static atomic_int raw_count;           /* SIGINTs seen by the handler */
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  casync__error_push(L, "interrupted", "SIGINT", "interrupted by SIGINT "
+                     "while running without suspending");
+  lua_error(L);
+}
+
+static void on_sigint_raw(int signum) {
+  int saved = errno;
+  casync_ctx *lp = atomic_load(&raw_lp);
+  if (uv_action.sa_handler != SIG_DFL && uv_action.sa_handler != SIG_IGN)
+    uv_action.sa_handler(signum); /* libuv: tell the loop */
+  if (lp && atomic_fetch_add(&raw_count, 1) >= 1) {
+    unsigned long seq = atomic_load(&lp->run_seq);
+    if (!(seq & 1)) { /* no Lua code runs: as the default would */
+      signal(SIGINT, SIG_DFL);
+      raise(SIGINT);
+    } else {
+      lua_State *co = atomic_load(&lp->run_co);
+      if (atomic_load(&lp->run_seq) == seq)
+        lua_sethook(co, interrupt_hook, LUA_MASKCOUNT, 1);
+    }
+  }
+  errno = saved;
+}
+
 static void on_run_sigint(uv_signal_t *h, int signum) {
   sig_state *st = h->data;
   casync_ctx *lp = st->lp;
@@ -287,17 +331,47 @@ static void on_run_sigint(uv_signal_t *h, int signum) {
   (void)signum;
   /* a task that waits for SIGINT itself takes it */
   if (st->w[SIGINT]) return;
-  if (++st->sigint_count == 1 && st->main && st->main->state != T_DONE) {
-    int top = lua_gettop(L);
-    st->interrupted = 1;
-    lua_pushliteral(L, "interrupted (SIGINT)");
-    casync__cancel(L, lp, st->main, -1);
-    lua_settop(L, top);
+  st->interrupted = 1;
+  if (++st->sigint_count == 1) {
+    if (st->main && st->main->state != T_DONE) {
+      int top = lua_gettop(L);
+      lua_pushliteral(L, "interrupted (SIGINT)");
+      casync__cancel(L, lp, st->main, -1);
+      lua_settop(L, top);
+    }
     return;
   }
+  if (st->chained) return; /* on_sigint_raw took care of it */
   /* again, while the cleanup runs: give up on it, as the default would */
   signal(SIGINT, SIG_DFL);
   raise(SIGINT);
+}
+
+/* Chains on_sigint_raw in front of libuv's handler, if nobody else has. */
+static void chain(sig_state *st) {
+  struct sigaction cur, mine;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&raw_claimed, &expected, 1)) return;
+  if (sigaction(SIGINT, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) ||
+      cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN) {
+    atomic_store(&raw_claimed, 0);
+    return;
+  }
+  uv_action = cur;
+  atomic_store(&raw_count, 0);
+  atomic_store(&raw_lp, st->lp);
+  mine = cur;
+  mine.sa_handler = on_sigint_raw;
+  sigaction(SIGINT, &mine, NULL);
+  st->chained = 1;
+}
+
+static void unchain(sig_state *st) {
+  if (!st->chained) return;
+  st->chained = 0;
+  sigaction(SIGINT, &uv_action, NULL); /* libuv's again, until it stops */
+  atomic_store(&raw_lp, NULL);
+  atomic_store(&raw_claimed, 0);
 }
 
 /* casync.run starts: SIGINT cancels main from now on (unless this process
@@ -321,6 +395,7 @@ void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main) {
     return;
   }
   uv_unref((uv_handle_t *)st->run_h); /* it never keeps the loop alive */
+  chain(st);
 }
 
 /* casync.run ends: returns whether a SIGINT cancelled the main task. */
@@ -328,6 +403,7 @@ int casync__sigint_end(lua_State *L, casync_ctx *lp) {
   sig_state *st = get_state(L);
   int interrupted = st->interrupted;
   (void)lp;
+  unchain(st);
   if (st->run_h) {
     uv_close((uv_handle_t *)st->run_h, free_on_close);
     st->run_h = NULL;
