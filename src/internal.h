@@ -296,6 +296,7 @@ struct casync_net {
   int open;           /* streams Lua has not closed */
   int servers;        /* server blocks not yet freed */
   int pins;           /* anchors held for libuv (pinned objects, data) */
+  int http_blocks;    /* HTTP server and connection blocks not yet freed */
   void *luvh;         /* the luv_handle_t every stream and server handle's
                          data points at (luv reads handle->data as its own:
                          uv.walk); the blocks are found from the handles */
@@ -386,5 +387,9 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
                        lua_KFunction k, lua_KContext kc);
 struct addrinfo *casync__dns_result(lua_State *L, int idx, int *status);
 void casync__dns_open(lua_State *L);
+
+/* http.c, http_server.c (issue 4; the message layer is http_parse.h) */
+void casync__http_open(lua_State *L);
+void casync__http_server_open(lua_State *L);
 
 #endif

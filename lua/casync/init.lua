@@ -20,4 +20,7 @@ casync.map = require "casync.map"
 require "casync.process" -- adds run and pool to casync.process
 casync.process_pool = casync.process.pool
 
+-- HTTP/1.1 (issue 4): the server is C, the client Lua on casync.tcp.
+casync.http = require "casync.http"
+
 return casync

@@ -1,0 +1,441 @@
+-- casync.http: an HTTP/1.1 client and server.
+--
+-- The server (casync.http.serve) is C (src/http_server.c): parsing, the
+-- request table, the answer's serialization and the writes; only the
+-- handler is Lua.  The client is written here on casync.tcp streams and the
+-- C parser object (casync.core.http.parser, on Debian's http_parser), with
+-- a small keep-alive pool per host.  JSON goes through Debian's lua-cjson.
+-- Not here: TLS (https URLs fail with kind "unsupported"), HTTP/2,
+-- proxies, cookies, compression.
+local core = require "casync.core"
+local cjson = require "cjson"
+
+local C = core.http
+local now, new_error = core.now, core.new_error
+local tcp_connect = core.tcp.connect
+
+local http = {}
+
+local DEFAULT_TIMEOUT = 30     -- seconds for a whole request
+local MAX_RESPONSE_BODY = 64 * 1024 * 1024
+local USER_AGENT = "casync/" .. core.version
+
+---------------------------------------------------------------- helpers
+
+-- "%41" -> "A", "+" -> " "
+function http.unescape(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+function http.escape(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
+-- "a=1&b=x%20y" -> {a = "1", b = "x y"} (a repeated key: the last wins)
+function http.parse_query(q)
+  local t = {}
+  for pair in (q or ""):gmatch("[^&;]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    t[http.unescape(k)] = http.unescape(v)
+  end
+  return t
+end
+
+-- {a = 1, b = "x y"} -> "a=1&b=x%20y" (keys sorted, so it is stable)
+function http.encode_query(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do
+    keys[i] = http.escape(k) .. "=" .. http.escape(t[k] == nil and "" or t[k])
+  end
+  return table.concat(keys, "&")
+end
+
+local function json_decode(body)
+  local ok, v = pcall(cjson.decode, body)
+  if ok then return v end
+  return nil, new_error("json", "invalid JSON: " .. tostring(v))
+end
+
+http.json_encode = cjson.encode
+http.json_decode = json_decode
+http.null = cjson.null
+
+---------------------------------------------------------------- server
+
+-- The request table's metatable: req.query is parsed on first use and
+-- req:json() decodes the body.
+local Request = {}
+function Request.json(req) return json_decode(req.body) end
+local request_meta = {
+  __index = function(req, k)
+    if k == "query" then
+      local q = req.target:match("%?([^#]*)")
+      local t = http.parse_query(q)
+      rawset(req, "query", t)
+      return t
+    end
+    return Request[k]
+  end,
+}
+C._setup(request_meta, cjson.encode)
+
+http.serve = C.serve
+http._stats = C._stats
+http.reason = C.reason
+
+---------------------------------------------------------------- client
+
+local function err_of(kind, fmt, ...)
+  return new_error(kind, fmt:format(...))
+end
+
+local NAME = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
+
+local function check_header(k, v)
+  if type(k) ~= "string" or not k:match(NAME) then
+    error(("invalid header name %q"):format(tostring(k)), 4)
+  end
+  local vs = tostring(v)
+  if vs:find("[\r\n%z]") then
+    error(("invalid value for header %q"):format(k), 4)
+  end
+  return vs
+end
+
+-- Resolves a redirect's Location against the URL it came from.
+local function resolve(base, loc)
+  if loc:match("^%a[%w+.-]*://") then return loc end
+  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
+  if loc:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. loc end
+  if loc:sub(1, 1) == "/" then return origin .. loc end
+  local dir = base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")
+  return dir .. loc
+end
+
+-- A pool of idle keep-alive connections, per "host:port".
+local Pool = {}
+Pool.__index = Pool
+
+local function new_pool(opts)
+  return setmetatable({idle = {}, max_idle = opts.max_idle or 8,
+                       idle_timeout = opts.idle_timeout or 4}, Pool)
+end
+
+-- A connection idle for less than idle_timeout (the servers' keep-alive
+-- timeout is commonly 5 s), or nil.
+function Pool:get(key)
+  local list = self.idle[key]
+  while list and #list > 0 do
+    local e = table.remove(list)
+    if not e.s:closed() and now() - e.t < self.idle_timeout then return e.s end
+    e.s:close()
+  end
+end
+
+function Pool:put(key, s)
+  local list = self.idle[key]
+  if not list then
+    list = {}
+    self.idle[key] = list
+  end
+  if #list >= self.max_idle then
+    s:close()
+  else
+    list[#list + 1] = {s = s, t = now()}
+  end
+end
+
+-- Closes the idle connections; returns how many.
+function Pool:close()
+  local n = 0
+  for key, list in pairs(self.idle) do
+    for _, e in ipairs(list) do
+      e.s:close()
+      n = n + 1
+    end
+    self.idle[key] = nil
+  end
+  return n
+end
+
+local Response = {}
+Response.__index = Response
+
+-- response:json() -> the decoded body | nil, err (kind "json")
+function Response:json() return json_decode(self.body) end
+
+local function left(deadline)
+  if not deadline then return nil end
+  local l = deadline - now()
+  return l > 0 and l or 0
+end
+
+local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, PUT = true,
+                    DELETE = true, TRACE = true}
+
+-- One request/response on stream s.  Returns the message, or nil, err and
+-- whether it may be retried on a new connection (nothing came back).
+local function exchange(s, head, body, method, deadline, max_body)
+  local ok, err
+  if type(body) == "string" and #body > 0 then
+    ok, err = s:write({head, body}, left(deadline))
+  else
+    ok, err = s:write(head, left(deadline))
+  end
+  if not ok then return nil, err, true end
+  if type(body) == "function" then -- chunked upload
+    while true do
+      local chunk = body()
+      if chunk == nil then break end
+      chunk = tostring(chunk)
+      if #chunk > 0 then
+        ok, err = s:write({("%x\r\n"):format(#chunk), chunk, "\r\n"}, left(deadline))
+        if not ok then return nil, err, false end
+      end
+    end
+    ok, err = s:write("0\r\n\r\n", left(deadline))
+    if not ok then return nil, err, false end
+  end
+  local p = C.parser("response", {max_body_size = max_body})
+  p:reset(method == "HEAD")
+  local got = false
+  while true do
+    local data, rerr = s:read(nil, left(deadline))
+    if not data then
+      if rerr then return nil, rerr, not got end
+      local st, perr = p:eof() -- the end of the stream
+      if st == "done" then return p:message() end
+      if not got then
+        return nil, err_of("io", "connection closed before the response"), true
+      end
+      return nil, perr or err_of("http", "http: the response was cut short"), false
+    end
+    got = true
+    local i = 1
+    while i <= #data do
+      local st, used = p:feed(data, i)
+      if not st then return nil, used, false end
+      if st ~= "done" then break end
+      i = i + used
+      local msg = p:message()
+      if msg.status >= 200 or msg.status == 101 then
+        if i <= #data then s:unread(data:sub(i)) end
+        return msg
+      end
+      p:reset(method == "HEAD") -- 100 Continue and the like: the real one follows
+    end
+  end
+end
+
+local function do_request(pool, opts, level)
+  if type(opts) ~= "table" then
+    error(("bad argument #1 to 'request' (table expected, got %s)"):format(type(opts)), level)
+  end
+  local url = opts.url
+  if type(url) ~= "string" then error("request: opts.url must be a string", level) end
+  if opts.query then
+    url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(opts.query)
+  end
+  local body = opts.body
+  local headers = opts.headers or {}
+  local json_body = false
+  if opts.json ~= nil then
+    body = cjson.encode(opts.json)
+    json_body = true
+  end
+  if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
+    error("request: opts.body must be a string, a function (chunks) or nil", level)
+  end
+  local method = (opts.method or (body ~= nil and "POST" or "GET")):upper()
+  if not method:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") then
+    error(("request: invalid method %q"):format(method), level)
+  end
+  local timeout = opts.timeout or DEFAULT_TIMEOUT
+  local deadline = timeout and now() + timeout
+  local max_redirects = opts.max_redirects or 5
+  local max_body = opts.max_body_size or MAX_RESPONSE_BODY
+  local redirects = 0
+  -- user headers, checked once
+  local extra, have = {}, {}
+  for k, v in pairs(headers) do
+    local lk = type(k) == "string" and k:lower() or k
+    if lk ~= "content-length" and lk ~= "transfer-encoding" then
+      if type(v) == "table" then
+        for _, x in ipairs(v) do extra[#extra + 1] = k .. ": " .. check_header(k, x) .. "\r\n" end
+      else
+        extra[#extra + 1] = k .. ": " .. check_header(k, v) .. "\r\n"
+      end
+      have[lk] = true
+    end
+  end
+  extra = table.concat(extra)
+
+  while true do
+    local u = C.parse_url(url)
+    if not u or not u.host then error(("request: invalid URL '%s'"):format(url), level) end
+    local scheme = (u.scheme or "http"):lower()
+    if scheme ~= "http" then
+      return nil, new_error("unsupported", ("%s URLs are not supported (casync.http has no TLS)"):format(scheme))
+    end
+    local host, port = u.host, u.port or 80
+    local target = (u.path or "/") .. (u.query and ("?" .. u.query) or "")
+    local hosthdr = (host:find(":", 1, true) and ("[" .. host .. "]") or host) ..
+                    (u.port and (":" .. u.port) or "")
+    local t = {method, " ", target, " HTTP/1.1\r\n"}
+    if not have.host then t[#t + 1] = "Host: " .. hosthdr .. "\r\n" end
+    if not have["user-agent"] then t[#t + 1] = "User-Agent: " .. USER_AGENT .. "\r\n" end
+    if json_body and not have["content-type"] then
+      t[#t + 1] = "Content-Type: application/json\r\n"
+    end
+    if type(body) == "string" then
+      t[#t + 1] = "Content-Length: " .. #body .. "\r\n"
+    elseif type(body) == "function" then
+      t[#t + 1] = "Transfer-Encoding: chunked\r\n"
+    end
+    if opts.keep_alive == false then t[#t + 1] = "Connection: close\r\n" end
+    t[#t + 1] = extra
+    t[#t + 1] = "\r\n"
+    local head = table.concat(t)
+
+    local key = host .. ":" .. port
+    local msg, err
+    for attempt = 1, 2 do
+      local s, reused = pool:get(key), true
+      if not s then
+        reused = false
+        local cerr
+        s, cerr = tcp_connect(host, port, {timeout = left(deadline)})
+        if not s then
+          if cerr.kind == "timeout" then
+            return nil, new_error("timeout", ("%s %s: timed out after %gs (connecting)")
+              :format(method, url, timeout), "ETIMEDOUT")
+          end
+          return nil, cerr
+        end
+      end
+      -- closed unless it goes back to the pool (also on error and cancellation)
+      local guard <close> = setmetatable({s = s}, {__close = function(g)
+        if g.s then g.s:close() end
+      end})
+      local retry
+      msg, err, retry = exchange(s, head, body, method, deadline, max_body)
+      if msg then
+        if msg.keep_alive and opts.keep_alive ~= false and not msg.upgrade then
+          guard.s = nil
+          pool:put(key, s)
+        end
+        break
+      end
+      if not (reused and retry and attempt == 1 and type(body) ~= "function" and
+              (IDEMPOTENT[method] or opts.retry)) then
+        break
+      end
+      -- a pooled connection the server had closed: once more on a new one
+    end
+    if not msg then
+      if err.kind == "timeout" then
+        return nil, new_error("timeout", ("%s %s: timed out after %gs"):format(method, url, timeout),
+                              "ETIMEDOUT")
+      end
+      return nil, err
+    end
+    local status = msg.status
+    local loc = msg.headers.location
+    if loc and redirects < max_redirects and
+       (status == 301 or status == 302 or status == 303 or status == 307 or status == 308) then
+      redirects = redirects + 1
+      url = resolve(url, loc)
+      if status == 303 or ((status == 301 or status == 302) and method == "POST") then
+        method, body, json_body = (method == "HEAD" and "HEAD" or "GET"), nil, false
+      elseif type(body) == "function" then
+        return nil, new_error("http", "cannot repeat a streamed body for a redirect")
+      end
+    else
+      msg.ok = status >= 200 and status < 300
+      msg.url = url
+      msg.redirects = redirects
+      msg.keep_alive, msg.upgrade = nil, nil
+      return setmetatable(msg, Response)
+    end
+  end
+end
+
+local default_pool = new_pool({})
+
+-- casync.http.request{method=, url=, headers=, body=, json=, query=,
+-- timeout=, max_redirects=, max_body_size=, keep_alive=} ->
+-- response {status=, ok=, reason=, headers=, body=, url=, json()} | nil, err
+function http.request(opts) return do_request(default_pool, opts, 3) end
+
+-- casync.http.get(url [, opts]) -> response | nil, err
+function http.get(url, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url, o.method = url, "GET"
+  return do_request(default_pool, o, 3)
+end
+
+-- casync.http.post(url, body_or_opts [, opts]) -> response | nil, err
+function http.post(url, body, opts)
+  local o = {}
+  if type(body) == "table" and opts == nil then opts, body = body, nil end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url, o.method = url, "POST"
+  if body ~= nil then o.body = body end
+  return do_request(default_pool, o, 3)
+end
+
+-- casync.http.close_idle() -> how many idle keep-alive connections were
+-- closed (the default pool's)
+function http.close_idle() return default_pool:close() end
+
+-- A session, as aiohttp's ClientSession: its own pool, a base URL,
+-- default headers and timeout.  `local s <close> = casync.http.session{...}`.
+local Session = {}
+Session.__index = Session
+Session.__close = function(self) self:close() end
+
+function http.session(opts)
+  opts = opts or {}
+  return setmetatable({pool = new_pool(opts), base_url = opts.base_url,
+                       headers = opts.headers, timeout = opts.timeout}, Session)
+end
+
+function Session:request(opts)
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  if self.base_url and o.url and not o.url:match("^%a[%w+.-]*://") then
+    o.url = self.base_url:gsub("/$", "") .. "/" .. o.url:gsub("^/", "")
+  end
+  if self.headers then
+    local h = {}
+    for k, v in pairs(self.headers) do h[k] = v end
+    for k, v in pairs(o.headers or {}) do h[k] = v end
+    o.headers = h
+  end
+  if o.timeout == nil then o.timeout = self.timeout end
+  return do_request(self.pool, o, 3)
+end
+
+function Session:get(url, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url, o.method = url, "GET"
+  return self:request(o)
+end
+
+function Session:post(url, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.url, o.method = url, "POST"
+  return self:request(o)
+end
+
+function Session:close() return self.pool:close() end
+
+return http
