@@ -72,9 +72,7 @@ print(("CPU speed-up: %.2fx on %d cores (best of %d rounds); same results: %s"):
 local function parallel_cpu_work_processes()
   local executor <close> = casync.process_pool{size = 4} -- max_workers=4
   local futures = {}
-  for i = 1, 4 do -- executor.submit(cpu_intensive_task, 10**7)
-    futures[i] = casync.spawn(executor.run, executor, cpu_intensive_task, 10^7)
-  end
+  for i = 1, 4 do futures[i] = executor:run(cpu_intensive_task, 10^7) end
   return casync.gather(futures)
 end
 

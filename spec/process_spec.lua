@@ -315,6 +315,15 @@ describe("process_pool", function()
     assert.same({10, 20, 30, 40, 50, n = 5}, r)
     assert.same({1, 4, 9, n = 3}, pool:map(square, {1, 2, 3}))
     assert.same({n = 0}, pool:map(square, {}))
+    -- several entries per call
+    local list = {}
+    for i = 1, 25 do list[i] = i end
+    local sq = pool:map(square, list, {chunksize = 4})
+    assert.equal(25, sq.n)
+    for i = 1, 25 do assert.equal(i * i, sq[i]) end
+    assert.truthy(errmsg(pool.map, pool, square, {1}, {chunksize = 0})
+      :find("opts.chunksize must be a positive integer", 1, true))
+    assert.truthy(errmsg(pool.map, pool, square, {1}, 5):find("bad argument #3", 1, true))
     -- holes count, as with table.pack
     local h = pool:map(function(x) return x end, {n = 3, 1, nil, 3})
     assert.equal(3, h.n)
@@ -343,13 +352,19 @@ describe("process_pool", function()
     local pool <close> = casync.process_pool{size = 1}
     local t = {1, 2, name = "x"}
     t.self = t
-    local a, b, c = pool:run(function(x, y)
+    local task = pool:run(function(x, y)
       return x.self == x, y.name, function(n) return n + 1 end
     end, t, t)
+    assert.is_false(task:done()) -- a task, started at once
+    local a, b, c = task:wait()
     assert.is_true(a)
     assert.equal("x", b)
     assert.equal(8, c(7))
-    assert.is_nil(pool:run(function() end))
+    assert.is_nil(pool:run(function() end):wait())
+    -- several at once: as many as there are workers run together
+    local tasks = {}
+    for i = 1, 3 do tasks[i] = pool:run(function(x) return x + 1 end, i) end
+    assert.same({2, 3, 4, n = 3}, casync.gather(tasks))
   end))
 
   it("raises the call's error: strings with the worker's traceback", async(function()
@@ -362,7 +377,8 @@ describe("process_pool", function()
     assert.truthy(err:find("bad item 3", 1, true), err)
     assert.truthy(err:find("in process pool worker, pid %d+"), err)
     assert.truthy(err:find("stack traceback", 1, true), err)
-    ok, err = pcall(pool.run, pool, function() error({code = 42}) end)
+    local t = pool:run(function() error({code = 42}) end)
+    ok, err = pcall(t.wait, t)
     assert.is_false(ok)
     assert.equal(42, err.code)
     assert.is_string(err.traceback)
@@ -382,7 +398,8 @@ describe("process_pool", function()
     assert.truthy(errmsg(pool.map, pool, "f", {}):find("function expected, got string", 1, true))
     assert.truthy(errmsg(pool.map, pool, square, 5):find("table expected, got number", 1, true))
     -- a result that cannot be copied back is the call's error
-    msg = errmsg(pool.run, pool, function() return io.stdout end)
+    local t = pool:run(function() return io.stdout end)
+    msg = errmsg(t.wait, t)
     assert.truthy(msg:find("cannot send the results back", 1, true), msg)
     assert.truthy(errmsg(casync.process_pool, {size = 0}):find("opts.size must be a positive integer", 1, true))
     assert.truthy(errmsg(casync.process_pool, {command = "lua"}):find("opts.command must be a list", 1, true))
@@ -390,7 +407,8 @@ describe("process_pool", function()
 
   it("survives a worker that dies, and a cancelled map (its workers are killed)", async(function()
     local pool <close> = casync.process_pool{size = 2}
-    local ok, err = pcall(pool.run, pool, function() os.exit(3) end)
+    local t = pool:run(function() os.exit(3) end)
+    local ok, err = pcall(t.wait, t)
     assert.is_false(ok)
     assert.is_true(casync.is_error(err, "process"))
     assert.truthy(tostring(err):find("exited with code 3 while running a call", 1, true))
@@ -414,6 +432,8 @@ describe("process_pool", function()
     local ok, err = pcall(pool.map, pool, square, {1})
     assert.is_false(ok)
     assert.is_true(casync.is_error(err, "closed"))
+    ok, err = pcall(pool.run, pool, square, 1)
+    assert.is_true(casync.is_error(err, "closed"))
     assert.truthy(tostring(pool):find("closed", 1, true))
   end))
 
@@ -421,9 +441,10 @@ describe("process_pool", function()
     local pool <close> = casync.process_pool()
     assert.equal(P.cpu_count(), pool:size())
     local lua <close> = casync.process_pool{size = 1, command = {"lua5.4"}}
-    assert.equal("Lua 5.4", lua:run(function() return _VERSION end))
+    assert.equal("Lua 5.4", lua:run(function() return _VERSION end):wait())
     local bad <close> = casync.process_pool{size = 1, command = {"no-such-lua"}}
-    local ok, err = pcall(bad.run, bad, square, 2)
+    local t = bad:run(square, 2)
+    local ok, err = pcall(t.wait, t)
     assert.is_false(ok)
     assert.is_true(casync.is_error(err, "io"))
     assert.truthy(tostring(err):find("cannot start a worker", 1, true))

@@ -611,12 +611,12 @@ static int fn_encode(lua_State *L) {
   return push_encoded(L, 2, lua_gettop(L) - 1, root, 1, 0);
 }
 
-/* casync.process._encode_at(root, i, v) -> string: v, named root[i] */
+/* casync.process._encode_at(root, i, ...) -> string: the values, named
+ * root[i], root[i+1], ... */
 static int fn_encode_at(lua_State *L) {
   const char *root = luaL_checkstring(L, 1);
   lua_Integer i = luaL_checkinteger(L, 2);
-  lua_settop(L, 3);
-  return push_encoded(L, 3, 1, root, i, 0);
+  return push_encoded(L, 3, lua_gettop(L) - 2, root, i, 0);
 }
 
 /* casync.process._encode_fn(fn) -> string: a function, named fn */

@@ -134,6 +134,15 @@ local function main()
     local cut = tb:find("\n%s*%[C%]: in function 'xpcall'")
     return {e, cut and tb:sub(1, cut - 1):gsub("\n%s*%(%.%.%.tail calls%.%.%.%)$", "") or tb}
   end
+  -- "C": fn(args...), all its results; "M": fn(item) for each item, the
+  -- first result of each
+  local function call(kind, fn, ...)
+    if kind == "C" then return fn(...) end
+    local items = table.pack(...)
+    local out = {}
+    for i = 1, items.n do out[i] = (fn(items[i])) end
+    return table.unpack(out, 1, items.n)
+  end
   while true do
     local hdr = ch:read_exactly(4)
     if not hdr then break end -- the pool closed: end
@@ -142,10 +151,10 @@ local function main()
     if kind == "F" then
       local id, pos = string.unpack(">I4", frame, 2)
       fns[id] = P._decode(frame, pos)
-    elseif kind == "C" then
+    else
       local job, id, pos = string.unpack(">I4I4", frame, 2)
       local r = table.pack(xpcall(function()
-        return fns[id](P._decode(frame, pos))
+        return call(kind, fns[id], P._decode(frame, pos))
       end, msgh))
       local ok, body = pcall(P._encode, "results", table.unpack(r, 2, r.n))
       if not r[1] or not ok then
@@ -246,9 +255,10 @@ local function frame(kind, body)
   return {spack(">I4", #body + 1), kind, body}
 end
 
--- Runs fn (encoded as fnbody) with args (encoded) on a worker; returns
--- true, results... or false, err.
-function Pool:_call(fn, fnbody, argbody)
+-- Runs fn (encoded as fnbody) on a worker, as a call ("C": argbody holds
+-- its arguments) or over a chunk of a map ("M": argbody holds the items);
+-- returns true, results... or false, err.
+function Pool:_call(fn, fnbody, kind, argbody)
   if self._closed then
     error(core.new_error("closed", "process_pool: the pool is closed"), 0)
   end
@@ -267,7 +277,7 @@ function Pool:_call(fn, fnbody, argbody)
     if not w.fns[id] then
       frames[1] = frame("F", spack(">I4", id) .. fnbody)
     end
-    frames[#frames + 1] = frame("C", spack(">I4I4", job, id) .. argbody)
+    frames[#frames + 1] = frame(kind, spack(">I4I4", job, id) .. argbody)
     local msgs = {}
     for _, f in ipairs(frames) do for _, s in ipairs(f) do msgs[#msgs + 1] = s end end
     local sent, err = w.ch:write(msgs)
@@ -320,47 +330,70 @@ local function encode_fn(fname, fn)
   return body
 end
 
--- pool:run(fn, ...) -> ...: fn(...) in a worker process; its results, or
--- its error raised here (a string error gets the worker's traceback
--- appended).  fn may use globals and require, but no upvalues.
+-- pool:run(fn, ...) -> task: fn(...) in a worker process, as a task
+-- started at once (Python's executor.submit); waiting for it gives fn's
+-- results, or raises its error (a string error with the worker's
+-- traceback appended).  fn may use globals and require, but no upvalues;
+-- the arguments are copied (a value that cannot be is a bad argument).
 function Pool:run(fn, ...)
   local fnbody = encode_fn("run", fn)
   local okenc, argbody = pcall(P._encode, "args", ...)
   if not okenc then error("bad argument #2 to 'run' (" .. argbody .. ")", 2) end
-  local r = pack(self:_call(fn, fnbody, argbody))
-  if not r[1] then error(r[2], 0) end
-  return unpack(r, 2, r.n)
+  if self._closed then
+    error(core.new_error("closed", "process_pool: the pool is closed"), 2)
+  end
+  return spawn(function()
+    local r = pack(self:_call(fn, fnbody, "C", argbody))
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end)
 end
 
--- pool:map(fn, list) -> results: fn(list[i]) for each entry, spread over
--- the workers, first results in list order (an array with field n).  The
--- first error raised by a call is raised here; the calls still running
--- are cancelled (their workers killed and replaced later).
-function Pool:map(fn, list)
+-- pool:map(fn, list [, opts]) -> results: fn(list[i]) for each entry, in
+-- worker processes, opts.chunksize entries per call (default 1); the first
+-- result of each, in list order (an array with field n).  The first error
+-- raised by a call is raised here; the calls still running are cancelled
+-- (their workers killed, replaced on the next call).  Waits: call it in a
+-- task.
+function Pool:map(fn, list, opts)
   if type(list) ~= "table" then
     error(("bad argument #2 to 'map' (table expected, got %s)"):format(type(list)), 2)
   end
+  local chunk = 1
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error(("bad argument #3 to 'map' (table expected, got %s)"):format(type(opts)), 2)
+    end
+    chunk = opts.chunksize or 1
+    if math.type(chunk) ~= "integer" or chunk < 1 then
+      error("bad argument #3 to 'map' (opts.chunksize must be a positive integer)", 2)
+    end
+  end
   local n = list.n or #list
   local fnbody = encode_fn("map", fn)
-  local bodies = {}
-  for i = 1, n do
-    local ok, body = pcall(P._encode_at, "list", i, list[i])
+  local bodies, firsts = {}, {}
+  for first = 1, n, chunk do
+    local last = math.min(n, first + chunk - 1)
+    local ok, body = pcall(P._encode_at, "list", first, unpack(list, first, last))
     if not ok then error("bad argument #2 to 'map' (" .. body .. ")", 2) end
-    bodies[i] = body
+    bodies[#bodies + 1], firsts[#firsts + 1] = body, first
+  end
+  if self._closed then
+    error(core.new_error("closed", "process_pool: the pool is closed"), 2)
   end
   local results = {n = n}
-  local next_i = 0
+  local next_c = 0
   local function slot()
-    while next_i < n do
-      next_i = next_i + 1
-      local i = next_i
-      local ok, v = self:_call(fn, fnbody, bodies[i])
-      if not ok then error(v, 0) end
-      results[i] = v
+    while next_c < #bodies do
+      next_c = next_c + 1
+      local c = next_c
+      local r = pack(self:_call(fn, fnbody, "M", bodies[c]))
+      if not r[1] then error(r[2], 0) end
+      for k = 2, r.n do results[firsts[c] + k - 2] = r[k] end
     end
   end
   local slots = {}
-  for k = 1, math.min(self._size, n) do slots[k] = slot end
+  for k = 1, math.min(self._size, #bodies) do slots[k] = slot end
   if #slots > 0 then core.gather(slots) end
   return results
 end
