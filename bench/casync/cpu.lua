@@ -22,7 +22,7 @@ local function main()
   for i = 1, TASKS do seq[i] = cpu_intensive_task(N) end
   local seq_s = casync.now() - t0
   local pool <close> = casync.thread_pool{size = TASKS}
-  casync.gather(pool:map(function() end, {1, 2, 3, 4})) -- started and warm
+  pool:map(function() end, {1, 2, 3, 4}) -- started and warm
   t0 = casync.now()
   local tasks = {}
   for i = 1, TASKS do tasks[i] = pool:run(cpu_intensive_task, N) end
