@@ -3,7 +3,9 @@
 #   1. the busted specs (spec/, examples included) on a normal build;
 #   2. the same specs on an AddressSanitizer + UndefinedBehaviorSanitizer build;
 #   3. the thread specs (spec/thread_spec.lua) on a ThreadSanitizer build;
-#   4. every example under valgrind: no errors, no definite leaks.
+#   4. the HTTP fuzz target (tests/fuzz_http.c) for 30 s with a fixed seed,
+#      counted as one test;
+#   5. every example under valgrind: no errors, no definite leaks.
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -57,6 +59,14 @@ echo "== thread specs under ThreadSanitizer"
 tsan_rt=$(gcc -print-file-name=libtsan.so)
 spec_files=spec/thread_spec.lua specs tsan CASYNC_BUILD=build-tsan \
   LD_PRELOAD="$tsan_rt" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+echo "== fuzz: tests/fuzz_http.c (HTTP parser and serializer, 30 s, seed 1)"
+if tests/fuzz_http.sh 30 build-fuzz 2>&1 | sed 's/^/[fuzz] /'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "[fuzz] FAILED"
+fi
 
 echo "== examples under valgrind"
 for ex in examples/*.lua; do

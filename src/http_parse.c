@@ -12,8 +12,9 @@
 #include <string.h>
 #include "http_parse.h"
 
-#define KEEP_CAP (64u * 1024u) /* buffers larger than this are freed on reset  \
-                                */
+#define KEEP_CAP                                                               \
+  (64u * 1024u) /* buffers larger than this are freed on reset                 \
+                 */
 
 /* ============================================================== buffers */
 
@@ -111,6 +112,17 @@ static int on_first(http_parser *p, const char *at, size_t n) {
   return 0;
 }
 
+/* Drops the blanks that end the last value (http_parser keeps them; they
+ * are not part of it: RFC 9110, 5.5). */
+static void trim_last(casync_hmsg *m) {
+  casync_hfield *f;
+  if (m->nfields == 0 || m->trailers) return;
+  f = &m->fields[m->nfields - 1];
+  while (f->vlen > 0 && (m->head.data[f->value + f->vlen - 1] == ' ' ||
+                         m->head.data[f->value + f->vlen - 1] == '\t'))
+    f->vlen--;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t n) {
   casync_hmsg *m = p->data;
   casync_hfield *f;
@@ -122,6 +134,7 @@ static int on_header_field(http_parser *p, const char *at, size_t n) {
     return 0;
   }
   if (fresh) {
+    trim_last(m);
     if (m->nfields >= m->max_headers)
       return fail(m, 431, "too many header fields");
     if (m->nfields == m->cap_fields) {
@@ -176,6 +189,7 @@ static int on_headers_complete(http_parser *p) {
   casync_hmsg *m = p->data;
   size_t vlen;
   const char *v;
+  trim_last(m);
   m->keep_alive = (unsigned char)http_should_keep_alive(p);
   m->chunked = (p->flags & F_CHUNKED) != 0;
   m->has_length = (p->flags & F_CONTENTLENGTH) != 0;
