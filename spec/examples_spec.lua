@@ -33,6 +33,8 @@ local REQUIRED_IDS = {
   "E002.10", "E002.11", "E003.2", "E004.5",
   -- issue 5: processes, files, the watchdog
   "E001.2", "E002.13", "E003.3", "E003.4", "E004.1",
+  -- issue 4: HTTP against a local server the example starts
+  "E002.7", "E004.8", "E004.11",
 }
 
 -- Examples that measure a parallel speed-up need the cores to themselves:
@@ -756,6 +758,98 @@ checks["e004_1_multiprocessing_pool.lua"] = function(out)
   if cores() >= 2 then
     assert(par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
   end
+end
+
+---------------------------------------------------------------------------
+-- issue 4: HTTP, each against a server on loopback that the script starts
+
+checks["e002_7_fetch_patterns.lua"] = function(out)
+  assert_in_order(out, {
+    "-- fetchData (try/catch)",
+    "fetchData: User 1 (id 1)",
+    "Fetch failed: HTTP 500: Internal Server Error (broken)",
+    "fetchData(/broken) threw: HTTP 500: Internal Server Error (ok=false)",
+    "fetchData(/text) threw: json: invalid JSON",
+    "-- fetchAll (Promise.all)",
+    "fetchAll: User 3, User 1, User 2 in",
+    "fetchAll with a 404 rejects: HTTP 404: Not Found after",
+    "-- fetchWithSettled (Promise.allSettled)",
+    "URL 1: fulfilled, User 2",
+    "URL 2: rejected, HTTP 404: Not Found",
+    "URL 3: rejected, HTTP 500: Internal Server Error",
+    "URL 4: fulfilled, User 3",
+    "fetchWithSettled: every result in",
+    "-- fetchWithTimeout (Promise.race + AbortController)",
+    "fetchWithTimeout(users/2, 500ms): User 2 in",
+    "fetchWithTimeout(slow, 200ms): aborted after",
+    "wait_for(slow, 200ms): timeout after",
+  })
+  -- Promise.all: concurrent, the slowest (150 ms); a rejection does not
+  -- wait for the others (users/4 takes 200 ms)
+  concurrent(num(out, "fetchAll: [^\n]* in (%d+)ms") / 1000, 0.15, "Promise.all")
+  within(num(out, "rejects: [^\n]* after (%d+)ms"), 0, 150, "Promise.all rejecting (ms)")
+  concurrent(num(out, "fetchWithSettled: every result in (%d+)ms") / 1000, 0.15, "allSettled")
+  concurrent(num(out, "User 2 in (%d+)ms") / 1000, 0.1, "fetch under a timeout")
+  -- the abort: the fetch was cancelled at 200 ms, with the abort's reason
+  concurrent(num(out, "aborted after (%d+)ms") / 1000, 0.2, "abort")
+  assert.truthy(has(out, "aborted after") and
+                out:match("aborted after %d+ms: AbortError: the operation was aborted %(kind cancelled%)"))
+  concurrent(num(out, "wait_for%(slow, 200ms%): timeout after (%d+)ms") / 1000, 0.2, "wait_for")
+  -- aborted requests closed their connections: only the good ones are kept
+  within(num(out, "idle connections kept for reuse: (%d+)"), 0, 8, "idle connections")
+end
+
+checks["e004_8_robust_api_call.lua"] = function(out)
+  assert.truthy(out:match("ok: +{ success: true, data: { id: 7, name: 'Ada Lovelace' } } in %d+ms"))
+  assert.truthy(out:match("error: +{ success: false, error: 'HTTP 503: Service Unavailable' } in %d+ms"))
+  assert.truthy(out:match("timeout: { success: false, error: 'Request timed out' } in %d+ms"))
+  concurrent(num(out, "timeout: [^\n]* in (%d+)ms") / 1000, 0.3, "timeout of 300 ms")
+  assert.truthy(has(out, "together: success true, Ada Lovelace / false, HTTP 503: " ..
+                         "Service Unavailable / false, Request timed out in"))
+  concurrent(num(out, "together: [^\n]* in (%d+)ms") / 1000, 0.3, "three at once")
+  concurrent(num(out, "kind timeout, after (%d+)ms") / 1000, 0.3, "http.get's own timeout")
+end
+
+checks["e004_11_aiohttp_session.lua"] = function(out)
+  assert_lines(out, {
+    "users: 2 (Ada, Grace)",
+    "posts: 3 (Lua)",
+    "comments: 1 (Nice)",
+    "users again: Ada, Grace",
+  })
+  -- gather of 150, 100, 200 ms, then one more of 150 ms on a kept connection
+  concurrent(num(out, "then one more: (%d+)ms") / 1000, 0.35, "three at once, then one")
+  assert.truthy(has(out, "server: 4 requests on 3 connections"))
+end
+
+checks["e001_2_b_server_1000_requests.lua"] = function(out)
+  local n = tonumber(out:match("(%d+) requests instead of 1,000") or "1000")
+  assert.truthy(has(out, ("%d requests, each waiting 0.5 s on the database"):format(n)))
+  assert.truthy(has(out, ("answered correctly: %d; at most %d in flight"):format(n, n)))
+  -- all of them wait at once: about one wait (plus the connections), not n
+  within(num(out, "total: ([%d.]+)s with one thread"), 0.5, 1.5, "1,000 requests of 0.5 s")
+  assert.truthy(has(out, ("server: %d connections, %d requests"):format(n, n)))
+end
+
+checks["e000_1_http_fetch_data.lua"] = function(out)
+  assert_lines(out, {
+    "Fetching data for user1...",
+    "Fetching data for user2...",
+    "Fetching data for user3...",
+    "Data for user2 received!",
+    "Data for user1 received!",
+    "Data for user3 received!",
+    "All results: ['user1 data', 'user2 data', 'user3 data']",
+  })
+  concurrent(num(out, "Total: ([%d.]+)s"), 3, "gather of three GETs of 2 s, 1 s, 3 s")
+end
+
+checks["e004_4_http_fetch_users.lua"] = function(out)
+  assert_in_order(out, {"Sequential:", "Concurrent:",
+                        "users: User1 User2 User3 / User1 User2 User3"})
+  sequential(num(out, "Sequential: (%d+)ms") / 1000, 0.6, "three GETs in a row")
+  concurrent(num(out, "Concurrent: (%d+)ms") / 1000, 0.2, "three GETs gathered")
+  assert.truthy(has(out, "server: 6 requests on 3 connections (keep-alive)"))
 end
 
 ---------------------------------------------------------------------------

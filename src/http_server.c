@@ -1168,15 +1168,18 @@ static int meth_port(lua_State *L) {
   return 1;
 }
 
-/* server:url([path]) -> "http://host:port" .. path */
+/* server:url([path]) -> "http://host:port/" .. path (a path without its
+ * leading "/" gets one) */
 static int meth_url(lua_State *L) {
-  const char *path = luaL_optstring(L, 2, "");
+  const char *path = luaL_optstring(L, 2, "/");
   const char *host;
   if (meth_address(L) != 2 || lua_isnil(L, -2))
     return luaL_error(L, "url: the server has no address");
   host = lua_tostring(L, -2);
-  lua_pushfstring(L, strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s",
-                  host, (int)lua_tointeger(L, -1), path);
+  lua_pushfstring(L,
+                  strchr(host, ':') ? "http://[%s]:%d%s%s" : "http://%s:%d%s%s",
+                  host, (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/",
+                  path);
   return 1;
 }
 
