@@ -31,6 +31,13 @@
  * then does not pay for waking a thread each time (about 5 of the 18
  * microseconds of a round trip here). */
 #define SPIN_NS 50000u
+/* A spinner that has not looked at the queue for this long has lost its
+ * CPU (sched_yield on a busy machine can give it away for milliseconds):
+ * a new job wakes a sleeping worker instead of waiting for it. */
+#define SPIN_STALE_NS 5000u
+/* After a spin that found nothing (or lost its CPU), this many idle turns
+ * sleep at once: rare jobs cost no spinning, a busy machine little. */
+#define SPIN_SKIP 16
 
 typedef struct job job;
 typedef struct pool pool;
@@ -74,6 +81,8 @@ struct pool {
   int busy, alive;
   int sleeping;         /* workers waiting on cv */
   int spinning;         /* a worker polling the queue before it sleeps */
+  _Atomic uint64_t polled; /* when the spinning worker last looked (ns) */
+  int spin_skip;        /* idle turns left without spinning */
   int size;
   hub *hub;
   worker w[1];          /* size of them */
@@ -340,16 +349,27 @@ static void worker_main(void *arg) {
   job *j;
   uv_mutex_lock(&p->mu);
   for (;;) {
-    if (!p->qhead && !p->closing && !p->spinning) {
-      uint64_t until = uv_hrtime() + SPIN_NS;
-      unsigned n = 0;
+    if (!p->qhead && !p->closing && !p->spinning && p->spin_skip > 0)
+      p->spin_skip--;
+    else if (!p->qhead && !p->closing && !p->spinning) {
+      uint64_t now = uv_hrtime(), until = now + SPIN_NS, prev;
+      int stale = 0;
       p->spinning = 1;
       uv_mutex_unlock(&p->mu);
+      atomic_store_explicit(&p->polled, now, memory_order_relaxed);
       while (!atomic_load_explicit(&p->queued, memory_order_relaxed) &&
-             !p->closing && ((++n & 7) || uv_hrtime() < until))
+             !p->closing && now < until) {
         spin_pause();
+        prev = now;
+        now = uv_hrtime();
+        if (now - prev > SPIN_STALE_NS) stale = 1;
+        atomic_store_explicit(&p->polled, now, memory_order_relaxed);
+      }
       uv_mutex_lock(&p->mu);
       p->spinning = 0;
+      /* no job came, or the CPU was taken away meanwhile: spinning does
+       * not pay now, so the next few idle turns sleep at once */
+      if (!p->qhead || stale) p->spin_skip = SPIN_SKIP;
     }
     while (!p->qhead && !p->closing) {
       p->sleeping++;
@@ -806,8 +826,12 @@ static void submit(lua_State *L, casync_ctx *lp, pool *p, int pidx, job *j) {
   else p->qhead = j;
   p->qtail = j;
   p->queued++;
-  /* a spinning worker takes one job without being woken */
-  if (p->sleeping && p->queued > p->spinning) uv_cond_signal(&p->cv);
+  /* a spinning worker takes one job without being woken, if it still runs */
+  if (p->sleeping &&
+      (p->queued > p->spinning ||
+       uv_hrtime() - atomic_load_explicit(&p->polled, memory_order_relaxed) >
+         SPIN_STALE_NS))
+    uv_cond_signal(&p->cv);
   uv_mutex_unlock(&p->mu);
 }
 
