@@ -90,6 +90,25 @@ describe("signal.wait", function()
     assert.equal("SIGUSR1", got)
   end)
 
+  it("luv's uv.walk sees signal, process and watchdog handles as casync's", async(function()
+    local uv = require "luv"
+    local t = casync.spawn(S.wait, "USR2")
+    local p = assert(P.spawn({"sleep", "5"}))
+    casync.watchdog{threshold = 1, on_block = function() end}
+    casync.sleep(0.01)
+    local names, open = {}, 0
+    uv.walk(function(h)
+      names[#names + 1] = tostring(h)
+      if not h:is_closing() then open = open + 1 end
+    end)
+    casync.watchdog(false)
+    p:kill()
+    p:wait()
+    t:cancel()
+    assert.equal(0, open) -- every handle there is casync's, shown as closing
+    assert.is_true(#names >= 3)
+  end))
+
   it("rejects bad arguments and calls outside a task", async(function()
     assert.truthy(errmsg(S.wait, "SIGNOPE"):find("unknown signal 'SIGNOPE'", 1, true))
     assert.truthy(errmsg(S.wait, 0):find("no such signal", 1, true))

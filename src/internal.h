@@ -175,6 +175,7 @@ casync_ctx *casync__loop_get(lua_State *L);
 void casync__loop_open(lua_State *L);
 int casync__loop_init(lua_State *L);
 void casync__loop_push(lua_State *L);
+void *casync__loop_luvh(casync_ctx *lp);
 
 /* sched.c */
 void casync__enqueue(casync_ctx *lp, casync_task *t);

@@ -42,6 +42,13 @@ typedef struct {
   luv_handle_t luvh;
 } ctx_block;
 
+/* The stand-in luv_handle_t for the handles of other files that live no
+ * longer than the context (signal.c, watchdog.c): their data points at it,
+ * and they find their own blocks from the handle. */
+void *casync__loop_luvh(casync_ctx *lp) {
+  return &((ctx_block *)lp)->luvh;
+}
+
 static void on_check(uv_check_t *h) {
   casync__drain(container_of(h, casync_ctx, check));
 }

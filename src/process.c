@@ -23,8 +23,10 @@ extern char **environ;
 
 typedef struct proc_ud proc_ud;
 typedef struct proc_blk {
-  uv_process_t h;
+  uv_process_t h;       /* first: the block is found from the handle (its
+                           data is the luv stand-in, see casync_net) */
   casync_ctx *lp;
+  casync_net *net;      /* referenced until on_close */
   proc_ud *ud;          /* the Lua side, NULL once collected */
   casync_wqueue waiters; /* tasks in proc:wait() */
   int spawned;          /* uv_spawn succeeded (else the handle is only closed) */
@@ -41,13 +43,15 @@ struct proc_ud {
 /* ============================================================== the block */
 
 static void on_close(uv_handle_t *h) {
-  proc_blk *b = h->data;
+  proc_blk *b = (proc_blk *)h;
+  casync_net *net = b->net;
   b->closed = 1;
   if (!b->ud) free(b);
+  casync__net_unref(net);
 }
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
-  proc_blk *b = h->data;
+  proc_blk *b = (proc_blk *)h;
   casync_wnode *w;
   b->exited = 1;
   b->status = status;
@@ -374,7 +378,9 @@ static int fn_spawn(lua_State *L) {
     if (!b) uverr = UV_ENOMEM;
     else {
       b->lp = CASYNC_CTX(L);
-      b->h.data = b;
+      b->net = net;
+      net->refs++;
+      b->h.data = net->luvh; /* see casync_net */
       uverr = uv_spawn(b->lp->loop, &b->h, &o);
       if (uverr < 0) {
         /* the handle was initialized: it must be closed all the same;

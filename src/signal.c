@@ -69,7 +69,7 @@ typedef struct sig_state sig_state;
 
 /* One signal's watcher: libuv's from uv_signal_init until on_close. */
 typedef struct sigw {
-  uv_signal_t h;
+  uv_signal_t h;         /* first (its data is the loop's luv stand-in) */
   casync_ctx *lp;
   sig_state *st;         /* NULL once the Lua state let go */
   casync_wqueue waiters; /* tasks in casync.signal.wait */
@@ -82,7 +82,7 @@ typedef struct sigw {
 struct sig_state {
   casync_ctx *lp;
   sigw *w[MAX_SIG];
-  uv_signal_t *run_h;   /* casync.run's SIGINT watcher, while run runs */
+  struct run_watcher *run_h; /* casync.run's SIGINT watcher, while it runs */
   casync_task *main;    /* the main task of that run */
   int sigint_count;     /* SIGINTs during that run */
   int interrupted;      /* one came */
@@ -90,6 +90,12 @@ struct sig_state {
 };
 
 static char state_key;
+
+/* casync.run's SIGINT watcher (libuv's until its close callback). */
+typedef struct run_watcher {
+  uv_signal_t h;        /* first (its data is the loop's luv stand-in) */
+  sig_state *st;
+} run_watcher;
 
 static void free_on_close(uv_handle_t *h) {
   free(h);
@@ -212,6 +218,7 @@ static int fn_wait(lua_State *L) {
     w = calloc(1, sizeof *w);
     if (!w) return luaL_error(L, "not enough memory");
     uv_signal_init(lp->loop, &w->h);
+    w->h.data = casync__loop_luvh(lp);
     w->lp = lp;
     w->st = st;
     w->signum = signum;
@@ -325,7 +332,7 @@ static void on_sigint_raw(int signum) {
 }
 
 static void on_run_sigint(uv_signal_t *h, int signum) {
-  sig_state *st = h->data;
+  sig_state *st = ((run_watcher *)h)->st;
   casync_ctx *lp = st->lp;
   lua_State *L = lp->L;
   (void)signum;
@@ -387,9 +394,10 @@ void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main) {
     return;
   st->run_h = malloc(sizeof *st->run_h);
   if (!st->run_h) return;
-  uv_signal_init(lp->loop, st->run_h);
-  st->run_h->data = st;
-  if (uv_signal_start(st->run_h, on_run_sigint, SIGINT) < 0) {
+  uv_signal_init(lp->loop, &st->run_h->h);
+  st->run_h->h.data = casync__loop_luvh(lp);
+  st->run_h->st = st;
+  if (uv_signal_start(&st->run_h->h, on_run_sigint, SIGINT) < 0) {
     uv_close((uv_handle_t *)st->run_h, free_on_close);
     st->run_h = NULL;
     return;

@@ -39,8 +39,15 @@ typedef struct casync_watchdog {
   atomic_ullong since;     /* when the thread first saw that run (ns) */
   atomic_int reports;      /* reports made (for tests) */
   int has_callback;        /* on_block set: queue reports for it */
-  uv_idle_t *idle;         /* delivers queued reports (libuv's block) */
+  struct wd_idle *idle;    /* delivers queued reports (libuv's block) */
 } casync_watchdog;
+
+/* The idle handle that calls on_block (its data is the loop's luv
+ * stand-in, so the watchdog is found from the handle). */
+typedef struct wd_idle {
+  uv_idle_t h;
+  casync_watchdog *wd;
+} wd_idle;
 
 static char wd_key; /* registry: the watchdog's userdata (user value 1:
                         on_block, 2: queued reports) */
@@ -139,7 +146,7 @@ static void wd_hook(lua_State *L, lua_Debug *ar) {
   lua_pushvalue(L, top + 4);
   lua_setfield(L, -2, "message");
   lua_rawseti(L, top + 6, (lua_Integer)lua_rawlen(L, top + 6) + 1);
-  if (wd->idle) uv_idle_start(wd->idle, on_idle);
+  if (wd->idle) uv_idle_start(&wd->idle->h, on_idle);
   lua_settop(L, top);
 }
 
@@ -152,7 +159,7 @@ static int call_on_block(lua_State *L) {
 }
 
 static void on_idle(uv_idle_t *h) {
-  casync_watchdog *wd = h->data;
+  casync_watchdog *wd = ((wd_idle *)h)->wd;
   lua_State *L = wd->lp->L;
   int top = lua_gettop(L), i, n;
   uv_idle_stop(h);
@@ -222,8 +229,9 @@ static int start(casync_ctx *lp, double threshold, int has_callback) {
   uv_mutex_init(&wd->gate);
   uv_cond_init(&wd->cv);
   if (wd->idle) {
-    uv_idle_init(lp->loop, wd->idle);
-    wd->idle->data = wd;
+    uv_idle_init(lp->loop, &wd->idle->h);
+    wd->idle->h.data = casync__loop_luvh(lp);
+    wd->idle->wd = wd;
   }
   lp->wd = wd; /* before the thread starts: finish() must see it */
   rc = uv_thread_create(&wd->thread, wd_thread, wd);
