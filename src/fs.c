@@ -1,19 +1,17 @@
 /* fs.c: casync.fs, files on libuv's fs requests (its thread pool): whole
- * files (read_file, write_file), file objects (open: read, write, seek,
- * stat, sync, truncate, close), stat/lstat, mkdir (also recursive), dir (an
- * iterator), rename, remove, unlink, rmdir.  Each call suspends only the
- * calling task; environmental failures return nil and an error of kind
- * "io" whose message names the operation and the path.
+ * files (read_file, write_file), stat/lstat, mkdir (also recursive), dir
+ * (an iterator), rename, remove, unlink, rmdir, readlink, symlink,
+ * copyfile, chmod; and the requests the file objects of file.c use.  Each
+ * call suspends only the calling task; environmental failures return nil
+ * and an error of kind "io" whose message names the operation and the
+ * path.
  *
- * Ownership (STYLE 5): a request block (fs_req) is libuv's from the moment
- * it is handed to uv_fs_* until its callback; after that it belongs to a
- * userdata on the waiting task's stack (fs_ud), whose continuation or
- * __gc frees it.  A task that stops waiting (cancelled) leaves the request
- * to finish: the callback frees the block when Lua has let go, and a chain
- * (read_file, write_file) first closes the descriptor it opened.  A file's
- * descriptor lives in a block of its own (fs_file), shared by the file
- * userdata and the requests in flight on it, so close() never closes a
- * descriptor a worker thread is still using.
+ * Ownership (STYLE 5): a request block (casync_fsreq) is libuv's from the
+ * moment it is handed to uv_fs_* until its callback; after that it belongs
+ * to a userdata on the waiting task's stack, whose continuation or __gc
+ * frees it.  A task that stops waiting (cancelled) leaves the request to
+ * finish: the callback frees the block when Lua has let go, and a chain
+ * (read_file, write_file) first closes the descriptor it opened.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,22 +21,8 @@
 #include <unistd.h>
 #include "internal.h"
 
-#define CASYNC_FILE_MT "casync.File"
 #define FS_REQ_MT "casync.FsRequest"
-#define DEFAULT_READ 65536u
 #define FIRST_READ 65536u /* read_file of a file whose size stat cannot tell */
-
-/* What a request does; chains go through several steps. */
-enum {
-  OP_SIMPLE = 1, /* one libuv call; results from req (stat, rename, ...) */
-  OP_READ_FILE,
-  OP_WRITE_FILE,
-  OP_MKDIR_P,
-  OP_REMOVE,
-  OP_FREAD,  /* file:read */
-  OP_FWRITE, /* file:write */
-  OP_FREAD_ALL
-};
 
 /* Steps of the chains. */
 enum {
@@ -47,44 +31,15 @@ enum {
   S_UNLINK, S_RMDIR                              /* remove */
 };
 
-/* The libuv side of an open file: freed when Lua let go (ud == NULL) and
- * no request uses it. */
-typedef struct fs_file {
-  uv_file fd;     /* -1 once closed */
-  int inflight;   /* requests using fd */
-  int closing;    /* close() was called while requests were in flight */
-  int lua_gone;   /* the userdata was collected or closed */
-} fs_file;
-
 typedef struct fs_ud fs_ud;
-typedef struct fs_req {
-  uv_fs_t req;
-  casync_ctx *lp;
-  casync_task *task; /* the waiting task, NULL once it stopped waiting */
-  fs_ud *ud;         /* the userdata owning it after the callback */
-  int op, step;
-  int done;          /* the operation (the whole chain) ended */
-  int status;        /* 0 or the first libuv error */
-  const char *failed_op; /* the step that failed ("open", "read", ...) */
-  int req_dirty;     /* req needs uv_fs_req_cleanup */
-  uv_file fd;        /* a chain's own descriptor, -1 when none */
-  fs_file *file;     /* file methods: the file (its inflight counted) */
-  char *buf;         /* data read or to write (owned) */
-  size_t len, cap, pos;
-  int64_t offset;    /* file offset, -1 for the current position */
-  int flags, mode;
-  char *path;        /* chains: a copy of the path */
-  size_t plen, pdone; /* mkdir -p: the prefix made so far */
-  uv_stat_t st;
-} fs_req;
 
 struct fs_ud {
-  fs_req *r; /* NULL once freed */
+  casync_fsreq *r; /* NULL once freed */
 };
 
 /* ================================================================ blocks */
 
-static void file_release(fs_file *f) {
+void casync__fs_file_release(casync_file *f) {
   if (f->inflight > 0) return;
   if (f->closing && f->fd >= 0) {
     uv_fs_t req; /* synchronous: close(2) of a local file does not block */
@@ -95,14 +50,14 @@ static void file_release(fs_file *f) {
   if (f->lua_gone) free(f);
 }
 
-static void cleanup_req(fs_req *r) {
+static void cleanup_req(casync_fsreq *r) {
   if (r->req_dirty) {
     uv_fs_req_cleanup(&r->req);
     r->req_dirty = 0;
   }
 }
 
-static void free_req(fs_req *r) {
+static void free_req(casync_fsreq *r) {
   cleanup_req(r);
   if (r->fd >= 0) { /* a chain abandoned before its close step */
     uv_fs_t req;
@@ -111,7 +66,7 @@ static void free_req(fs_req *r) {
   }
   if (r->file) {
     r->file->inflight--;
-    file_release(r->file);
+    casync__fs_file_release(r->file);
   }
   free(r->buf);
   free(r->path);
@@ -120,7 +75,7 @@ static void free_req(fs_req *r) {
 
 static int req_gc(lua_State *L) {
   fs_ud *u = lua_touserdata(L, 1);
-  fs_req *r = u->r;
+  casync_fsreq *r = u->r;
   if (!r) return 0;
   u->r = NULL;
   if (r->done) free_req(r);
@@ -133,9 +88,9 @@ static int req_gc(lua_State *L) {
 }
 
 /* Pushes a new request userdata and returns its block; raises on memory. */
-static fs_req *new_req(lua_State *L, casync_ctx *lp, int op) {
+casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op) {
   fs_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
-  fs_req *r;
+  casync_fsreq *r;
   u->r = NULL;
   luaL_setmetatable(L, FS_REQ_MT);
   r = calloc(1, sizeof *r);
@@ -153,11 +108,11 @@ static fs_req *new_req(lua_State *L, casync_ctx *lp, int op) {
 /* ============================================================ callbacks */
 
 /* The operation ended (r->status set): wake the task or free the block. */
-static void finish_req(fs_req *r) {
+static void finish_req(casync_fsreq *r) {
   r->done = 1;
   if (r->file) { /* the descriptor is free for close() now */
     r->file->inflight--;
-    file_release(r->file);
+    casync__fs_file_release(r->file);
     r->file = NULL;
   }
   if (!r->ud) {
@@ -171,10 +126,8 @@ static void finish_req(fs_req *r) {
   }
 }
 
-static void on_fs(uv_fs_t *req);
-
 /* Records the first failure of a chain. */
-static void fail(fs_req *r, const char *op, int status) {
+static void fail(casync_fsreq *r, const char *op, int status) {
   if (r->status == 0) {
     r->status = status;
     r->failed_op = op;
@@ -182,7 +135,7 @@ static void fail(fs_req *r, const char *op, int status) {
 }
 
 /* Starts the close step of a chain, or ends it if nothing is open. */
-static void chain_close(fs_req *r) {
+static void chain_close(casync_fsreq *r) {
   int rc;
   if (r->fd < 0) {
     finish_req(r);
@@ -190,7 +143,7 @@ static void chain_close(fs_req *r) {
   }
   r->step = S_CLOSE;
   r->req_dirty = 1;
-  rc = uv_fs_close(r->req.loop, &r->req, r->fd, on_fs);
+  rc = uv_fs_close(r->req.loop, &r->req, r->fd, casync__fs_cb);
   r->fd = -1;
   if (rc < 0) {
     fail(r, "close", rc);
@@ -199,7 +152,7 @@ static void chain_close(fs_req *r) {
 }
 
 /* Issues the next read of read_file (or file:read("a")). */
-static int chain_read(fs_req *r) {
+int casync__fs_read_more(casync_fsreq *r) {
   uv_buf_t b;
   if (r->cap - r->len < 4096) { /* grow */
     size_t ncap = r->cap ? r->cap * 2 : FIRST_READ;
@@ -216,10 +169,10 @@ static int chain_read(fs_req *r) {
   return uv_fs_read(r->req.loop, &r->req,
                     r->file ? r->file->fd : r->fd, &b, 1,
                     r->offset >= 0 ? r->offset + (int64_t)r->len : -1,
-                    on_fs);
+                    casync__fs_cb);
 }
 
-static int chain_write(fs_req *r) {
+int casync__fs_write_more(casync_fsreq *r) {
   uv_buf_t b;
   size_t left = r->len - r->pos;
   b = uv_buf_init(r->buf + r->pos, (unsigned)(left > 0x40000000u
@@ -229,11 +182,11 @@ static int chain_write(fs_req *r) {
   return uv_fs_write(r->req.loop, &r->req,
                      r->file ? r->file->fd : r->fd, &b, 1,
                      r->offset >= 0 ? r->offset + (int64_t)r->pos : -1,
-                     on_fs);
+                     casync__fs_cb);
 }
 
 /* mkdir -p: makes the next component of the path (or ends). */
-static int chain_mkdir(fs_req *r) {
+static int chain_mkdir(casync_fsreq *r) {
   size_t i = r->pdone;
   if (i >= r->plen) return 1; /* all made */
   while (i < r->plen && r->path[i] == '/') i++; /* skip separators */
@@ -242,16 +195,16 @@ static int chain_mkdir(fs_req *r) {
   r->path[i] = '\0';
   r->step = S_MKDIR;
   r->req_dirty = 1;
-  return uv_fs_mkdir(r->req.loop, &r->req, r->path, r->mode, on_fs);
+  return uv_fs_mkdir(r->req.loop, &r->req, r->path, r->mode, casync__fs_cb);
 }
 
 /* Every fs callback: stores the result and goes on with a chain. */
-static void on_fs(uv_fs_t *req) {
-  fs_req *r = req->data;
+void casync__fs_cb(uv_fs_t *req) {
+  casync_fsreq *r = req->data;
   ssize_t res = req->result;
   int rc = 0;
   switch (r->op) {
-  case OP_SIMPLE: /* results stay in req (scandir, readlink) until freed */
+  case FSOP_SIMPLE: /* results stay in req (scandir, readlink) until freed */
     if (res < 0) fail(r, r->failed_op, (int)res);
     else if (req->fs_type == UV_FS_OPEN)
       r->fd = (uv_file)res; /* free_req closes it unless a file takes it */
@@ -261,43 +214,43 @@ static void on_fs(uv_fs_t *req) {
     finish_req(r);
     return;
 
-  case OP_FREAD:
-  case OP_FWRITE:
+  case FSOP_FREAD:
+  case FSOP_FWRITE:
     cleanup_req(r);
     if (res < 0) r->status = (int)res;
-    else if (r->op == OP_FREAD) r->len = (size_t)res;
+    else if (r->op == FSOP_FREAD) r->len = (size_t)res;
     else {
       r->pos += (size_t)res;
       /* a short write: write the rest, unless nobody waits any more */
       if (res > 0 && r->pos < r->len && r->ud && r->task &&
-          (rc = chain_write(r)) == 0)
+          (rc = casync__fs_write_more(r)) == 0)
         return;
       if (rc < 0) r->status = rc;
     }
     finish_req(r);
     return;
 
-  case OP_FREAD_ALL:
+  case FSOP_FREAD_ALL:
     cleanup_req(r);
     if (res < 0) r->status = (int)res;
     else if (res > 0) {
       r->len += (size_t)res;
       if (r->ud && r->task) {
-        if ((rc = chain_read(r)) == 0) return;
+        if ((rc = casync__fs_read_more(r)) == 0) return;
         r->status = rc;
       }
     }
     finish_req(r);
     return;
 
-  case OP_REMOVE:
+  case FSOP_REMOVE:
     cleanup_req(r);
     /* unlink of a directory: EISDIR on Linux, EPERM by POSIX */
     if (r->step == S_UNLINK && (res == UV_EISDIR || res == UV_EPERM) && r->ud &&
         r->task) {
       r->step = S_RMDIR;
       r->req_dirty = 1;
-      rc = uv_fs_rmdir(req->loop, req, r->path, on_fs);
+      rc = uv_fs_rmdir(req->loop, req, r->path, casync__fs_cb);
       if (rc == 0) return;
       res = rc;
     }
@@ -305,7 +258,7 @@ static void on_fs(uv_fs_t *req) {
     finish_req(r);
     return;
 
-  case OP_MKDIR_P:
+  case FSOP_MKDIR_P:
     cleanup_req(r);
     if (r->step == S_MKDIR) {
       if (r->pdone < r->plen) r->path[r->pdone] = '/';
@@ -327,7 +280,7 @@ static void on_fs(uv_fs_t *req) {
       /* all made, or already there: it must be a directory */
       r->step = S_STAT;
       r->req_dirty = 1;
-      rc = uv_fs_stat(req->loop, req, r->path, on_fs);
+      rc = uv_fs_stat(req->loop, req, r->path, casync__fs_cb);
       if (rc == 0) return;
       fail(r, "mkdir", rc);
       finish_req(r);
@@ -339,8 +292,8 @@ static void on_fs(uv_fs_t *req) {
     finish_req(r);
     return;
 
-  case OP_READ_FILE:
-  case OP_WRITE_FILE:
+  case FSOP_READ_FILE:
+  case FSOP_WRITE_FILE:
     cleanup_req(r);
     switch (r->step) {
     case S_OPEN:
@@ -354,14 +307,14 @@ static void on_fs(uv_fs_t *req) {
         chain_close(r);
         return;
       }
-      if (r->op == OP_READ_FILE) {
+      if (r->op == FSOP_READ_FILE) {
         r->step = S_FSTAT;
         r->req_dirty = 1;
-        rc = uv_fs_fstat(req->loop, req, r->fd, on_fs);
+        rc = uv_fs_fstat(req->loop, req, r->fd, casync__fs_cb);
         if (rc < 0) fail(r, "stat", rc), chain_close(r);
         return;
       }
-      if (r->len == 0 || (rc = chain_write(r)) == 0) {
+      if (r->len == 0 || (rc = casync__fs_write_more(r)) == 0) {
         if (r->len == 0) chain_close(r);
         return;
       }
@@ -376,7 +329,8 @@ static void on_fs(uv_fs_t *req) {
       }
       /* room for the whole file and one more byte, to see the end in one
        * read more; a size of 0 (/proc) starts small and grows */
-      if (req->statbuf.st_size > 0 && req->statbuf.st_size < ((uint64_t)1 << 40)) {
+      if (req->statbuf.st_size > 0 &&
+          req->statbuf.st_size < ((uint64_t)1 << 40)) {
         size_t want = (size_t)req->statbuf.st_size + 4096;
         r->buf = malloc(want);
         if (r->buf) r->cap = want;
@@ -385,14 +339,17 @@ static void on_fs(uv_fs_t *req) {
         chain_close(r);
         return;
       }
-      if ((rc = chain_read(r)) < 0) fail(r, "read", rc), chain_close(r);
+      if ((rc = casync__fs_read_more(r)) < 0) {
+        fail(r, "read", rc);
+        chain_close(r);
+      }
       return;
     case S_READ:
       if (res < 0) fail(r, "read", (int)res);
       else if (res > 0) {
         r->len += (size_t)res;
         if (r->ud && r->task) {
-          if ((rc = chain_read(r)) == 0) return;
+          if ((rc = casync__fs_read_more(r)) == 0) return;
           fail(r, "read", rc);
         }
       }
@@ -403,7 +360,7 @@ static void on_fs(uv_fs_t *req) {
       else {
         r->pos += (size_t)res;
         if (r->pos < r->len && r->ud && r->task) {
-          if ((rc = chain_write(r)) == 0) return;
+          if ((rc = casync__fs_write_more(r)) == 0) return;
           fail(r, "write", rc);
         }
       }
@@ -421,7 +378,7 @@ static void on_fs(uv_fs_t *req) {
 /* ============================================================== waiting */
 
 static int fs_cancel(casync_ctx *lp, casync_task *t) {
-  fs_req *r = t->wait_data;
+  casync_fsreq *r = t->wait_data;
   (void)lp;
   r->task = NULL;
   uv_cancel((uv_req_t *)&r->req); /* if a worker has not taken it yet */
@@ -429,7 +386,7 @@ static int fs_cancel(casync_ctx *lp, casync_task *t) {
 }
 
 /* The running task, checked to be able to suspend; raises naming fname. */
-static casync_task *fs_task(lua_State *L, const char *fname) {
+casync_task *casync__fs_task(lua_State *L, const char *fname) {
   casync_task *t = casync__require_task(L, CASYNC_CTX(L), fname);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
@@ -439,7 +396,8 @@ static casync_task *fs_task(lua_State *L, const char *fname) {
 /* Suspends the running task t until request r (its userdata at index ctx
  * of L) ends; rc is what starting it returned (< 0: it did not start, and
  * k runs at once).  Continues in k. */
-static int fs_wait(lua_State *L, casync_task *t, fs_req *r, int rc, int ctx,
+int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
+                    int ctx,
                    const char *what, lua_KFunction k) {
   if (!r->failed_op) r->failed_op = what; /* the default name in errors */
   if (rc < 0) { /* no callback will come */
@@ -447,7 +405,7 @@ static int fs_wait(lua_State *L, casync_task *t, fs_req *r, int rc, int ctx,
     r->done = 1;
     if (r->file) {
       r->file->inflight--;
-      file_release(r->file);
+      casync__fs_file_release(r->file);
       r->file = NULL;
     }
     t->wake = WAKE_OK;
@@ -506,8 +464,7 @@ static void push_stat(lua_State *L, const uv_stat_t *s) {
   set_time(L, "birthtime", s->st_birthtim);
 }
 
-static int push_file(lua_State *L, uv_file fd, int pidx);
-static int push_dir_iter(lua_State *L, fs_req *r);
+static int push_dir_iter(lua_State *L, casync_fsreq *r);
 
 /* Pushes the results of the request whose userdata is at ctx (the call's
  * arguments below it: a path at 1 for path functions, the file at 1 for
@@ -515,7 +472,7 @@ static int push_dir_iter(lua_State *L, fs_req *r);
  * error, whose message names the step that failed and the path. */
 static int fs_results(lua_State *L, int ctx) {
   fs_ud *u = lua_touserdata(L, ctx);
-  fs_req *r = u->r;
+  casync_fsreq *r = u->r;
   int n = 1;
   if (r->status < 0) {
     const char *op = r->failed_op ? r->failed_op : "fs";
@@ -535,15 +492,15 @@ static int fs_results(lua_State *L, int ctx) {
     n = 2;
   } else
     switch (r->op) {
-    case OP_READ_FILE:
-    case OP_FREAD_ALL:
+    case FSOP_READ_FILE:
+    case FSOP_FREAD_ALL:
       lua_pushlstring(L, r->buf ? r->buf : "", r->len);
       break;
-    case OP_FREAD: /* nothing read: the end of the file */
+    case FSOP_FREAD: /* nothing read: the end of the file */
       if (r->len == 0) lua_pushnil(L);
       else lua_pushlstring(L, r->buf, r->len);
       break;
-    case OP_SIMPLE:
+    case FSOP_SIMPLE:
       switch (r->req.fs_type) {
       case UV_FS_STAT:
       case UV_FS_LSTAT:
@@ -551,7 +508,7 @@ static int fs_results(lua_State *L, int ctx) {
         push_stat(L, &r->st);
         break;
       case UV_FS_OPEN:
-        push_file(L, r->fd, 1);
+        casync__fs_push_file(L, r->fd, 1);
         r->fd = -1; /* the file has it */
         break;
       case UV_FS_SCANDIR:
@@ -573,17 +530,17 @@ static int fs_results(lua_State *L, int ctx) {
 }
 
 /* The continuation of every fs call but dir. */
-static int fs_k(lua_State *L, int status, lua_KContext ctx) {
+int casync__fs_k(lua_State *L, int status, lua_KContext ctx) {
   casync_task *t = CASYNC_CTX(L)->current;
   (void)status;
-  if (!t || t->co != L) return casync__not_resumed(L, ctx, fs_k);
+  if (!t || t->co != L) return casync__not_resumed(L, ctx, casync__fs_k);
   if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
   return fs_results(L, (int)ctx);
 }
 
 /* ================================================================ paths */
 
-static const char *check_path(lua_State *L, int arg) {
+const char *casync__fs_check_path(lua_State *L, int arg) {
   size_t len;
   const char *p = luaL_checklstring(L, arg, &len);
   luaL_argcheck(L, len > 0, arg, "path must not be empty");
@@ -593,7 +550,7 @@ static const char *check_path(lua_State *L, int arg) {
 
 /* A permission argument: an integer (0644 written as 420 or "644"/"0644")
  * or nil for def. */
-static int opt_perm(lua_State *L, int arg, int def) {
+int casync__fs_opt_perm(lua_State *L, int arg, int def) {
   int isnum;
   lua_Integer v;
   if (lua_isnoneornil(L, arg)) return def;
@@ -613,17 +570,17 @@ static int opt_perm(lua_State *L, int arg, int def) {
 
 /* Starts a one-call request on path at 1 (with the userdata pushed at
  * NARGS+1 by the caller); `what` names the operation. */
-#define START_SIMPLE(L, nargs, what, call)                                    \
-  do {                                                                        \
-    casync_task *t_ = fs_task(L, what);                                       \
-    fs_req *r_;                                                               \
-    int rc_;                                                                  \
-    if (t_->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t_);     \
-    lua_settop(L, nargs);                                                     \
-    r_ = new_req(L, CASYNC_CTX(L), OP_SIMPLE);                                \
-    r_->req_dirty = 1;                                                        \
-    rc_ = (call);                                                             \
-    return fs_wait(L, t_, r_, rc_, nargs + 1, what, fs_k);                          \
+#define START_SIMPLE(L, nargs, what, call)                                  \
+  do {                                                                      \
+    casync_task *t_ = casync__fs_task(L, what);                             \
+    casync_fsreq *r_;                                                       \
+    int rc_;                                                                \
+    if (t_->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t_);   \
+    lua_settop(L, nargs);                                                   \
+    r_ = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);                     \
+    r_->req_dirty = 1;                                                      \
+    rc_ = (call);                                                           \
+    return casync__fs_wait(L, t_, r_, rc_, nargs + 1, what, casync__fs_k);  \
   } while (0)
 #define LOOP(L) (CASYNC_CTX(L)->loop)
 
@@ -631,109 +588,116 @@ static int opt_perm(lua_State *L, int arg, int def) {
  * "link", ...), size, mode (permission bits), mtime/atime/ctime/birthtime
  * (seconds, float), nlink, uid, gid, dev, ino, rdev, blksize, blocks */
 static int fn_stat(lua_State *L) {
-  const char *p = check_path(L, 1);
-  START_SIMPLE(L, 1, "stat", uv_fs_stat(LOOP(L), &r_->req, p, on_fs));
+  const char *p = casync__fs_check_path(L, 1);
+  START_SIMPLE(L, 1, "stat", uv_fs_stat(LOOP(L), &r_->req, p, casync__fs_cb));
 }
 
 /* casync.fs.lstat(path): stat that does not follow a final symbolic link */
 static int fn_lstat(lua_State *L) {
-  const char *p = check_path(L, 1);
-  START_SIMPLE(L, 1, "lstat", uv_fs_lstat(LOOP(L), &r_->req, p, on_fs));
+  const char *p = casync__fs_check_path(L, 1);
+  START_SIMPLE(L, 1, "lstat", uv_fs_lstat(LOOP(L), &r_->req, p, casync__fs_cb));
 }
 
 /* casync.fs.rename(from, to) -> true | nil, err */
 static int fn_rename(lua_State *L) {
-  const char *from = check_path(L, 1), *to = check_path(L, 2);
-  START_SIMPLE(L, 2, "rename", uv_fs_rename(LOOP(L), &r_->req, from, to, on_fs));
+  const char *from = casync__fs_check_path(L, 1);
+  const char *to = casync__fs_check_path(L, 2);
+  START_SIMPLE(L, 2, "rename",
+               uv_fs_rename(LOOP(L), &r_->req, from, to, casync__fs_cb));
 }
 
 /* casync.fs.unlink(path) -> true | nil, err: removes a file (not a
  * directory) */
 static int fn_unlink(lua_State *L) {
-  const char *p = check_path(L, 1);
-  START_SIMPLE(L, 1, "unlink", uv_fs_unlink(LOOP(L), &r_->req, p, on_fs));
+  const char *p = casync__fs_check_path(L, 1);
+  START_SIMPLE(L, 1, "unlink",
+               uv_fs_unlink(LOOP(L), &r_->req, p, casync__fs_cb));
 }
 
 /* casync.fs.rmdir(path) -> true | nil, err: removes an empty directory */
 static int fn_rmdir(lua_State *L) {
-  const char *p = check_path(L, 1);
-  START_SIMPLE(L, 1, "rmdir", uv_fs_rmdir(LOOP(L), &r_->req, p, on_fs));
+  const char *p = casync__fs_check_path(L, 1);
+  START_SIMPLE(L, 1, "rmdir", uv_fs_rmdir(LOOP(L), &r_->req, p, casync__fs_cb));
 }
 
 /* casync.fs.readlink(path) -> target | nil, err */
 static int fn_readlink(lua_State *L) {
-  const char *p = check_path(L, 1);
-  START_SIMPLE(L, 1, "readlink", uv_fs_readlink(LOOP(L), &r_->req, p, on_fs));
+  const char *p = casync__fs_check_path(L, 1);
+  START_SIMPLE(L, 1, "readlink",
+               uv_fs_readlink(LOOP(L), &r_->req, p, casync__fs_cb));
 }
 
 /* casync.fs.symlink(target, path) -> true | nil, err */
 static int fn_symlink(lua_State *L) {
-  const char *target = check_path(L, 1), *p = check_path(L, 2);
+  const char *target = casync__fs_check_path(L, 1);
+  const char *p = casync__fs_check_path(L, 2);
   START_SIMPLE(L, 2, "symlink",
-               uv_fs_symlink(LOOP(L), &r_->req, target, p, 0, on_fs));
+               uv_fs_symlink(LOOP(L), &r_->req, target, p, 0, casync__fs_cb));
 }
 
 /* casync.fs.copyfile(from, to) -> true | nil, err */
 static int fn_copyfile(lua_State *L) {
-  const char *from = check_path(L, 1), *to = check_path(L, 2);
+  const char *from = casync__fs_check_path(L, 1);
+  const char *to = casync__fs_check_path(L, 2);
   START_SIMPLE(L, 2, "copyfile",
-               uv_fs_copyfile(LOOP(L), &r_->req, from, to, 0, on_fs));
+               uv_fs_copyfile(LOOP(L), &r_->req, from, to, 0, casync__fs_cb));
 }
 
 /* casync.fs.chmod(path, mode) -> true | nil, err */
 static int fn_chmod(lua_State *L) {
-  const char *p = check_path(L, 1);
+  const char *p = casync__fs_check_path(L, 1);
   int mode;
   luaL_checkany(L, 2);
-  mode = opt_perm(L, 2, 0);
-  START_SIMPLE(L, 2, "chmod", uv_fs_chmod(LOOP(L), &r_->req, p, mode, on_fs));
+  mode = casync__fs_opt_perm(L, 2, 0);
+  START_SIMPLE(L, 2, "chmod",
+               uv_fs_chmod(LOOP(L), &r_->req, p, mode, casync__fs_cb));
 }
 
 /* casync.fs.remove(path) -> true | nil, err: removes a file or an empty
  * directory (as os.remove does) */
 static int fn_remove(lua_State *L) {
-  const char *p = check_path(L, 1);
-  casync_task *t = fs_task(L, "remove");
-  fs_req *r;
+  const char *p = casync__fs_check_path(L, 1);
+  casync_task *t = casync__fs_task(L, "remove");
+  casync_fsreq *r;
   int rc;
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_settop(L, 1);
-  r = new_req(L, CASYNC_CTX(L), OP_REMOVE);
+  r = casync__fs_req(L, CASYNC_CTX(L), FSOP_REMOVE);
   r->path = strdup(p);
   if (!r->path) return luaL_error(L, "not enough memory");
   r->step = S_UNLINK;
   r->req_dirty = 1;
-  rc = uv_fs_unlink(LOOP(L), &r->req, p, on_fs);
-  return fs_wait(L, t, r, rc, 2, "remove", fs_k);
+  rc = uv_fs_unlink(LOOP(L), &r->req, p, casync__fs_cb);
+  return casync__fs_wait(L, t, r, rc, 2, "remove", casync__fs_k);
 }
 
 /* casync.fs.mkdir(path [, mode | opts]) -> true | nil, err: opts.mode
  * (default 0777, less the umask), opts.recursive (make the missing parents;
  * an existing directory is not an error then) */
 static int fn_mkdir(lua_State *L) {
-  const char *p = check_path(L, 1);
+  const char *p = casync__fs_check_path(L, 1);
   int mode = 0777, recursive = 0, rc;
   casync_task *t;
-  fs_req *r;
+  casync_fsreq *r;
   if (lua_type(L, 2) == LUA_TTABLE) {
     lua_getfield(L, 2, "mode");
-    mode = opt_perm(L, -1, 0777);
+    mode = casync__fs_opt_perm(L, -1, 0777);
     lua_pop(L, 1);
     lua_getfield(L, 2, "recursive");
     recursive = lua_toboolean(L, -1);
     lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 2))
-    mode = opt_perm(L, 2, 0777);
-  t = fs_task(L, "mkdir");
+    mode = casync__fs_opt_perm(L, 2, 0777);
+  t = casync__fs_task(L, "mkdir");
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_settop(L, 2);
   if (!recursive) {
-    r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
+    r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
     r->req_dirty = 1;
-    rc = uv_fs_mkdir(LOOP(L), &r->req, p, mode, on_fs);
-    return fs_wait(L, t, r, rc, 3, "mkdir", fs_k);
+    rc = uv_fs_mkdir(LOOP(L), &r->req, p, mode, casync__fs_cb);
+    return casync__fs_wait(L, t, r, rc, 3, "mkdir", casync__fs_k);
   }
-  r = new_req(L, CASYNC_CTX(L), OP_MKDIR_P);
+  r = casync__fs_req(L, CASYNC_CTX(L), FSOP_MKDIR_P);
   r->path = strdup(p);
   if (!r->path) return luaL_error(L, "not enough memory");
   r->plen = strlen(p);
@@ -741,49 +705,49 @@ static int fn_mkdir(lua_State *L) {
   r->mode = mode;
   r->req.loop = LOOP(L);
   rc = chain_mkdir(r);
-  return fs_wait(L, t, r, rc, 3, "mkdir", fs_k);
+  return casync__fs_wait(L, t, r, rc, 3, "mkdir", casync__fs_k);
 }
 
 /* ============================================================ whole files */
 
 /* casync.fs.read_file(path) -> string | nil, err: the whole file */
 static int fn_read_file(lua_State *L) {
-  const char *p = check_path(L, 1);
-  casync_task *t = fs_task(L, "read_file");
-  fs_req *r;
+  const char *p = casync__fs_check_path(L, 1);
+  casync_task *t = casync__fs_task(L, "read_file");
+  casync_fsreq *r;
   int rc;
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_settop(L, 1);
-  r = new_req(L, CASYNC_CTX(L), OP_READ_FILE);
+  r = casync__fs_req(L, CASYNC_CTX(L), FSOP_READ_FILE);
   r->step = S_OPEN;
   r->req_dirty = 1;
-  rc = uv_fs_open(LOOP(L), &r->req, p, O_RDONLY | O_CLOEXEC, 0, on_fs);
+  rc = uv_fs_open(LOOP(L), &r->req, p, O_RDONLY | O_CLOEXEC, 0, casync__fs_cb);
   if (rc < 0) r->failed_op = "open";
-  return fs_wait(L, t, r, rc, 2, "read_file", fs_k);
+  return casync__fs_wait(L, t, r, rc, 2, "read_file", casync__fs_k);
 }
 
 /* casync.fs.write_file(path, data [, opts]) -> true | nil, err: replaces
  * the file's contents with data (creating it, mode opts.mode or 0666 less
  * the umask), or appends with opts.append */
 static int fn_write_file(lua_State *L) {
-  const char *p = check_path(L, 1);
+  const char *p = casync__fs_check_path(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int append = 0, mode = 0666, rc;
   casync_task *t;
-  fs_req *r;
+  casync_fsreq *r;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_getfield(L, 3, "append");
     append = lua_toboolean(L, -1);
     lua_getfield(L, 3, "mode");
-    mode = opt_perm(L, -1, 0666);
+    mode = casync__fs_opt_perm(L, -1, 0666);
     lua_pop(L, 2);
   }
-  t = fs_task(L, "write_file");
+  t = casync__fs_task(L, "write_file");
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_settop(L, 3);
-  r = new_req(L, CASYNC_CTX(L), OP_WRITE_FILE);
+  r = casync__fs_req(L, CASYNC_CTX(L), FSOP_WRITE_FILE);
   /* a copy: a worker thread writes from it after the task may be gone */
   r->buf = malloc(len ? len : 1);
   if (!r->buf) return luaL_error(L, "not enough memory");
@@ -792,10 +756,11 @@ static int fn_write_file(lua_State *L) {
   r->step = S_OPEN;
   r->req_dirty = 1;
   rc = uv_fs_open(LOOP(L), &r->req, p,
-                  O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
-                  mode, on_fs);
+                  O_WRONLY | O_CREAT | O_CLOEXEC |
+                      (append ? O_APPEND : O_TRUNC),
+                  mode, casync__fs_cb);
   if (rc < 0) r->failed_op = "open";
-  return fs_wait(L, t, r, rc, 4, "write_file", fs_k);
+  return casync__fs_wait(L, t, r, rc, 4, "write_file", casync__fs_k);
 }
 
 /* ========================================================== directories */
@@ -825,7 +790,7 @@ static const char *dirent_type(uv_dirent_type_t t) {
 }
 
 /* Pushes dir's results: the iterator, nil, nil, nil (4 values). */
-static int push_dir_iter(lua_State *L, fs_req *r) {
+static int push_dir_iter(lua_State *L, casync_fsreq *r) {
   uv_dirent_t ent;
   lua_Integer n = 0;
   lua_newtable(L);
@@ -863,297 +828,16 @@ static int dir_k(lua_State *L, int status, lua_KContext ctx) {
  * not say).  The listing is read when dir is called; a failure raises the
  * error value (kind "io", code "ENOENT", ...). */
 static int fn_dir(lua_State *L) {
-  const char *p = check_path(L, 1);
-  casync_task *t = fs_task(L, "dir");
-  fs_req *r;
+  const char *p = casync__fs_check_path(L, 1);
+  casync_task *t = casync__fs_task(L, "dir");
+  casync_fsreq *r;
   int rc;
   if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   lua_settop(L, 1);
-  r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
+  r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   r->req_dirty = 1;
-  rc = uv_fs_scandir(LOOP(L), &r->req, p, 0, on_fs);
-  return fs_wait(L, t, r, rc, 2, "dir", dir_k);
-}
-
-/* ================================================================= files */
-
-typedef struct file_ud {
-  fs_file *f; /* NULL once closed */
-  int append;
-} file_ud;
-
-/* Pushes a file userdata for descriptor fd (user value: the path at pidx
- * of L). */
-static int push_file(lua_State *L, uv_file fd, int pidx) {
-  file_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
-  u->f = NULL;
-  u->append = 0;
-  luaL_setmetatable(L, CASYNC_FILE_MT);
-  lua_pushvalue(L, pidx);
-  lua_setiuservalue(L, -2, 1);
-  u->f = calloc(1, sizeof *u->f);
-  if (!u->f) {
-    uv_fs_t req;
-    uv_fs_close(NULL, &req, fd, NULL);
-    uv_fs_req_cleanup(&req);
-    return luaL_error(L, "not enough memory");
-  }
-  u->f->fd = fd;
-  return 1;
-}
-
-/* Parses an io.open-style mode ("r", "w", "a", "r+", "w+", "a+", with "b"
- * ignored and "x" for exclusive creation) into open flags; -1 if bad. */
-static int parse_flags(const char *m) {
-  int flags;
-  switch (*m++) {
-  case 'r': flags = O_RDONLY; break;
-  case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
-  case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
-  default: return -1;
-  }
-  for (; *m; m++) {
-    if (*m == '+') flags = (flags & ~(O_RDONLY | O_WRONLY)) | O_RDWR;
-    else if (*m == 'x' && (flags & O_CREAT)) flags |= O_EXCL;
-    else if (*m != 'b') return -1;
-  }
-  return flags;
-}
-
-/* casync.fs.open(path [, flags [, mode]]) -> file | nil, err: flags as
- * io.open's ("r" default, "w", "a", "r+", "w+", "a+", "x" for exclusive
- * creation) or an integer of O_* bits; mode the permissions of a created
- * file (default 0666 less the umask) */
-static int fn_open(lua_State *L) {
-  const char *p = check_path(L, 1);
-  int flags, mode, rc;
-  casync_task *t;
-  fs_req *r;
-  if (lua_type(L, 2) == LUA_TNUMBER) {
-    lua_Integer v = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, v >= 0 && v <= 0x7fffffff, 2, "flags out of range");
-    flags = (int)v;
-  } else {
-    flags = parse_flags(luaL_optstring(L, 2, "r"));
-    luaL_argcheck(L, flags >= 0, 2, "invalid mode (\"r\", \"w\", \"a\", "
-                  "\"r+\", \"w+\", \"a+\", with \"x\" or \"b\")");
-  }
-  mode = opt_perm(L, 3, 0666);
-  t = fs_task(L, "open");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_settop(L, 3);
-  r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
-  r->req_dirty = 1;
-  rc = uv_fs_open(LOOP(L), &r->req, p, flags | O_CLOEXEC, mode, on_fs);
-  return fs_wait(L, t, r, rc, 4, "open", fs_k);
-}
-
-static file_ud *check_file(lua_State *L, const char *fname) {
-  file_ud *u = luaL_checkudata(L, 1, CASYNC_FILE_MT);
-  if (!u->f || u->f->closing)
-    luaL_error(L, "%s: attempt to use a closed file", fname);
-  return u;
-}
-
-/* An offset argument: a non-negative integer, or nil (-1: the current
- * position). */
-static int64_t opt_offset(lua_State *L, int arg) {
-  lua_Integer v;
-  if (lua_isnoneornil(L, arg)) return -1;
-  v = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, v >= 0, arg, "offset must be non-negative");
-  return (int64_t)v;
-}
-
-/* Starts request r on file u (counted in flight). */
-static void use_file(fs_req *r, file_ud *u) {
-  r->file = u->f;
-  u->f->inflight++;
-}
-
-/* file:read([n [, offset]]) -> string | nil (end of file) | nil, err: up to
- * n bytes (default 65536) from offset, or from the current position (which
- * moves); n = "a" reads to the end ("" at the end) */
-static int meth_read(lua_State *L) {
-  file_ud *u = check_file(L, "read");
-  int all = 0, rc;
-  lua_Integer n = DEFAULT_READ;
-  int64_t off = opt_offset(L, 3);
-  casync_task *t;
-  fs_req *r;
-  uv_buf_t b;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    const char *s = lua_tostring(L, 2);
-    if (*s == '*') s++;
-    luaL_argcheck(L, *s == 'a', 2, "invalid format (a count or \"a\")");
-    all = 1;
-  } else if (!lua_isnoneornil(L, 2)) {
-    n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 0 && n <= 0x40000000, 2,
-                  "count must be between 0 and 2^30");
-  }
-  t = fs_task(L, "read");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (n == 0 && !all) {
-    lua_pushliteral(L, "");
-    return 1;
-  }
-  lua_settop(L, 3);
-  r = new_req(L, CASYNC_CTX(L), all ? OP_FREAD_ALL : OP_FREAD);
-  use_file(r, u);
-  r->offset = off;
-  r->req.loop = LOOP(L);
-  if (all) rc = chain_read(r);
-  else {
-    r->buf = malloc((size_t)n);
-    if (!r->buf) return luaL_error(L, "not enough memory");
-    r->cap = (size_t)n;
-    b = uv_buf_init(r->buf, (unsigned)n);
-    r->req_dirty = 1;
-    rc = uv_fs_read(LOOP(L), &r->req, u->f->fd, &b, 1, off, on_fs);
-  }
-  return fs_wait(L, t, r, rc, 4, "read", fs_k);
-}
-
-/* file:write(data [, offset]) -> true | nil, err: writes all of data at
- * offset, or at the current position (which moves; the end for a file
- * opened to append) */
-static int meth_write(lua_State *L) {
-  file_ud *u = check_file(L, "write");
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  int64_t off = opt_offset(L, 3);
-  casync_task *t = fs_task(L, "write");
-  fs_req *r;
-  int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_settop(L, 3);
-  r = new_req(L, CASYNC_CTX(L), OP_FWRITE);
-  use_file(r, u);
-  r->offset = off;
-  r->req.loop = LOOP(L);
-  r->buf = malloc(len ? len : 1);
-  if (!r->buf) return luaL_error(L, "not enough memory");
-  memcpy(r->buf, data, len);
-  r->len = len;
-  rc = chain_write(r);
-  return fs_wait(L, t, r, rc, 4, "write", fs_k);
-}
-
-/* file:stat() -> table | nil, err (as casync.fs.stat) */
-static int meth_stat(lua_State *L) {
-  file_ud *u = check_file(L, "stat");
-  casync_task *t = fs_task(L, "stat");
-  fs_req *r;
-  int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_settop(L, 1);
-  r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
-  use_file(r, u);
-  r->req_dirty = 1;
-  rc = uv_fs_fstat(LOOP(L), &r->req, u->f->fd, on_fs);
-  return fs_wait(L, t, r, rc, 2, "stat", fs_k);
-}
-
-/* file:sync() -> true | nil, err: flushes the file to the disk (fsync) */
-static int meth_sync(lua_State *L) {
-  file_ud *u = check_file(L, "sync");
-  casync_task *t = fs_task(L, "sync");
-  fs_req *r;
-  int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_settop(L, 1);
-  r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
-  use_file(r, u);
-  r->req_dirty = 1;
-  rc = uv_fs_fsync(LOOP(L), &r->req, u->f->fd, on_fs);
-  return fs_wait(L, t, r, rc, 2, "sync", fs_k);
-}
-
-/* file:truncate([size]) -> true | nil, err (size default 0) */
-static int meth_truncate(lua_State *L) {
-  file_ud *u = check_file(L, "truncate");
-  lua_Integer size = luaL_optinteger(L, 2, 0);
-  casync_task *t;
-  fs_req *r;
-  int rc;
-  luaL_argcheck(L, size >= 0, 2, "size must be non-negative");
-  t = fs_task(L, "truncate");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_settop(L, 2);
-  r = new_req(L, CASYNC_CTX(L), OP_SIMPLE);
-  use_file(r, u);
-  r->req_dirty = 1;
-  rc = uv_fs_ftruncate(LOOP(L), &r->req, u->f->fd, size, on_fs);
-  return fs_wait(L, t, r, rc, 3, "truncate", fs_k);
-}
-
-/* file:seek([whence [, offset]]) -> position | nil, err: as io's seek
- * ("set", "cur" (default), "end"); never suspends (lseek does not block) */
-static int meth_seek(lua_State *L) {
-  static const char *const names[] = {"set", "cur", "end", NULL};
-  static const int modes[] = {SEEK_SET, SEEK_CUR, SEEK_END};
-  file_ud *u = check_file(L, "seek");
-  int op = luaL_checkoption(L, 2, "cur", names);
-  lua_Integer off = luaL_optinteger(L, 3, 0);
-  off_t pos = lseek(u->f->fd, (off_t)off, modes[op]);
-  if (pos < 0) {
-    lua_getiuservalue(L, 1, 1);
-    lua_pushnil(L);
-    casync__error_uv_path(L, "seek", lua_tostring(L, -2), NULL,
-                          uv_translate_sys_error(errno));
-    return 2;
-  }
-  lua_pushinteger(L, (lua_Integer)pos);
-  return 1;
-}
-
-/* Closes file u: now, or when its last request ends. */
-static void close_file(file_ud *u) {
-  fs_file *f = u->f;
-  if (!f) return;
-  u->f = NULL;
-  f->closing = 1;
-  f->lua_gone = 1;
-  file_release(f);
-}
-
-/* file:close() -> true: closes it (never suspends: close(2) of a local
- * file does not block; with a read or write still in flight the descriptor
- * is closed when it ends).  Closing again does nothing.  Also __close and
- * __gc. */
-static int meth_close(lua_State *L) {
-  close_file(luaL_checkudata(L, 1, CASYNC_FILE_MT));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* file:closed() -> boolean */
-static int meth_closed(lua_State *L) {
-  file_ud *u = luaL_checkudata(L, 1, CASYNC_FILE_MT);
-  lua_pushboolean(L, u->f == NULL);
-  return 1;
-}
-
-/* file:fileno() -> the descriptor (for casync.process.spawn's stdio) */
-static int meth_fileno(lua_State *L) {
-  file_ud *u = check_file(L, "fileno");
-  lua_pushinteger(L, u->f->fd);
-  return 1;
-}
-
-static int meta_tostring(lua_State *L) {
-  file_ud *u = luaL_checkudata(L, 1, CASYNC_FILE_MT);
-  lua_getiuservalue(L, 1, 1);
-  if (u->f) lua_pushfstring(L, "casync.File (%s)", lua_tostring(L, -1));
-  else lua_pushliteral(L, "casync.File (closed)");
-  return 1;
-}
-
-/* The descriptor of the open casync file at idx, or -1 if it is not one. */
-int casync__fs_fileno(lua_State *L, int idx) {
-  file_ud *u = luaL_testudata(L, idx, CASYNC_FILE_MT);
-  return u && u->f && !u->f->closing ? u->f->fd : -1;
+  rc = uv_fs_scandir(LOOP(L), &r->req, p, 0, casync__fs_cb);
+  return casync__fs_wait(L, t, r, rc, 2, "dir", dir_k);
 }
 
 /* casync.fs._stats() -> nothing for now (kept for symmetry in tests) */
@@ -1161,32 +845,17 @@ int casync__fs_fileno(lua_State *L, int idx) {
 void casync__fs_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"read_file", fn_read_file}, {"write_file", fn_write_file},
-    {"open", fn_open}, {"stat", fn_stat}, {"lstat", fn_lstat},
+    {"stat", fn_stat}, {"lstat", fn_lstat},
     {"mkdir", fn_mkdir}, {"dir", fn_dir}, {"rename", fn_rename},
     {"remove", fn_remove}, {"unlink", fn_unlink}, {"rmdir", fn_rmdir},
     {"readlink", fn_readlink}, {"symlink", fn_symlink},
     {"copyfile", fn_copyfile}, {"chmod", fn_chmod}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-    {"read", meth_read}, {"write", meth_write}, {"seek", meth_seek},
-    {"stat", meth_stat}, {"sync", meth_sync}, {"truncate", meth_truncate},
-    {"close", meth_close}, {"closed", meth_closed}, {"fileno", meth_fileno},
-    {NULL, NULL}};
   luaL_newmetatable(L, FS_REQ_MT);
   lua_pushcfunction(L, req_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  luaL_newmetatable(L, CASYNC_FILE_MT);
-  lua_newtable(L);
-  casync__setfuncs(L, methods);
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, meth_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, meth_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushcfunction(L, meta_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pop(L, 1);
   lua_newtable(L);
   casync__setfuncs(L, fns);
+  casync__file_open(L); /* fs.open and the files (file.c) */
   lua_setfield(L, -2, "fs");
 }

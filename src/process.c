@@ -29,7 +29,7 @@ typedef struct proc_blk {
   casync_net *net;      /* referenced until on_close */
   proc_ud *ud;          /* the Lua side, NULL once collected */
   casync_wqueue waiters; /* tasks in proc:wait() */
-  int spawned;          /* uv_spawn succeeded (else the handle is only closed) */
+  int spawned;          /* uv_spawn succeeded (else it is only closed) */
   int exited, closed;   /* the exit callback / the close callback came */
   int64_t status;
   int term_signal;
