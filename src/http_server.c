@@ -15,7 +15,8 @@
  * a request task uses it (c->task, an observer of that task).  The server
  * block stays until the listener is closed and every connection block is
  * gone.  The server userdata (user values: handler, request metatable,
- * request body function, JSON encoder) is anchored while it listens.
+ * request body function, JSON encoder, the request table's key strings) is
+ * anchored while it listens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,8 @@ struct hserver {
   unsigned max_headers;
   uint64_t header_ms, body_ms, idle_ms;
   double write_s;
-  int64_t date_sec; /* the Date header, made once a second */
-  char date[30];
+  int64_t date_sec; /* the Date header line, made once a second */
+  char date[40];
   lua_Integer accepted, requests, rejected, bad;
 };
 
@@ -402,17 +403,60 @@ static void on_conn_timer(casync_ctx *lp, casync_tnode *n) {
 
 /* ============================================================ dispatch */
 
-/* Builds the request table of c's message.  [-0, +1] */
-static void push_request(lua_State *L, hconn *c) {
+/* The strings a request table is made of, interned once per server (user
+ * value 5 of its userdata), so building one hashes no C string. */
+enum {
+  K_METHOD = 1,
+  K_TARGET,
+  K_PATH,
+  K_VERSION,
+  K_HEADERS,
+  K_BODY,
+  K_V11,
+  K_V10,
+  K_METHODS
+};
+#define N_METHODS 64 /* http_parser's methods (34 in 2.9) fit */
+
+static void push_keys(lua_State *L) {
+  static const char *const names[] = {"method",  "target", "path", "version",
+                                      "headers", "body",   "1.1",  "1.0"};
+  int i;
+  lua_createtable(L, K_METHODS + N_METHODS, 0);
+  for (i = 0; i < K_METHODS - 1; i++) {
+    lua_pushstring(L, names[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  for (i = 0; i < N_METHODS; i++) {
+    const char *m = http_method_str((enum http_method)i);
+    if (m[0] == '<') break; /* "<unknown>": past the last one */
+    lua_pushstring(L, m);
+    lua_rawseti(L, -2, K_METHODS + i);
+  }
+}
+
+/* t[keys[k]] = the value on top, popped (t just below it). */
+static void set_key(lua_State *L, int kidx, int k) {
+  lua_rawgeti(L, kidx, k);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
+/* Builds the request table of c's message; the keys (push_keys) are at
+ * kidx.  [-0, +1] */
+static void push_request(lua_State *L, hconn *c, int kidx) {
   casync_hmsg *m = &c->msg;
   const char *url = m->head.data ? m->head.data : "", *q;
   size_t ulen = m->first_len, plen;
   unsigned i;
   lua_createtable(L, 0, 8);
-  lua_pushstring(L, http_method_str((enum http_method)m->p.method));
-  lua_setfield(L, -2, "method");
+  if (lua_rawgeti(L, kidx, K_METHODS + (int)m->p.method) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushstring(L, http_method_str((enum http_method)m->p.method));
+  }
+  set_key(L, kidx, K_METHOD);
   lua_pushlstring(L, url, ulen);
-  lua_setfield(L, -2, "target");
+  set_key(L, kidx, K_TARGET);
   q = memchr(url, '?', ulen);
   plen = q ? (size_t)(q - url) : ulen;
   if (!q) { /* "/a#frag" never comes from a client, but cut it anyway */
@@ -420,10 +464,10 @@ static void push_request(lua_State *L, hconn *c) {
     if (h) plen = (size_t)(h - url);
   }
   lua_pushlstring(L, url, plen);
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L,
-                 m->p.http_minor == 0 && m->p.http_major == 1 ? "1.0" : "1.1");
-  lua_setfield(L, -2, "version");
+  set_key(L, kidx, K_PATH);
+  lua_rawgeti(L, kidx,
+              m->p.http_minor == 0 && m->p.http_major == 1 ? K_V10 : K_V11);
+  set_key(L, kidx, K_VERSION);
   lua_createtable(L, 0, (int)m->nfields);
   for (i = 0; i < m->nfields; i++) {
     const casync_hfield *f = &m->fields[i];
@@ -442,9 +486,9 @@ static void push_request(lua_State *L, hconn *c) {
     }
     lua_rawset(L, -3);
   }
-  lua_setfield(L, -2, "headers");
+  set_key(L, kidx, K_HEADERS);
   lua_pushlstring(L, m->body.data ? m->body.data : "", m->body.len);
-  lua_setfield(L, -2, "body");
+  set_key(L, kidx, K_BODY);
 }
 
 static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t);
@@ -456,13 +500,14 @@ static int dispatch_p(lua_State *L) {
   hserver *srv = c->srv;
   casync_task *t;
   casync__net_push_anchor(L, srv->pin_ref); /* 2: the server userdata */
-  lua_getiuservalue(L, 2, 3);               /* 3: the request body fn */
-  lua_getiuservalue(L, 2, 1);               /* 4: the handler */
-  push_request(L, c);                       /* 5: req */
+  lua_getiuservalue(L, 2, 5);               /* 3: the keys */
+  lua_getiuservalue(L, 2, 3);               /* 4: the request body fn */
+  lua_getiuservalue(L, 2, 1);               /* 5: the handler */
+  push_request(L, c, 3);                    /* 6: req */
   lua_getiuservalue(L, 2, 2);
-  lua_setmetatable(L, 5);
-  lua_pushlightuserdata(L, c); /* 6: conn */
-  t = casync__spawn(L, srv->net->lp, 3, 3, 0);
+  lua_setmetatable(L, 6);
+  lua_pushlightuserdata(L, c); /* 7: conn */
+  t = casync__spawn(L, srv->net->lp, 4, 3, 0);
   c->task = t;
   c->obs.notify = conn_task_ended;
   casync__obs_link(t, &c->obs);
@@ -784,14 +829,20 @@ static int add_header(lua_State *L, hconn *c, int nidx, int vidx) {
   return bits;
 }
 
+/* "Date: <IMF-fixdate>\r\n" (37 bytes), made once a second. */
 static const char *server_date(hserver *srv) {
   int64_t now = (int64_t)time(NULL);
   if (now != srv->date_sec) {
-    casync__http_date(srv->date, now);
+    memcpy(srv->date, "Date: ", 6);
+    casync__http_date(srv->date + 6, now);
+    memcpy(srv->date + 35, "\r\n", 2);
     srv->date_sec = now;
   }
   return srv->date;
 }
+
+/* Appends a string literal. */
+#define ADDLIT(b, lit) casync__hbuf_add((b), (lit), sizeof(lit) - 1)
 
 /* After the handler returned [4 result]: builds the head, sends the answer
  * (or starts streaming it). */
@@ -854,8 +905,11 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
                       "or nil, not a %s",
                       luaL_typename(L, R_BODY));
   nobody = code < 200 || code == 204 || code == 304;
-  if (!casync__http_status_line(b, (int)code, NULL))
-    return luaL_error(L, "not enough memory");
+  if (!casync__hbuf_reserve(b, 256)) return luaL_error(L, "not enough memory");
+  if (code == 200)
+    ADDLIT(b, "HTTP/1.1 200 OK\r\n");
+  else
+    casync__http_status_line(b, (int)code, NULL);
   if (lua_type(L, R_RESULT) == LUA_TTABLE &&
       lua_getfield(L, R_RESULT, "headers") != LUA_TNIL) {
     int hidx = lua_gettop(L);
@@ -877,24 +931,22 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
       if (c->flags & CF_HTTP10)
         c->flags |= CF_CLOSE_AFTER; /* to the end */
       else {
-        casync__hbuf_adds(b, "Transfer-Encoding: chunked\r\n");
+        ADDLIT(b, "Transfer-Encoding: chunked\r\n");
         c->flags |= CF_CHUNKED;
       }
     } else {
-      casync__hbuf_adds(b, "Content-Length: ");
+      ADDLIT(b, "Content-Length: ");
       casync__hbuf_addu(b, blen);
       casync__hbuf_add(b, "\r\n", 2);
     }
   }
   if (!(bits & HAS_DATE)) {
-    casync__hbuf_add(b, "Date: ", 6);
-    casync__hbuf_add(b, server_date(c->srv), 29);
-    casync__hbuf_add(b, "\r\n", 2);
+    casync__hbuf_add(b, server_date(c->srv), 37);
   }
   if (c->flags & CF_CLOSE_AFTER)
-    casync__hbuf_adds(b, "Connection: close\r\n");
+    ADDLIT(b, "Connection: close\r\n");
   else if (c->flags & CF_HTTP10)
-    casync__hbuf_adds(b, "Connection: keep-alive\r\n");
+    ADDLIT(b, "Connection: keep-alive\r\n");
   if (!casync__hbuf_add(b, "\r\n", 2))
     return luaL_error(L, "not enough memory");
   bufs[0] = uv_buf_init(b->data, (unsigned)b->len);
@@ -1069,7 +1121,7 @@ static int fn_serve(lua_State *L) {
       ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
   }
   /* the userdata: closed until it listens */
-  u = lua_newuserdatauv(L, sizeof *u, 4); /* 5 */
+  u = lua_newuserdatauv(L, sizeof *u, 5); /* 5 */
   u->srv = NULL;
   luaL_setmetatable(L, HTTP_SERVER_MT);
   lua_pushvalue(L, 3);
@@ -1085,6 +1137,8 @@ static int fn_serve(lua_State *L) {
   lua_getfield(L, -1, "encode");
   lua_setiuservalue(L, 5, 4);
   lua_pop(L, 1);
+  push_keys(L);
+  lua_setiuservalue(L, 5, 5);
   srv = calloc(1, sizeof *srv);
   if (!srv) return luaL_error(L, "not enough memory");
   uv_tcp_init(net->lp->loop, &srv->tcp);
@@ -1176,10 +1230,9 @@ static int meth_url(lua_State *L) {
   if (meth_address(L) != 2 || lua_isnil(L, -2))
     return luaL_error(L, "url: the server has no address");
   host = lua_tostring(L, -2);
-  lua_pushfstring(L,
-                  strchr(host, ':') ? "http://[%s]:%d%s%s" : "http://%s:%d%s%s",
-                  host, (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/",
-                  path);
+  lua_pushfstring(
+      L, strchr(host, ':') ? "http://[%s]:%d%s%s" : "http://%s:%d%s%s", host,
+      (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/", path);
   return 1;
 }
 
