@@ -2,7 +2,8 @@
 # Install the Debian packages the benchmark peers need; does nothing when they are there.
 set -eu
 PKGS="lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-cqueues python3 python3-uvloop
-golang-go nodejs build-essential cmake pkg-config"
+golang-go nodejs build-essential cmake pkg-config
+wrk python3-aiohttp libhttp-parser-dev lua-cjson"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
