@@ -107,7 +107,7 @@ local url = ("http://127.0.0.1:%d/"):format(server:port())
 
 -- Runs in a worker: blocks its thread until the response is in.
 local function io_bound_task(u)
-  local p = io.popen("curl -s -o /dev/null -w '%{http_code}' " .. u)
+  local p = io.popen("curl -s -m 10 -o /dev/null -w '%{http_code}' " .. u)
   local status = tonumber(p:read("a"))
   p:close()
   return status
