@@ -25,7 +25,9 @@ local USER_AGENT = "casync/" .. core.version
 -- "%41" -> "A", "+" -> " "
 function http.unescape(s)
   s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  return (s:gsub("%%(%x%x)", function(h)
+    return string.char(tonumber(h, 16))
+  end))
 end
 
 function http.escape(s)
@@ -96,13 +98,13 @@ end
 
 local NAME = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
 
-local function check_header(k, v)
+local function check_header(k, v, level)
   if type(k) ~= "string" or not k:match(NAME) then
-    error(("invalid header name %q"):format(tostring(k)), 4)
+    error(("invalid header name %q"):format(tostring(k)), level)
   end
   local vs = tostring(v)
   if vs:find("[\r\n%z]") then
-    error(("invalid value for header %q"):format(k), 4)
+    error(("invalid value for header %q"):format(k), level)
   end
   return vs
 end
@@ -178,9 +180,10 @@ end
 local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, PUT = true,
                     DELETE = true, TRACE = true}
 
--- One request/response on stream s.  Returns the message, or nil, err and
--- whether it may be retried on a new connection (nothing came back).
-local function exchange(s, head, body, method, deadline, max_body)
+-- Sends the request: the head, then the body (a string, or chunks from an
+-- iterator).  Returns true, or nil, err and whether nothing may have
+-- reached the server yet.
+local function send(s, head, body, deadline)
   local ok, err
   if type(body) == "string" and #body > 0 then
     ok, err = s:write({head, body}, left(deadline))
@@ -188,19 +191,25 @@ local function exchange(s, head, body, method, deadline, max_body)
     ok, err = s:write(head, left(deadline))
   end
   if not ok then return nil, err, true end
-  if type(body) == "function" then -- chunked upload
-    while true do
-      local chunk = body()
-      if chunk == nil then break end
-      chunk = tostring(chunk)
-      if #chunk > 0 then
-        ok, err = s:write({("%x\r\n"):format(#chunk), chunk, "\r\n"}, left(deadline))
-        if not ok then return nil, err, false end
-      end
+  if type(body) ~= "function" then return true end
+  while true do -- chunked
+    local chunk = body()
+    if chunk == nil then break end
+    chunk = tostring(chunk)
+    if #chunk > 0 then
+      ok, err = s:write({("%x\r\n"):format(#chunk), chunk, "\r\n"},
+                        left(deadline))
+      if not ok then return nil, err, false end
     end
-    ok, err = s:write("0\r\n\r\n", left(deadline))
-    if not ok then return nil, err, false end
   end
+  ok, err = s:write("0\r\n\r\n", left(deadline))
+  if not ok then return nil, err, false end
+  return true
+end
+
+-- Reads the response.  Returns the message, or nil, err and whether nothing
+-- came back (a stale keep-alive connection).
+local function receive(s, method, deadline, max_body)
   local p = C.parser("response", {max_body_size = max_body})
   p:reset(method == "HEAD")
   local got = false
@@ -211,15 +220,16 @@ local function exchange(s, head, body, method, deadline, max_body)
       local st, perr = p:eof() -- the end of the stream
       if st == "done" then return p:message() end
       if not got then
-        return nil, err_of("io", "connection closed before the response"), true
+        return nil, err_of("io", "connection closed before the response"),
+               true
       end
-      return nil, perr or err_of("http", "http: the response was cut short"), false
+      return nil, perr or err_of("http", "http: the response was cut short")
     end
     got = true
     local i = 1
     while i <= #data do
       local st, used = p:feed(data, i)
-      if not st then return nil, used, false end
+      if not st then return nil, used end
       if st ~= "done" then break end
       i = i + used
       local msg = p:message()
@@ -227,140 +237,168 @@ local function exchange(s, head, body, method, deadline, max_body)
         if i <= #data then s:unread(data:sub(i)) end
         return msg
       end
-      p:reset(method == "HEAD") -- 100 Continue and the like: the real one follows
+      p:reset(method == "HEAD") -- 100 Continue and such: the answer follows
     end
   end
 end
 
-local function do_request(pool, opts, level)
+-- The checked options of a request: r.method, r.url, r.body, r.json,
+-- r.extra (the user's header lines), r.have (their lowercase names), ...
+local function prepare(opts, level)
   if type(opts) ~= "table" then
-    error(("bad argument #1 to 'request' (table expected, got %s)"):format(type(opts)), level)
+    error(("bad argument #1 to 'request' (table expected, got %s)")
+      :format(type(opts)), level)
   end
-  local url = opts.url
-  if type(url) ~= "string" then error("request: opts.url must be a string", level) end
+  local r = {url = opts.url, body = opts.body, json = false}
+  if type(r.url) ~= "string" then
+    error("request: opts.url must be a string", level)
+  end
   if opts.query then
-    url = url .. (url:find("?", 1, true) and "&" or "?") .. http.encode_query(opts.query)
+    r.url = r.url .. (r.url:find("?", 1, true) and "&" or "?") ..
+            http.encode_query(opts.query)
   end
-  local body = opts.body
-  local headers = opts.headers or {}
-  local json_body = false
   if opts.json ~= nil then
-    body = cjson.encode(opts.json)
-    json_body = true
+    r.body, r.json = cjson.encode(opts.json), true
   end
-  if body ~= nil and type(body) ~= "string" and type(body) ~= "function" then
-    error("request: opts.body must be a string, a function (chunks) or nil", level)
+  local bt = type(r.body)
+  if r.body ~= nil and bt ~= "string" and bt ~= "function" then
+    error("request: opts.body must be a string, a function (chunks) or nil",
+          level)
   end
-  local method = (opts.method or (body ~= nil and "POST" or "GET")):upper()
-  if not method:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") then
-    error(("request: invalid method %q"):format(method), level)
+  r.method = (opts.method or (r.body ~= nil and "POST" or "GET")):upper()
+  if not r.method:match(NAME) then
+    error(("request: invalid method %q"):format(r.method), level)
   end
-  local timeout = opts.timeout or DEFAULT_TIMEOUT
-  local deadline = timeout and now() + timeout
-  local max_redirects = opts.max_redirects or 5
-  local max_body = opts.max_body_size or MAX_RESPONSE_BODY
-  local redirects = 0
-  -- user headers, checked once
+  r.timeout = opts.timeout or DEFAULT_TIMEOUT
+  r.deadline = now() + r.timeout
+  r.max_redirects = opts.max_redirects or 5
+  r.max_body = opts.max_body_size or MAX_RESPONSE_BODY
+  r.keep_alive = opts.keep_alive ~= false
+  r.retry = opts.retry
   local extra, have = {}, {}
-  for k, v in pairs(headers) do
+  for k, v in pairs(opts.headers or {}) do
     local lk = type(k) == "string" and k:lower() or k
     if lk ~= "content-length" and lk ~= "transfer-encoding" then
-      if type(v) == "table" then
-        for _, x in ipairs(v) do extra[#extra + 1] = k .. ": " .. check_header(k, x) .. "\r\n" end
-      else
-        extra[#extra + 1] = k .. ": " .. check_header(k, v) .. "\r\n"
+      for _, x in ipairs(type(v) == "table" and v or {v}) do
+        extra[#extra + 1] = k .. ": " .. check_header(k, x, level + 1) .. "\r\n"
       end
       have[lk] = true
     end
   end
-  extra = table.concat(extra)
+  r.extra, r.have = table.concat(extra), have
+  return r
+end
 
-  while true do
-    local u = C.parse_url(url)
-    if not u or not u.host then error(("request: invalid URL '%s'"):format(url), level) end
-    local scheme = (u.scheme or "http"):lower()
-    if scheme ~= "http" then
-      return nil, new_error("unsupported", ("%s URLs are not supported (casync.http has no TLS)"):format(scheme))
-    end
-    local host, port = u.host, u.port or 80
-    local target = (u.path or "/") .. (u.query and ("?" .. u.query) or "")
-    local hosthdr = (host:find(":", 1, true) and ("[" .. host .. "]") or host) ..
-                    (u.port and (":" .. u.port) or "")
-    local t = {method, " ", target, " HTTP/1.1\r\n"}
-    if not have.host then t[#t + 1] = "Host: " .. hosthdr .. "\r\n" end
-    if not have["user-agent"] then t[#t + 1] = "User-Agent: " .. USER_AGENT .. "\r\n" end
-    if json_body and not have["content-type"] then
-      t[#t + 1] = "Content-Type: application/json\r\n"
-    end
-    if type(body) == "string" then
-      t[#t + 1] = "Content-Length: " .. #body .. "\r\n"
-    elseif type(body) == "function" then
-      t[#t + 1] = "Transfer-Encoding: chunked\r\n"
-    end
-    if opts.keep_alive == false then t[#t + 1] = "Connection: close\r\n" end
-    t[#t + 1] = extra
-    t[#t + 1] = "\r\n"
-    local head = table.concat(t)
+-- The request's head for URL parts u.
+local function head_of(r, u, target)
+  local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
+  local t = {r.method, " ", target, " HTTP/1.1\r\n"}
+  local function add(line) t[#t + 1] = line end
+  if not r.have.host then
+    add("Host: " .. host .. (u.port and (":" .. u.port) or "") .. "\r\n")
+  end
+  if not r.have["user-agent"] then
+    add("User-Agent: " .. USER_AGENT .. "\r\n")
+  end
+  if r.json and not r.have["content-type"] then
+    add("Content-Type: application/json\r\n")
+  end
+  if type(r.body) == "string" then
+    add("Content-Length: " .. #r.body .. "\r\n")
+  elseif type(r.body) == "function" then
+    add("Transfer-Encoding: chunked\r\n")
+  end
+  if not r.keep_alive then add("Connection: close\r\n") end
+  add(r.extra)
+  add("\r\n")
+  return table.concat(t)
+end
 
-    local key = host .. ":" .. port
-    local msg, err
-    for attempt = 1, 2 do
-      local s, reused = pool:get(key), true
+local function timed_out(r, what)
+  return new_error("timeout", ("%s %s: timed out after %gs%s")
+    :format(r.method, r.url, r.timeout, what or ""), "ETIMEDOUT")
+end
+
+-- One request to r.url over a pooled or new connection: the message, or
+-- nil, err.  A pooled connection the server had closed meanwhile is
+-- replaced once, when the request may be repeated.
+local function attempt(pool, r, host, port, head)
+  local key = host .. ":" .. port
+  for try = 1, 2 do
+    local s, reused = pool:get(key), true
+    if not s then
+      local cerr
+      reused = false
+      s, cerr = tcp_connect(host, port, {timeout = left(r.deadline)})
       if not s then
-        reused = false
-        local cerr
-        s, cerr = tcp_connect(host, port, {timeout = left(deadline)})
-        if not s then
-          if cerr.kind == "timeout" then
-            return nil, new_error("timeout", ("%s %s: timed out after %gs (connecting)")
-              :format(method, url, timeout), "ETIMEDOUT")
-          end
-          return nil, cerr
+        if cerr.kind == "timeout" then
+          return nil, timed_out(r, " (connecting)")
         end
+        return nil, cerr
       end
-      -- closed unless it goes back to the pool (also on error and cancellation)
-      local guard <close> = setmetatable({s = s}, {__close = function(g)
-        if g.s then g.s:close() end
-      end})
-      local retry
-      msg, err, retry = exchange(s, head, body, method, deadline, max_body)
-      if msg then
-        if msg.keep_alive and opts.keep_alive ~= false and not msg.upgrade then
-          guard.s = nil
-          pool:put(key, s)
-        end
-        break
-      end
-      if not (reused and retry and attempt == 1 and type(body) ~= "function" and
-              (IDEMPOTENT[method] or opts.retry)) then
-        break
-      end
-      -- a pooled connection the server had closed: once more on a new one
     end
-    if not msg then
-      if err.kind == "timeout" then
-        return nil, new_error("timeout", ("%s %s: timed out after %gs"):format(method, url, timeout),
-                              "ETIMEDOUT")
+    -- closed unless it goes back to the pool (also on error and cancellation)
+    local guard <close> = setmetatable({s = s}, {__close = function(g)
+      if g.s then g.s:close() end
+    end})
+    local ok, err, fresh = send(s, head, r.body, r.deadline)
+    local msg
+    if ok then
+      msg, err, fresh = receive(s, r.method, r.deadline, r.max_body)
+    end
+    if msg then
+      if msg.keep_alive and r.keep_alive and not msg.upgrade then
+        guard.s = nil
+        pool:put(key, s)
       end
+      return msg
+    end
+    local repeatable = type(r.body) ~= "function" and
+                       (IDEMPOTENT[r.method] or r.retry)
+    if not (reused and fresh and try == 1 and repeatable) then
+      if err.kind == "timeout" then return nil, timed_out(r) end
       return nil, err
     end
-    local status = msg.status
-    local loc = msg.headers.location
-    if loc and redirects < max_redirects and
-       (status == 301 or status == 302 or status == 303 or status == 307 or status == 308) then
-      redirects = redirects + 1
-      url = resolve(url, loc)
-      if status == 303 or ((status == 301 or status == 302) and method == "POST") then
-        method, body, json_body = (method == "HEAD" and "HEAD" or "GET"), nil, false
-      elseif type(body) == "function" then
-        return nil, new_error("http", "cannot repeat a streamed body for a redirect")
-      end
-    else
+  end
+end
+
+local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
+                  [308] = true}
+
+local function do_request(pool, opts, level)
+  local r = prepare(opts, level + 1)
+  local redirects = 0
+  while true do
+    local u = C.parse_url(r.url)
+    if not u or not u.host then
+      error(("request: invalid URL '%s'"):format(r.url), level)
+    end
+    local scheme = (u.scheme or "http"):lower()
+    if scheme ~= "http" then
+      return nil, new_error("unsupported", ("%s URLs are not supported " ..
+        "(casync.http has no TLS)"):format(scheme))
+    end
+    local target = (u.path or "/") .. (u.query and ("?" .. u.query) or "")
+    local msg, err = attempt(pool, r, u.host, u.port or 80,
+                             head_of(r, u, target))
+    if not msg then return nil, err end
+    local status, loc = msg.status, msg.headers.location
+    if not (loc and REDIRECT[status] and redirects < r.max_redirects) then
       msg.ok = status >= 200 and status < 300
-      msg.url = url
+      msg.url = r.url
       msg.redirects = redirects
       msg.keep_alive, msg.upgrade = nil, nil
       return setmetatable(msg, Response)
+    end
+    redirects = redirects + 1
+    r.url = resolve(r.url, loc)
+    if status == 303 or ((status == 301 or status == 302) and
+                         r.method == "POST") then
+      r.method = r.method == "HEAD" and "HEAD" or "GET"
+      r.body, r.json = nil, false
+    elseif type(r.body) == "function" then
+      return nil, new_error("http", "cannot repeat a streamed body for a " ..
+                                    "redirect")
     end
   end
 end
