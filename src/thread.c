@@ -35,9 +35,12 @@
  * CPU (sched_yield on a busy machine can give it away for milliseconds):
  * a new job wakes a sleeping worker instead of waiting for it. */
 #define SPIN_STALE_NS 5000u
-/* After a spin that found nothing (or lost its CPU), this many idle turns
- * sleep at once: rare jobs cost no spinning, a busy machine little. */
-#define SPIN_SKIP 16
+/* After a spin that found nothing, this many idle turns sleep at once:
+ * rare jobs cost little spinning.  After a spin that lost its CPU for
+ * SPIN_LOST_NS (the machine is busy), SPIN_SKIP_BUSY turns. */
+#define SPIN_SKIP 4
+#define SPIN_LOST_NS 100000u
+#define SPIN_SKIP_BUSY 64
 
 typedef struct job job;
 typedef struct pool pool;
@@ -353,7 +356,7 @@ static void worker_main(void *arg) {
       p->spin_skip--;
     else if (!p->qhead && !p->closing && !p->spinning) {
       uint64_t now = uv_hrtime(), until = now + SPIN_NS, prev;
-      int stale = 0;
+      int lost = 0;
       p->spinning = 1;
       uv_mutex_unlock(&p->mu);
       atomic_store_explicit(&p->polled, now, memory_order_relaxed);
@@ -362,14 +365,16 @@ static void worker_main(void *arg) {
         spin_pause();
         prev = now;
         now = uv_hrtime();
-        if (now - prev > SPIN_STALE_NS) stale = 1;
+        if (now - prev > SPIN_LOST_NS) lost = 1;
         atomic_store_explicit(&p->polled, now, memory_order_relaxed);
       }
       uv_mutex_lock(&p->mu);
       p->spinning = 0;
-      /* no job came, or the CPU was taken away meanwhile: spinning does
-       * not pay now, so the next few idle turns sleep at once */
-      if (!p->qhead || stale) p->spin_skip = SPIN_SKIP;
+      /* no job came (or a woken sleeper took it): spinning does not pay
+       * now, so the next few idle turns sleep at once; many if the CPU was
+       * taken away meanwhile (other programs want it) */
+      if (lost) p->spin_skip = SPIN_SKIP_BUSY;
+      else if (!p->qhead) p->spin_skip = SPIN_SKIP;
     }
     while (!p->qhead && !p->closing) {
       p->sleeping++;
