@@ -49,7 +49,7 @@ specs specs CASYNC_BUILD=build
 echo "== specs under ASan + UBSan"
 asan_rt=$(gcc -print-file-name=libasan.so)
 ubsan_rt=$(gcc -print-file-name=libubsan.so)
-specs asan CASYNC_BUILD=build-asan LD_PRELOAD="$asan_rt:$ubsan_rt" \
+specs asan CASYNC_BUILD=build-asan CASYNC_SANITIZED=1 LD_PRELOAD="$asan_rt:$ubsan_rt" \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 

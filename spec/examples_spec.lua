@@ -128,7 +128,14 @@ local function num(out, pattern)
   return v
 end
 
+-- Under the sanitizers (test.sh sets CASYNC_SANITIZED) programs run several
+-- times slower and the machine is shared with the checks themselves: order,
+-- results and lower bounds (a sleep never ends early) are still checked,
+-- upper bounds and parallel speed-ups are not (bench/ measures those).
+local SANITIZED = os.getenv("CASYNC_SANITIZED") ~= nil
+
 local function within(v, lo, hi, what)
+  if SANITIZED then hi = math.huge end
   assert(v >= lo and v <= hi,
     ("%s: %s not within [%s, %s]"):format(what, v, lo, hi))
 end
@@ -298,7 +305,7 @@ checks["e002_14_performance_comparison.lua"] = function(out)
   -- the article claims ~100x; bench/ holds the exact figure, this spec only
   -- asks for an order of magnitude
   local speedup = num(out, "Speedup: ([%d.]+)x")
-  assert(speedup >= 10, ("speed-up %s below 10x"):format(speedup))
+  assert(SANITIZED or speedup >= 10, ("speed-up %s below 10x"):format(speedup))
 end
 
 checks["e003_1_concurrent_not_parallel.lua"] = function(out)
@@ -605,7 +612,7 @@ checks["e003_2_threads_parallel.lua"] = function(out)
   if cores() < 2 then return end
   assert(tonumber(s1) < tonumber(e2) and tonumber(s2) < tonumber(e1),
          "the two calls did not overlap:\n" .. out)
-  assert(par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+  assert(SANITIZED or par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
 end
 
 checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
@@ -652,7 +659,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   local seq = num(out, "CPU, sequential: .- in ([%d.]+)s")
   local par = num(out, "CPU, 4 threads: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+    assert(SANITIZED or par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
   end
   -- the same four calls on four worker processes
   assert_in_order(out, {
@@ -662,7 +669,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   assert.truthy(out:match("CPU speed%-up %(processes%): [%d.]+x; same results: true"))
   local pro = num(out, "CPU, 4 processes: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
+    assert(SANITIZED or pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
   end
   if has(out, "I/O: skipped") then return end
   assert_in_order(out, {"I/O, one request on a thread: status 200 in",
@@ -756,7 +763,7 @@ checks["e004_1_multiprocessing_pool.lua"] = function(out)
   local par = num(out, "parallel %(4 processes%): .- in ([%d.]+)s")
   within(seq, 0.3, 20, "four calls in a row")
   if cores() >= 2 then
-    assert(par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
+    assert(SANITIZED or par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
   end
 end
 
@@ -860,7 +867,11 @@ describe("examples", function()
 
   local function start(file)
     local errfile = os.tmpname()
-    local cmd = ("timeout %d %s %s 2>%s"):format(TIME_LIMIT, shell_quote(RUNNER),
+    -- The runner links its sanitizers itself; an LD_PRELOAD inherited from
+    -- the busted run would reach the programs examples start (curl under a
+    -- preloaded ASan can deadlock in fork) and is dropped.
+    local cmd = ("env -u LD_PRELOAD timeout %d %s %s 2>%s"):format(TIME_LIMIT,
+      shell_quote(RUNNER),
       shell_quote(DIR .. "/" .. file), shell_quote(errfile))
     runs[file] = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
   end
