@@ -320,6 +320,44 @@ describe("http.serve and http.request", function()
     assert.equal("unsupported", err.kind)
   end))
 
+  it("reads a body that runs to the end of the stream; misbehaving servers give errors",
+     hasync(function()
+    -- raw TCP servers, each answering the first request in its own way
+    local function raw_server(answer)
+      return assert(casync.tcp.listen("127.0.0.1", 0, function(s)
+        s:read_until("\r\n\r\n")
+        if answer == "hang" then casync.sleep(5) return end
+        if answer ~= "" then s:write(answer) end
+      end))
+    end
+    local function get(answer, opts)
+      local srv = raw_server(answer)
+      local r, err = http.get(("http://127.0.0.1:%d/"):format(srv:port()), opts)
+      srv:close{cancel = true}
+      return r, err
+    end
+    local r = assert(get("HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nuntil the end"))
+    assert.equal("until the end", r.body)
+    assert.equal("1", r.headers["x-a"])
+    local _, err = get("")
+    assert.equal("io", err.kind)
+    _, err = get("NOT HTTP AT ALL\r\n\r\n")
+    assert.equal("http", err.kind)
+    _, err = get("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort")
+    assert.equal("http", err.kind)
+    assert.equal("http: the stream ended in the middle of a message", tostring(err))
+    _, err = get("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" .. ("x"):rep(100),
+                 {max_body_size = 50})
+    assert.equal("limit", err.kind)
+    _, err = get("hang", {timeout = 0.1})
+    assert.equal("timeout", err.kind)
+    -- 100 Continue before the answer is skipped
+    r = assert(get("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\n" ..
+                   "Content-Length: 2\r\n\r\nok"))
+    assert.equal(201, r.status)
+    assert.equal("ok", r.body)
+  end))
+
   it("checks its arguments", hasync(function()
     assert.matches("invalid URL", errmsg(http.get, "not a url"))
     assert.matches("opts.url must be a string", errmsg(http.request, {}))

@@ -60,7 +60,7 @@ static int push_state(lua_State *L, casync_hmsg *m) {
   case HM_ERROR:
     lua_pushnil(L);
     casync__error_push(L, m->status == 413 ? "limit" : "http",
-                       http_errno_name(HTTP_PARSER_ERRNO(&m->p)), "http: %s",
+                       http_errno_name(HTTP_PARSER_ERRNO(&m->p)), "%s",
                        m->why ? m->why : "malformed message");
     lua_pushinteger(L, m->status);
     lua_setfield(L, -2, "status");

@@ -223,7 +223,7 @@ local function receive(s, method, deadline, max_body)
         return nil, err_of("io", "connection closed before the response"),
                true
       end
-      return nil, perr or err_of("http", "http: the response was cut short")
+      return nil, perr or err_of("http", "the response was cut short")
     end
     got = true
     local i = 1
