@@ -94,6 +94,13 @@ describe("http.serve and http.request", function()
     assert.equal("7", seen.headers["content-length"])
     assert.equal("payload", seen.body)
     assert.equal("1.1", seen.version)
+    -- no body: "", and an HTTP/1.0 request says so
+    assert(http.get(srv:url("/x")))
+    assert.equal("", seen.body)
+    assert.same({}, seen.query)
+    raw(srv:port(), "GET /v HTTP/1.0\r\n\r\n")
+    assert.equal("1.0", seen.version)
+    assert.equal("/v", seen.path)
     srv:close()
   end))
 

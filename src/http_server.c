@@ -449,25 +449,31 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
   const char *url = m->head.data ? m->head.data : "", *q;
   size_t ulen = m->first_len, plen;
   unsigned i;
-  lua_createtable(L, 0, 8);
+  int v10 = m->p.http_minor == 0 && m->p.http_major == 1;
+  /* version (when "1.0") and body (when not empty) only when they say
+   * something: the request metatable gives "1.1" and "" otherwise */
+  lua_createtable(L, 0, v10 || m->body.len ? 8 : 4);
   if (lua_rawgeti(L, kidx, K_METHODS + (int)m->p.method) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushstring(L, http_method_str((enum http_method)m->p.method));
   }
   set_key(L, kidx, K_METHOD);
-  lua_pushlstring(L, url, ulen);
-  set_key(L, kidx, K_TARGET);
   q = memchr(url, '?', ulen);
   plen = q ? (size_t)(q - url) : ulen;
   if (!q) { /* "/a#frag" never comes from a client, but cut it anyway */
     const char *h = memchr(url, '#', ulen);
     if (h) plen = (size_t)(h - url);
   }
-  lua_pushlstring(L, url, plen);
-  set_key(L, kidx, K_PATH);
-  lua_rawgeti(L, kidx,
-              m->p.http_minor == 0 && m->p.http_major == 1 ? K_V10 : K_V11);
-  set_key(L, kidx, K_VERSION);
+  lua_pushlstring(L, url, ulen); /* [req, target] */
+  lua_rawgeti(L, kidx, K_PATH);
+  if (plen == ulen) lua_pushvalue(L, -2); /* the same string */
+  else lua_pushlstring(L, url, plen);
+  lua_rawset(L, -4);
+  set_key(L, kidx, K_TARGET);
+  if (v10) {
+    lua_rawgeti(L, kidx, K_V10);
+    set_key(L, kidx, K_VERSION);
+  }
   lua_createtable(L, 0, (int)m->nfields);
   for (i = 0; i < m->nfields; i++) {
     const casync_hfield *f = &m->fields[i];
@@ -487,8 +493,10 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
     lua_rawset(L, -3);
   }
   set_key(L, kidx, K_HEADERS);
-  lua_pushlstring(L, m->body.data ? m->body.data : "", m->body.len);
-  set_key(L, kidx, K_BODY);
+  if (m->body.len) {
+    lua_pushlstring(L, m->body.data, m->body.len);
+    set_key(L, kidx, K_BODY);
+  }
 }
 
 static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t);

@@ -69,9 +69,10 @@ http.null = cjson.null
 
 ---------------------------------------------------------------- server
 
--- The request table's metatable: req.query is parsed on first use and
--- req:json() decodes the body.
-local Request = {}
+-- The request table's metatable: req.query is parsed on first use,
+-- req:json() decodes the body; the server leaves out req.version when it
+-- is "1.1" and req.body when it is "" (fewer fields to set per request).
+local Request = {version = "1.1", body = ""}
 function Request.json(req) return json_decode(req.body) end
 local request_meta = {
   __index = function(req, k)
