@@ -1108,25 +1108,10 @@ static int fn_serve(lua_State *L) {
   ims = opt_ms(L, "keep_alive_timeout", 5);
   ws = casync__net_opt_seconds(L, 4, "write_timeout");
   if (ws < 0) ws = 30;
-  if (!casync__net_parse_ip(host, (int)port, &ss)) {
-    uv_getaddrinfo_t req;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    r = uv_getaddrinfo(net->lp->loop, &req, NULL, host, NULL, &hints);
-    if (r < 0) {
-      lua_pushnil(L);
-      casync__error_uv(L, "serve", r);
-      return 2;
-    }
-    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
-    uv_freeaddrinfo(req.addrinfo);
-    if (ss.ss_family == AF_INET)
-      ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-    else
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, "serve", r);
+    return 2;
   }
   /* the userdata: closed until it listens */
   u = lua_newuserdatauv(L, sizeof *u, 5); /* 5 */

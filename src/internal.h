@@ -413,6 +413,8 @@ lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
 int casync__net_push_addr(lua_State *L, const struct sockaddr *sa);
 int casync__net_parse_ip(const char *host, int port,
                          struct sockaddr_storage *ss);
+int casync__net_bind_addr(casync_net *net, const char *host, int port,
+                          struct sockaddr_storage *ss);
 
 /* stream.c */
 casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,

@@ -225,6 +225,29 @@ int casync__net_parse_ip(const char *host, int port,
   return 0;
 }
 
+/* The address to listen on: host numeric, else looked up (synchronously:
+ * a listener is made once), with port.  Returns 0 or a libuv error. */
+int casync__net_bind_addr(casync_net *net, const char *host, int port,
+                          struct sockaddr_storage *ss) {
+  uv_getaddrinfo_t req;
+  struct addrinfo hints;
+  int r;
+  if (casync__net_parse_ip(host, port, ss)) return 0;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  r = uv_getaddrinfo(net->lp->loop, &req, NULL, host, NULL, &hints);
+  if (r < 0) return r;
+  memcpy(ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+  uv_freeaddrinfo(req.addrinfo);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  return 0;
+}
+
 /* casync.stream._stats() -> {streams=, open=, servers=, pins=}: counts for
  * tests (blocks libuv has not freed, streams Lua has not closed, listeners
  * not freed, anchors held) */

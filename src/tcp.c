@@ -152,25 +152,10 @@ static int fn_listen(lua_State *L) {
   luaL_argcheck(L, backlog > 0 && backlog <= 0x7fffffff, 4,
                 "opts.backlog must be positive");
   lua_settop(L, 4);
-  if (!casync__net_parse_ip(host, (int)port, &ss)) {
-    uv_getaddrinfo_t req;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    r = uv_getaddrinfo(net->lp->loop, &req, NULL, host, NULL, &hints);
-    if (r < 0) {
-      lua_pushnil(L);
-      casync__error_uv(L, "listen", r);
-      return 2;
-    }
-    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
-    uv_freeaddrinfo(req.addrinfo);
-    if (ss.ss_family == AF_INET)
-      ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-    else
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, "listen", r);
+    return 2;
   }
   srv = casync__server_new(L, net, CASYNC_TCP, 3);
   r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv),
