@@ -45,6 +45,7 @@ local EXCLUSIVE = {
   ["e003_2_threads_parallel.lua"] = true,
   ["e004_5_heartbeat_worker_thread.lua"] = true,
   ["e004_1_multiprocessing_pool.lua"] = true,
+  ["e001_2_which_workload_benefits.lua"] = true,
 }
 
 ---------------------------------------------------------------------------
@@ -686,6 +687,7 @@ end
 checks["e001_2_which_workload_benefits.lua"] = function(out)
   assert_in_order(out, {"(a) heavy math on a big array (CPU-bound)",
                         "one loop:", "four tasks:", "tasks / one loop:",
+                        "four threads:", "threads / one loop:",
                         "(c) read a file, transform it, write a new one",
                         "whole file: 4888895 bytes in",
                         "read and write at once (reader task -> channel -> writer task):",
@@ -694,6 +696,14 @@ checks["e001_2_which_workload_benefits.lua"] = function(out)
                 out:match("four tasks: +sum of squares (%S+)"))
   -- four tasks on one thread: no gain (a parallel run would be ~0.25-0.5)
   within(num(out, "tasks / one loop: ([%d.]+)"), 0.6, 2.5, "four tasks vs one loop")
+  -- the same quarters on worker threads: the cores work at once
+  assert.equals(out:match("four tasks: +sum of squares (%S+)"),
+                out:match("four threads: +sum of squares (%S+)"))
+  local ratio = num(out, "threads / one loop: ([%d.]+)")
+  if cores() >= 2 then
+    assert(SANITIZED or ratio < 0.85,
+           ("four threads took %.2f of one loop's time: not parallel"):format(ratio))
+  end
   assert.truthy(has(out, "the loop ran another task meanwhile: true"))
 end
 
