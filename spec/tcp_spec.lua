@@ -240,7 +240,7 @@ describe("tcp.connect", function()
     l:close()
     assert.is_truthy(err, "64 connections to a full listen queue")
     assert.equal("timeout", err.kind)
-    assert.equal("connect: timed out", err.message)
+    assert.equal("connect: timed out after 0.1 s", err.message)
     assert.is_true(dt >= 0.09 and dt < 2, "took " .. dt)
   end))
 

@@ -213,7 +213,6 @@ static void serve(casync_ctx *lp, casync_wnode *w, int status) {
     select_state *s = w->sel;
     s->fired = w->idx;
     unlink_select(s);
-    casync__timer_remove(lp, &s->task->timer);
   }
   casync__wake(lp, w->task, WAKE_OK);
 }
@@ -306,17 +305,39 @@ static void close_chan(casync_ctx *lp, chan *c) {
 
 /* ----------------------------------------------------- send and recv */
 
-static int chan_cancel(casync_ctx *lp, casync_task *t) {
+static int chan_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer); /* join's timeout */
   return 1;
 }
 
-static int send_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+/* A woken send, put, recv, get or join was served: keep what it got. */
+static const casync_wait_kind send_wait = {"send", "channel send",
+                                           chan_cancel, CASYNC_WK_KEEPS};
+static const casync_wait_kind put_wait = {"put", "queue put", chan_cancel,
+                                          CASYNC_WK_KEEPS};
+static const casync_wait_kind recv_wait = {"recv", "channel recv",
+                                           chan_cancel, CASYNC_WK_KEEPS};
+static const casync_wait_kind get_wait = {"get", "queue get", chan_cancel,
+                                          CASYNC_WK_KEEPS};
+static const casync_wait_kind join_wait = {"join", "queue join", chan_cancel,
+                                           CASYNC_WK_KEEPS};
+
+/* Queues t's wait node for op on q. */
+static void enlist(casync_task *t, casync_wqueue *q, int op, int valslot) {
+  memset(&t->u.wn, 0, sizeof t->u.wn);
+  t->u.wn.task = t;
+  t->u.wn.op = op;
+  t->u.wn.valslot = valslot;
+  casync__wq_push(q, &t->u.wn);
+}
+
+static int send_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, send_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  CASYNC_RESUMED(L, t, kc, send_k);
+  casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED)
     return raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
   return 0; /* taken: a later cancellation waits for the next suspension */
@@ -327,21 +348,14 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 static int do_send(lua_State *L, chan *c, int op, lua_Number prio) {
   casync_ctx *lp = CASYNC_CTX(L);
   const char *fname = op == OP_PUT ? "put" : "send";
-  casync_task *t = casync__require_task(L, lp, fname);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  casync_task *t = casync__wait_begin(L, fname);
   if (c->closed) return raise_closed(L, fname);
   lua_pushvalue(L, 2);
   if (try_send_value(L, lp, c, 1, prio)) return 0;
   lua_pop(L, 1);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
-  memset(&t->u.wn, 0, sizeof t->u.wn);
-  t->u.wn.task = t;
-  t->u.wn.op = op;
-  t->u.wn.valslot = 2;
-  casync__wq_push(&c->senders, &t->u.wn);
-  return casync__suspend(L, t, op == OP_PUT ? "queue put" : "channel send",
-                         chan_cancel, send_k);
+  enlist(t, &c->senders, op, 2);
+  return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0,
+                      send_k, 0);
 }
 
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
@@ -354,11 +368,11 @@ static int meth_send(lua_State *L) {
   return do_send(L, c, OP_SEND, 0);
 }
 
-static int recv_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int recv_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, recv_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  CASYNC_RESUMED(L, t, kc, recv_k);
+  casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
     lua_pushboolean(L, 0);
@@ -371,23 +385,16 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
 /* recv and get: c at 1. */
 static int do_recv(lua_State *L, chan *c, int op) {
   casync_ctx *lp = CASYNC_CTX(L);
-  const char *fname = op == OP_GET ? "get" : "recv";
-  casync_task *t = casync__require_task(L, lp, fname);
+  casync_task *t = casync__wait_begin(L, op == OP_GET ? "get" : "recv");
   int got;
   lua_settop(L, 1);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   if ((got = try_recv_value(L, lp, c, 1)) != 0) {
     lua_pushboolean(L, got == 1);
     return 2;
   }
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
-  memset(&t->u.wn, 0, sizeof t->u.wn);
-  t->u.wn.task = t;
-  t->u.wn.op = op;
-  casync__wq_push(&c->receivers, &t->u.wn);
-  return casync__suspend(L, t, op == OP_GET ? "queue get" : "channel recv",
-                         chan_cancel, recv_k);
+  enlist(t, &c->receivers, op, 0);
+  return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0,
+                      recv_k, 0);
 }
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
@@ -581,52 +588,31 @@ static int meth_task_done(lua_State *L) {
   if (c->unfinished <= 0)
     return luaL_error(L, "task_done: called more times than items were put");
   if (--c->unfinished > 0) return 0;
-  while ((w = casync__wq_pop(&c->joiners)) != NULL) {
-    casync__timer_remove(lp, &w->task->timer);
-    serve(lp, w, WN_OK);
-  }
+  while ((w = casync__wq_pop(&c->joiners)) != NULL) serve(lp, w, WN_OK);
   return 0;
 }
 
-static void join_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  casync__wq_remove(&t->u.wn);
-  t->u.wn.status = WN_TIMEOUT;
-  casync__wake(lp, t, WAKE_OK);
-}
-
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int join_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, join_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
+  CASYNC_RESUMED(L, t, kc, join_k);
+  lua_pushboolean(L, casync__woken(L, t) != WAKE_TIMEOUT);
   return 1;
 }
 
 /* q:join([timeout]) -> boolean: suspends until every item put has been
  * marked task_done (true at once if so); false after timeout seconds */
 static int meth_join(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   chan *c = check_queue(L, 1);
   double timeout = casync__check_seconds(L, 2, 1);
-  casync_task *t = casync__require_task(L, lp, "join");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  casync_task *t = casync__wait_begin(L, "join");
   if (c->unfinished == 0 || timeout == 0) {
     lua_pushboolean(L, c->unfinished == 0);
     return 1;
   }
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "join: cannot suspend across a C call boundary");
-  memset(&t->u.wn, 0, sizeof t->u.wn);
-  t->u.wn.task = t;
-  t->u.wn.op = OP_JOIN;
-  casync__wq_push(&c->joiners, &t->u.wn);
-  if (timeout > 0) {
-    t->timer.fire = join_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "queue join", chan_cancel, join_k);
+  enlist(t, &c->joiners, OP_JOIN, 0);
+  return casync__park(L, t, &join_wait, c, casync__deadline(timeout), join_k,
+                      0);
 }
 
 /* q:close(): no more puts; getters drain it, then get nil, false; waiting
@@ -716,29 +702,25 @@ static uint64_t rng_next(casync_ctx *lp) {
   return x * 0x2545F4914F6CDD1DULL;
 }
 
-static int select_cancel(casync_ctx *lp, casync_task *t) {
-  select_state *s = t->wait_data;
+static int select_cancel(casync_ctx *lp, casync_task *t, int why) {
+  select_state *s = t->wait_obj;
+  (void)lp;
+  (void)why;
   unlink_select(s);
-  casync__timer_remove(lp, &t->timer);
   return 1;
 }
 
-static void select_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  select_state *s = t->wait_data;
-  unlink_select(s);
-  s->fired = 0;
-  casync__wake(lp, t, WAKE_OK);
-}
+static const casync_wait_kind select_wait = {"select", "select",
+                                             select_cancel, CASYNC_WK_KEEPS};
 
-static int select_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
-  select_state *s = t->wait_data;
+static int select_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
+  select_state *s;
   casync_wnode *w;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, select_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (s->fired == 0) { /* timed out */
+  CASYNC_RESUMED(L, t, kc, select_k);
+  s = t->wait_obj;
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
     return 1;
   }
@@ -796,12 +778,11 @@ static int fn_select(lua_State *L) {
   select_state *s;
   luaL_checktype(L, 1, LUA_TTABLE);
   timeout = casync__check_seconds(L, 2, 1);
-  t = casync__require_task(L, lp, "select");
   n = (int)lua_rawlen(L, 1);
   luaL_argcheck(L, n > 0, 1, "no cases");
   for (i = 1; i <= n; i++) check_case(L, i);
   lua_settop(L, 2);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "select");
   if (n > 64) perm = lua_newuserdatauv(L, sizeof(int) * (size_t)n, 0);
   for (i = 0; i < n; i++) perm[i] = i + 1;
   for (i = n - 1; i > 0; i--) { /* Fisher-Yates: no case starves */
@@ -841,8 +822,6 @@ static int fn_select(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "select: cannot suspend across a C call boundary");
   /* wait on every case: [1 cases][2 timeout][3 perm?][state][send values] */
   s = lua_newuserdatauv(L, sizeof *s + (size_t)n * sizeof(casync_wnode), 0);
   s->task = t;
@@ -873,12 +852,8 @@ static int fn_select(lua_State *L) {
       casync__wq_push(&ch->receivers, w);
     }
   }
-  t->wait_data = s;
-  if (timeout > 0) {
-    t->timer.fire = select_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "select", select_cancel, select_k);
+  return casync__park(L, t, &select_wait, s, casync__deadline(timeout),
+                      select_k, 0);
 }
 
 static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,

@@ -44,7 +44,6 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   if (r->task && r->net->alive) {
     casync_task *t = r->task;
     r->task = NULL;
-    casync__timer_remove(r->net->lp, &t->timer);
     casync__wake(r->net->lp, t, WAKE_OK);
   }
 }
@@ -63,13 +62,17 @@ static int gai_gc(lua_State *L) {
   return 0;
 }
 
-static int lookup_cancel(casync_ctx *lp, casync_task *t) {
-  gai_req *r = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int lookup_cancel(casync_ctx *lp, casync_task *t, int why) {
+  gai_req *r = t->wait_obj;
+  (void)lp;
+  (void)why;
   r->task = NULL;
   uv_cancel((uv_req_t *)&r->req); /* if it has not started */
   return 1;
 }
+
+static const casync_wait_kind lookup_wait = {"resolve", "resolve",
+                                             lookup_cancel, 0};
 
 /* Starts resolving host (service: a port number as a string, or NULL) for
  * family (AF_UNSPEC, AF_INET, AF_INET6); pushes the lookup userdata and
@@ -104,8 +107,7 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
     return k(L, LUA_OK, kc);
   }
   r->task = t;
-  return casync__net_suspend(L, t, "resolve", lookup_cancel, r, deadline, k,
-                             kc);
+  return casync__park(L, t, &lookup_wait, r, deadline, k, kc);
 }
 
 /* The answer of the lookup userdata at idx: the list, or NULL and *status
@@ -144,11 +146,13 @@ static int resolve_k(lua_State *L, int status, lua_KContext kc) {
   struct addrinfo *ai;
   int st, n = 0;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, resolve_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "resolve");
+  CASYNC_RESUMED(L, t, kc, resolve_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
+    lua_pushnil(L);
+    casync__timeout_error(L, "resolve",
+                          casync__net_opt_seconds(L, 2, "timeout"));
+    return 2;
+  }
   ai = casync__dns_result(L, 3, &st);
   if (st < 0) {
     lua_pushnil(L);
@@ -195,10 +199,9 @@ static int fn_resolve(lua_State *L) {
     timeout = casync__net_opt_seconds(L, 2, "timeout");
   }
   lua_settop(L, 2);
-  t = casync__net_task(L, "resolve");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "resolve");
   return casync__dns_lookup(L, t, host, NULL, family,
-                            casync__net_deadline(timeout), resolve_k, 0);
+                            casync__deadline(timeout), resolve_k, 0);
 }
 
 void casync__dns_open(lua_State *L) {

@@ -600,7 +600,6 @@ static void on_conn_write(uv_write_t *req, int status) {
   if (c->writer && c->srv->net->alive) {
     casync_task *t = c->writer;
     c->writer = NULL;
-    casync__timer_remove(c->srv->net->lp, &t->timer);
     casync__wake(c->srv->net->lp, t, WAKE_OK);
   }
 }
@@ -647,20 +646,25 @@ static int conn_send(hconn *c, uv_buf_t *bufs, unsigned n) {
   return 1;
 }
 
-static int write_cancel(casync_ctx *lp, casync_task *t) {
-  hconn *c = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
+  hconn *c = t->wait_obj;
+  (void)lp;
+  (void)why;
   c->writer = NULL; /* the data stays with libuv until on_conn_write */
   return 1;
 }
+
+/* A woken write is done: its fate is kept. */
+static const casync_wait_kind resp_write_wait = {
+  "write", "http response write", write_cancel, CASYNC_WK_KEEPS};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 
 static int wait_write(lua_State *L, hconn *c, lua_KContext kc) {
   casync_task *t = CASYNC_CTX(L)->current;
   c->writer = t;
-  return casync__net_suspend(L, t, "http response write", write_cancel, c,
-                             casync__net_deadline(c->srv->write_s), resp_k, kc);
+  return casync__park(L, t, &resp_write_wait, c,
+                      casync__deadline(c->srv->write_s), resp_k, kc);
 }
 
 static int respond_done(hconn *c) {
@@ -766,8 +770,7 @@ static int resp_k(lua_State *L, int status, lua_KContext kc) {
   hconn *c = lua_touserdata(L, R_CONN);
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, resp_k);
-  casync__timer_remove(t->loop, &t->timer);
+  CASYNC_RESUMED(L, t, kc, resp_k);
   c->writer = NULL;
   if (t->wake == WAKE_CANCEL) {
     conn_close(c);

@@ -21,15 +21,6 @@
 /* The context, from upvalue 1 of every casync function. */
 #define CASYNC_CTX(L) (*(casync_ctx **)lua_touserdata((L), lua_upvalueindex(1)))
 
-/* A continuation k (with context ctx) goes on only when the scheduler
- * resumed task t.  Resumed by anyone else (coroutine.resume on the task's
- * coroutine from Lua), it suspends again at once, its wait untouched, and
- * that resume returns true and a message (see casync__not_resumed). */
-#define CASYNC_CHECK_RESUMED(L, t, ctx, k)                               \
-  do {                                                                   \
-    if ((t)->loop->current != (t)) return casync__not_resumed((L), (ctx), (k)); \
-  } while (0)
-
 #define container_of(p, type, field) \
   ((type *)(void *)((char *)(p) - offsetof(type, field)))
 
@@ -67,7 +58,7 @@ struct casync_wnode {
   int valslot;            /* a send's value: index on the task's stack */
   int status;             /* how it was served (W_*) */
 };
-enum { WN_WAITING, WN_OK, WN_CLOSED, WN_TIMEOUT };
+enum { WN_WAITING, WN_OK, WN_CLOSED };
 
 enum { T_READY, T_RUNNING, T_WAITING, T_DONE };     /* task->state */
 enum { OUT_NONE, OUT_OK, OUT_FAILED, OUT_CANCELLED };       /* task->outcome */
@@ -83,10 +74,43 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_MAIN 0x40u           /* the main task of casync.run */
 #define TF_NAMED 0x80u          /* extras.name is set */
 
-/* Undoes a task's current wait when it is cancelled.  Returns 1 when the
- * task may be woken with the cancellation now, 0 when the wait will wake it
+/* ------------------------------------------------- the wait protocol
+ * Every waiting operation is a begin, a park and a continuation:
+ *
+ *   t = casync__wait_begin(L, "recv");       -- may this caller wait?
+ *   ...fast path: return at once if nothing to wait for...
+ *   ...register t where it will be woken (a wait list, a request)...
+ *   return casync__park(L, t, &recv_wait, obj, deadline, recv_k, kc);
+ *
+ *   static int recv_k(lua_State *L, int status, lua_KContext kc) {
+ *     casync_task *t;
+ *     CASYNC_RESUMED(L, t, kc, recv_k);       -- resumed by the scheduler?
+ *     if (casync__woken(L, t) == WAKE_TIMEOUT) -- raises a cancellation
+ *       ...casync__timeout_error(L, "recv", seconds)...
+ *     ...the result...
+ *   }
+ *
+ * Whoever completes the wait calls casync__wake(lp, t, WAKE_OK). */
+
+/* Undoes the wait of task t (take it off whatever it waits on) because it
+ * was cancelled (why == WAKE_CANCEL) or its deadline passed (WAKE_TIMEOUT).
+ * Returns 1 when the task may be woken now, 0 when the wait wakes it
  * itself later (a combinator unwinding the tasks it cancelled). */
-typedef int (*casync_cancel_fn)(casync_ctx *lp, casync_task *t);
+typedef int (*casync_cancel_fn)(casync_ctx *lp, casync_task *t, int why);
+
+/* A kind of wait: one static descriptor per waiting operation. */
+typedef struct casync_wait_kind {
+  const char *op;          /* the Lua function, for errors: "recv" */
+  const char *what;        /* what the task waits in: "channel recv" */
+  casync_cancel_fn cancel; /* NULL: the wait cannot be cut short; a
+                              cancellation is raised once it ends */
+  unsigned flags;          /* CASYNC_WK_* */
+} casync_wait_kind;
+
+/* A wake hands the task something (a value, a permit, the fate of its
+ * write): a cancellation requested after the wake is raised at the next
+ * suspension point instead, so nothing handed over is lost. */
+#define CASYNC_WK_KEEPS 0x1u
 
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
@@ -104,10 +128,9 @@ struct casync_task {
   int nres;            /* number of results once ended */
   int spawn_line;      /* line that spawned it (0 if unknown) */
   lua_Integer id;
-  const char *waiting_on;   /* what it waits in, for messages */
-  casync_cancel_fn cancel_wait;
-  void *wait_data;          /* the current wait's own state */
-  casync_tnode timer;       /* its sleep or its timeout */
+  const casync_wait_kind *wait; /* its current (or last) wait */
+  void *wait_obj;           /* what it waits on (the wait's own state) */
+  casync_tnode timer;       /* its wait's deadline (or its sleep) */
   union {                   /* never both at once: */
     casync_obs join;        /* in task:wait(), its node in that task's observers */
     casync_wnode wn;        /* in a channel/sync operation, its waiter node */
@@ -180,14 +203,7 @@ void *casync__loop_luvh(casync_ctx *lp);
 /* sched.c */
 void casync__enqueue(casync_ctx *lp, casync_task *t);
 void casync__wake(casync_ctx *lp, casync_task *t, int wake);
-casync_task *casync__require_task(lua_State *L, casync_ctx *lp,
-                                  const char *fname);
-int casync__suspend(lua_State *L, casync_task *t, const char *what,
-                    casync_cancel_fn cancel, lua_KFunction k);
-int casync__raise_cancel(lua_State *L, casync_task *t);
 void casync__drain(casync_ctx *lp);
-int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k);
-int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k);
 void casync__unhold(casync_ctx *lp);
 void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
                     int msgidx);
@@ -196,6 +212,29 @@ void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
 int casync__traceback_msgh(lua_State *L);
+
+/* wait.c: the wait protocol (see above) */
+casync_task *casync__wait_begin(lua_State *L, const char *fname);
+int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
+                 void *obj, uint64_t deadline, lua_KFunction k,
+                 lua_KContext kc);
+int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
+                    lua_KFunction k, lua_KContext kc);
+casync_task *casync__resumed(lua_State *L);
+int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k);
+int casync__woken(lua_State *L, casync_task *t);
+int casync__raise_cancel(lua_State *L, casync_task *t);
+uint64_t casync__deadline(double seconds);
+int casync__timeout_error(lua_State *L, const char *op, double seconds);
+const char *casync__waiting_in(const casync_task *t);
+
+/* At the top of every continuation k(kc): t is the task the scheduler
+ * resumed.  Resumed by anyone else (coroutine.resume on the task's
+ * coroutine), k yields again at once with its wait untouched. */
+#define CASYNC_RESUMED(L, t, kc, k)                                     \
+  do {                                                                  \
+    if (!((t) = casync__resumed(L))) return casync__not_resumed((L), (kc), (k)); \
+  } while (0)
 
 /* task.c */
 casync_task *casync__check_task(lua_State *L, int idx);
@@ -299,7 +338,6 @@ typedef struct casync_fsreq {
 
 void casync__fs_open(lua_State *L);
 casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op);
-casync_task *casync__fs_task(lua_State *L, const char *fname);
 int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
                     int ctx, const char *what, lua_KFunction k);
 int casync__fs_k(lua_State *L, int status, lua_KContext ctx);
@@ -330,14 +368,6 @@ int casync__sigint_end(lua_State *L, casync_ctx *lp);
 #define CASYNC_SERVER_MT "casync.Server"
 #define CASYNC_NET(L) \
   (*(casync_net **)lua_touserdata((L), lua_upvalueindex(2)))
-/* In continuation k(kc): t is the task the scheduler resumed, or k yields
- * again at once (see CASYNC_CHECK_RESUMED). */
-#define CASYNC_NET_RESUMED(L, t, kc, k)                                   \
-  do {                                                                    \
-    (t) = CASYNC_CTX(L)->current;                                         \
-    if (!(t) || (t)->co != (L)) return casync__not_resumed((L), (kc), (k)); \
-  } while (0)
-
 typedef struct casync_net casync_net;
 typedef struct casync_stream casync_stream;
 typedef struct casync_server casync_server;
@@ -401,12 +431,6 @@ int casync__net_anchor(lua_State *L, casync_net *net, int idx);
 void casync__net_unanchor(casync_net *net, int ref);
 void casync__net_push_anchor(lua_State *L, int ref);
 void casync__net_unref(casync_net *net);
-uint64_t casync__net_deadline(double seconds);
-casync_task *casync__net_task(lua_State *L, const char *fname);
-int casync__net_suspend(lua_State *L, casync_task *t, const char *what,
-                        casync_cancel_fn cancel, void *wait_data,
-                        uint64_t deadline, lua_KFunction k, lua_KContext kc);
-int casync__net_timeout_err(lua_State *L, const char *op);
 double casync__net_opt_seconds(lua_State *L, int arg, const char *field);
 lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
                                 lua_Integer def);

@@ -204,17 +204,16 @@ int casync__loop_init(lua_State *L) {
 static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   casync_task *t = main;
   int hops = 0, top = lua_gettop(L);
-  lua_pushfstring(L, "the main task waits in %s",
-                  main->waiting_on ? main->waiting_on : "?");
-  while (t->waiting_on && strcmp(t->waiting_on, "task:wait()") == 0 &&
+  lua_pushfstring(L, "the main task waits in %s", casync__waiting_in(main));
+  while (t->wait && strcmp(t->wait->what, "task:wait()") == 0 &&
          hops++ < 5) {
-    t = t->wait_data;
+    t = t->wait_obj;
     if (t == main) {
       lua_pushstring(L, " for the main task itself");
       break;
     }
     lua_pushfstring(L, " for task #%I, which waits in %s", t->id,
-                    t->waiting_on ? t->waiting_on : "?");
+                    casync__waiting_in(t));
   }
   lua_pushstring(L, ", and nothing left in the loop can wake it");
   if (lp->live > 1)

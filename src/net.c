@@ -122,54 +122,6 @@ void casync__net_push_anchor(lua_State *L, int ref) {
   lua_remove(L, -2);
 }
 
-/* A deadline `seconds` from now (ns, uv_hrtime clock), 0 for none. */
-uint64_t casync__net_deadline(double seconds) {
-  uint64_t now = uv_hrtime();
-  if (seconds < 0 || seconds >= 1e9) return 0;
-  return now + (uint64_t)(seconds * 1e9) + 1;
-}
-
-/* The running task, checked to be able to suspend; raises naming fname. */
-casync_task *casync__net_task(lua_State *L, const char *fname) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__require_task(L, lp, fname);
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
-  return t;
-}
-
-/* A deadline passed: undo the wait and wake the task with WAKE_TIMEOUT. */
-static void on_deadline(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  if (t->cancel_wait) t->cancel_wait(lp, t);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
-
-/* Parks t (see casync__suspend) with an optional deadline; k runs with
- * kc when it is woken.  Does not return. */
-int casync__net_suspend(lua_State *L, casync_task *t, const char *what,
-                        casync_cancel_fn cancel, void *wait_data,
-                        uint64_t deadline, lua_KFunction k, lua_KContext kc) {
-  t->wait_data = wait_data;
-  if (deadline) {
-    t->timer.fire = on_deadline;
-    casync__timer_add_ns(t->loop, &t->timer, deadline);
-  }
-  t->state = T_WAITING;
-  t->waiting_on = what;
-  t->cancel_wait = cancel;
-  t->wake = WAKE_OK;
-  return lua_yieldk(L, 0, kc, k);
-}
-
-/* Pushes nil and a timeout error for op; returns 2. */
-int casync__net_timeout_err(lua_State *L, const char *op) {
-  lua_pushnil(L);
-  casync__error_push(L, "timeout", "ETIMEDOUT", "%s: timed out", op);
-  return 2;
-}
-
 /* opts[field] of the options table at arg as seconds (-1 when absent). */
 double casync__net_opt_seconds(lua_State *L, int arg, const char *field) {
   double v = -1;

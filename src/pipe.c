@@ -25,10 +25,13 @@ static int connect_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, connect_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, connect_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
+    lua_pushnil(L);
+    casync__timeout_error(L, "connect",
+                          casync__net_opt_seconds(L, 2, "timeout"));
+    return 2;
+  }
   st = casync__stream_connect_status(L, 3);
   if (st == 0) {
     lua_settop(L, 3);
@@ -56,15 +59,14 @@ static int fn_connect(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   timeout = casync__net_opt_seconds(L, 2, "timeout");
   lua_settop(L, 2);
-  t = casync__net_task(L, "connect");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "connect");
   if (!casync__stream_new(L, net, CASYNC_PIPE, &r)) {
     lua_pushnil(L);
     casync__error_uv(L, "connect", r);
     return 2;
   }
   return casync__stream_connect(L, t, 3, NULL, path,
-                                casync__net_deadline(timeout), connect_k, 0);
+                                casync__deadline(timeout), connect_k, 0);
 }
 
 /* casync.pipe.listen(path, handler [, opts]) -> server | nil, err: listens

@@ -58,7 +58,6 @@ static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
   b->term_signal = term_signal;
   while ((w = casync__wq_pop(&b->waiters)) != NULL) {
     w->status = WN_OK;
-    casync__timer_remove(b->lp, &w->task->timer);
     casync__wake(b->lp, w->task, WAKE_OK);
   }
   uv_close((uv_handle_t *)&b->h, on_close);
@@ -429,28 +428,25 @@ static int fn_spawn(lua_State *L) {
 
 /* ============================================================== methods */
 
-static int wait_cancel(casync_ctx *lp, casync_task *t) {
+static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer);
   return 1;
 }
 
-static void on_wait_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  casync__wq_remove(&t->u.wn);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
+/* A woken wait has the exit status: kept. */
+static const casync_wait_kind proc_wait = {"wait", "process wait",
+                                           wait_cancel, CASYNC_WK_KEEPS};
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int wait_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   proc_ud *u = lua_touserdata(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, wait_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) {
+  CASYNC_RESUMED(L, t, kc, wait_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
-    casync__error_push(L, "timeout", "ETIMEDOUT", "wait: timed out");
+    casync__timeout_error(L, "wait", lua_tonumber(L, 2));
     return 2;
   }
   return push_exit(L, u->b);
@@ -461,23 +457,17 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
  * ended it), signal the signal's name ("SIGKILL") or nil.  An error of kind
  * "timeout" after timeout seconds (the child goes on). */
 static int meth_wait(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   proc_ud *u = check_proc(L, 1);
   double timeout = lua_isnoneornil(L, 2) ? -1 : casync__check_seconds(L, 2, 0);
-  casync_task *t = casync__require_task(L, lp, "wait");
+  casync_task *t = casync__wait_begin(L, "wait");
   lua_settop(L, 1);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  lua_pushnumber(L, timeout); /* 2: for the timeout's message */
   if (u->b->exited) return push_exit(L, u->b);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
   memset(&t->u.wn, 0, sizeof t->u.wn);
   t->u.wn.task = t;
   casync__wq_push(&u->b->waiters, &t->u.wn);
-  if (timeout >= 0) {
-    t->timer.fire = on_wait_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "process wait", wait_cancel, wait_k);
+  return casync__park(L, t, &proc_wait, u->b, casync__deadline(timeout),
+                      wait_k, 0);
 }
 
 /* proc:poll() -> nil (still running) | code, signal (as wait); does not

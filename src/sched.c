@@ -30,44 +30,12 @@ void casync__enqueue(casync_ctx *lp, casync_task *t) {
   lp->qtail = t;
 }
 
-/* Ends t's wait: it will resume with `wake` (WAKE_OK, _CANCEL, _TIMEOUT). */
+/* Ends t's wait: it will resume with `wake` (WAKE_OK, _CANCEL, _TIMEOUT);
+ * its deadline, if any, is called off. */
 void casync__wake(casync_ctx *lp, casync_task *t, int wake) {
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
   t->wake = (unsigned char)wake;
-  t->cancel_wait = NULL;
   casync__enqueue(lp, t);
-}
-
-/* The running task whose coroutine is L, or a Lua error naming fname. */
-casync_task *casync__require_task(lua_State *L, casync_ctx *lp,
-                                  const char *fname) {
-  casync_task *t = lp->current;
-  if (t && t->co == L) return t;
-  if (t)
-    luaL_error(L, "%s: cannot suspend a coroutine that casync does not "
-               "manage (a plain coroutine inside a task)", fname);
-  else
-    luaL_error(L, "%s: must be called inside a task (from a function run "
-               "by casync.run or casync.spawn)", fname);
-  return NULL;
-}
-
-/* A task's coroutine was resumed by someone other than the scheduler: its
- * continuation k yields again at once, so the wait it is in (whose state
- * may live on the coroutine's stack) stays intact for the scheduler. */
-int casync__not_resumed(lua_State *L, lua_KContext ctx, lua_KFunction k) {
-  lua_pushliteral(L, "casync: this coroutine runs a task; only casync may "
-                     "resume it");
-  return lua_yieldk(L, 1, ctx, k);
-}
-
-/* Parks the running task t and yields; k runs when it is woken. */
-int casync__suspend(lua_State *L, casync_task *t, const char *what,
-                    casync_cancel_fn cancel, lua_KFunction k) {
-  t->state = T_WAITING;
-  t->waiting_on = what;
-  t->cancel_wait = cancel;
-  t->wake = WAKE_OK;
-  return lua_yieldk(L, 0, (lua_KContext)t, k);
 }
 
 /* Pushes the task userdata of a live (anchored) task. */
@@ -78,18 +46,6 @@ int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_replace(L, -3);
   lua_pop(L, 1);
   return 1;
-}
-
-/* Raises t's cancellation error in t (L is its coroutine). */
-int casync__raise_cancel(lua_State *L, casync_task *t) {
-  t->flags &= ~TF_CANCEL_PENDING;
-  t->wake = WAKE_OK;
-  casync__push_task(L, t->loop, t);
-  lua_getiuservalue(L, -1, 2);
-  if (lua_istable(L, -1) && lua_getfield(L, -1, "cancel_error") != LUA_TNIL)
-    return lua_error(L);
-  return casync__error_push(L, "cancelled", NULL, "task cancelled"),
-         lua_error(L);
 }
 
 /* Requests the cancellation of t; the message (a string or nil) is at
@@ -114,8 +70,10 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
   /* A task that waits is woken now (or, in a combinator, once the tasks it
    * cancels in turn have unwound).  A ready or running one raises at its
    * next suspension point, so a value it was already handed is not lost. */
-  if (t->state == T_WAITING && t->cancel_wait && t->cancel_wait(lp, t))
-    casync__wake(lp, t, WAKE_CANCEL);
+  if (t->state == T_WAITING && t->wait->cancel) {
+    if (t->timer.list) casync__timer_remove(lp, &t->timer);
+    if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
+  }
 }
 
 /* ----------------------------------------------------------- observers */
@@ -255,8 +213,8 @@ static void finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_pop(L, 1);
   t->co = NULL;
   t->state = T_DONE;
-  t->cancel_wait = NULL;
-  t->waiting_on = NULL;
+  t->wait = NULL;
+  t->wait_obj = NULL;
   lp->live--;
   if (t->outcome == OUT_FAILED && !(t->flags & TF_OBSERVED)) {
     casync__loop_push(L); /* remember it until observed or reported */

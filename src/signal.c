@@ -118,7 +118,6 @@ static void on_signal(uv_signal_t *h, int signum) {
   }
   while ((n = casync__wq_pop(&w->waiters)) != NULL) { /* every waiter */
     n->status = WN_OK;
-    casync__timer_remove(w->lp, &n->task->timer);
     casync__wake(w->lp, n->task, WAKE_OK);
   }
   set_ref(w, 0);
@@ -155,29 +154,26 @@ static sig_state *get_state(lua_State *L) {
 
 /* ================================================================= wait */
 
-static int wait_cancel(casync_ctx *lp, casync_task *t) {
-  sigw *w = t->wait_data;
+static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
+  sigw *w = t->wait_obj;
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer);
   if (w->st && !w->waiters.head) set_ref(w, 0);
   return 1;
 }
 
-static void on_wait_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  wait_cancel(lp, t);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
+/* A woken wait has its signal: kept. */
+static const casync_wait_kind signal_wait = {"wait", "signal wait",
+                                             wait_cancel, CASYNC_WK_KEEPS};
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int wait_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, wait_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) {
+  CASYNC_RESUMED(L, t, kc, wait_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
-    casync__error_push(L, "timeout", "ETIMEDOUT", "signal wait: timed out");
+    casync__timeout_error(L, "wait", lua_tonumber(L, 2));
     return 2;
   }
   if (t->u.wn.status == WN_CLOSED) {
@@ -201,7 +197,7 @@ static int fn_wait(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   int signum = casync__signal_number(L, 1);
   double timeout = lua_isnoneornil(L, 2) ? -1 : casync__check_seconds(L, 2, 0);
-  casync_task *t = casync__require_task(L, lp, "wait");
+  casync_task *t = casync__wait_begin(L, "wait");
   sig_state *st = get_state(L);
   const char *name = casync__signal_name(signum);
   sigw *w;
@@ -210,9 +206,6 @@ static int fn_wait(lua_State *L) {
   lua_settop(L, 2);
   if (name) lua_pushstring(L, name);
   else lua_pushinteger(L, signum);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
   if (!(w = st->w[signum])) {
     int rc;
     w = calloc(1, sizeof *w);
@@ -241,12 +234,8 @@ static int fn_wait(lua_State *L) {
   t->u.wn.task = t;
   casync__wq_push(&w->waiters, &t->u.wn);
   set_ref(w, 1);
-  t->wait_data = w;
-  if (timeout >= 0) {
-    t->timer.fire = on_wait_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "signal wait", wait_cancel, wait_k);
+  return casync__park(L, t, &signal_wait, w, casync__deadline(timeout),
+                      wait_k, 0);
 }
 
 /* casync.signal.reset(sig): stops handling sig (its default action
@@ -261,7 +250,6 @@ static int fn_reset(lua_State *L) {
   if (!w) return 0;
   while ((n = casync__wq_pop(&w->waiters)) != NULL) {
     n->status = WN_CLOSED;
-    casync__timer_remove(lp, &n->task->timer);
     casync__wake(lp, n->task, WAKE_OK);
   }
   close_watcher(st, signum);

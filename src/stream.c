@@ -69,6 +69,12 @@ static int uv_err(lua_State *L, const char *op, int uverr) {
   return 2;
 }
 
+static int timeout_err(lua_State *L, const char *op, double seconds) {
+  lua_pushnil(L);
+  casync__timeout_error(L, op, seconds);
+  return 2;
+}
+
 /* ============================================================ the block */
 
 static const char *kind_name(int kind) {
@@ -166,7 +172,6 @@ static void wake_slot(casync_stream *s, casync_task **slot) {
   casync_task *t = *slot;
   *slot = NULL;
   if (!t) return;
-  casync__timer_remove(s->net->lp, &t->timer);
   casync__wake(s->net->lp, t, WAKE_OK);
 }
 
@@ -371,7 +376,6 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     /* the reader stays in its slot until its continuation runs, so no
      * other task starts reading in between */
     s->flags |= SF_WOKEN;
-    casync__timer_remove(s->net->lp, &s->reader->timer);
     casync__wake(s->net->lp, s->reader, WAKE_OK);
   }
   if (s->rtail - s->rhead >= HWM && (!s->reader || (s->flags & SF_WOKEN)))
@@ -398,12 +402,18 @@ static void release_reader(casync_stream *s, casync_task *t) {
   ref_handle(s, 0);
 }
 
-static int read_cancel(casync_ctx *lp, casync_task *t) {
-  casync_stream *s = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
-  release_reader(s, t);
+static int read_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)why;
+  release_reader(t->wait_obj, t);
   return 1;
 }
+
+static const casync_wait_kind read_waits[] = {
+  {"read", "read", read_cancel, 0},
+  {"read_line", "read_line", read_cancel, 0},
+  {"read_until", "read_until", read_cancel, 0},
+  {"read_exactly", "read_exactly", read_cancel, 0}};
 
 /* What a read call asks for, parsed from its arguments (stack: [1 self]
  * [2 n|max|delim] [3 timeout|max] [4 timeout]). */
@@ -524,19 +534,16 @@ static int do_read(lua_State *L, int mode, casync_task *t) {
   int n, r;
   parse_read(L, mode, &sp); /* already checked: raises nothing now */
   if (t) {
-    casync__timer_remove(t->loop, &t->timer);
     release_reader(s, t);
-    if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-      return casync__raise_cancel(L, t);
-    if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, sp.name);
+    if (casync__woken(L, t) == WAKE_TIMEOUT)
+      return timeout_err(L, sp.name, opt_timeout(L, sp.targ));
     if (!s) return closed_err(L, sp.name);
   } else {
-    t = casync__net_task(L, sp.name);
-    if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+    t = casync__wait_begin(L, sp.name);
     if (s->reader)
       return luaL_error(L, "%s: another task is already reading from this "
                         "stream", sp.name);
-    u->rdeadline = casync__net_deadline(opt_timeout(L, sp.targ));
+    u->rdeadline = casync__deadline(opt_timeout(L, sp.targ));
     s->rscan = 0;
   }
   s->rmode = mode; /* for find_delim */
@@ -550,19 +557,19 @@ static int do_read(lua_State *L, int mode, casync_task *t) {
     return n;
   }
   if (u->rdeadline && uv_hrtime() >= u->rdeadline)
-    return casync__net_timeout_err(L, sp.name);
+    return timeout_err(L, sp.name, opt_timeout(L, sp.targ));
   if ((r = start_reading(s, 1)) < 0) return uv_err(L, sp.name, r);
   s->reader = t;
   s->flags &= ~SF_WOKEN;
   ref_handle(s, 1);
-  return casync__net_suspend(L, t, sp.name, read_cancel, s, u->rdeadline,
-                             read_k, mode);
+  return casync__park(L, t, &read_waits[mode - R_SOME], s, u->rdeadline,
+                      read_k, mode);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, read_k);
+  CASYNC_RESUMED(L, t, kc, read_k);
   return do_read(L, (int)kc, t);
 }
 
@@ -663,9 +670,10 @@ static void on_write(uv_write_t *req, int status) {
   free(w);
 }
 
-static int write_cancel(casync_ctx *lp, casync_task *t) {
-  wreq *w = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
+  wreq *w = t->wait_obj;
+  (void)lp;
+  (void)why;
   /* the data stays anchored until libuv is done with it */
   w->task = NULL;
   w->s->wwait = NULL;
@@ -673,14 +681,17 @@ static int write_cancel(casync_ctx *lp, casync_task *t) {
   return 1;
 }
 
+/* A woken write is done: the caller learns its fate even if cancelled. */
+static const casync_wait_kind write_wait = {"write", "write", write_cancel,
+                                            CASYNC_WK_KEEPS};
+
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, write_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "write");
+  CASYNC_RESUMED(L, t, kc, write_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT)
+    return timeout_err(L, "write", opt_timeout(L, 3));
   /* written: a cancellation that came since waits for the next
    * suspension point, so the caller learns the data went out */
   if (u->wstatus == 0) {
@@ -718,9 +729,8 @@ static int meth_write(lua_State *L) {
   } else if (lua_type(L, 2) != LUA_TSTRING)
     luaL_typeerror(L, 2, "string or array of strings");
   timeout = opt_timeout(L, 3);
-  lua_settop(L, 2);
-  t = casync__net_task(L, "write");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  lua_settop(L, 3);
+  t = casync__wait_begin(L, "write");
   if (s->writer)
     return luaL_error(L, "write: another task is already writing to this "
                       "stream");
@@ -792,8 +802,8 @@ static int meth_write(lua_State *L) {
   s->writer = t;
   s->wwait = w;
   u->wstatus = ST_PENDING;
-  return casync__net_suspend(L, t, "write", write_cancel, w,
-                             casync__net_deadline(timeout), write_k, 0);
+  return casync__park(L, t, &write_wait, w, casync__deadline(timeout),
+                      write_k, 0);
 }
 
 /* ============================================================== shutdown */
@@ -809,21 +819,26 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   unpin(s);
 }
 
-static int shutdown_cancel(casync_ctx *lp, casync_task *t) {
-  casync_stream *s = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int shutdown_cancel(casync_ctx *lp, casync_task *t, int why) {
+  casync_stream *s = t->wait_obj;
+  (void)lp;
+  (void)why;
   s->shutter = NULL;
   return 1;
 }
+
+/* A woken shutdown was done: its result is kept. */
+static const casync_wait_kind shutdown_wait = {"shutdown", "shutdown",
+                                               shutdown_cancel,
+                                               CASYNC_WK_KEEPS};
 
 static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, shutdown_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "shutdown");
+  CASYNC_RESUMED(L, t, kc, shutdown_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT)
+    return timeout_err(L, "shutdown", opt_timeout(L, 2));
   if (u->sstatus == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -841,9 +856,8 @@ static int meth_shutdown(lua_State *L) {
   double timeout = opt_timeout(L, 2);
   casync_task *t;
   int r;
-  lua_settop(L, 1);
-  t = casync__net_task(L, "shutdown");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  lua_settop(L, 2);
+  t = casync__wait_begin(L, "shutdown");
   if (s->shutter)
     return luaL_error(L, "shutdown: another task is already shutting this "
                       "stream down");
@@ -858,8 +872,8 @@ static int meth_shutdown(lua_State *L) {
   pin(L, s, 1);
   s->shutter = t;
   u->sstatus = ST_PENDING;
-  return casync__net_suspend(L, t, "shutdown", shutdown_cancel, s,
-                             casync__net_deadline(timeout), shutdown_k, 0);
+  return casync__park(L, t, &shutdown_wait, s, casync__deadline(timeout),
+                      shutdown_k, 0);
 }
 
 /* =============================================================== connect */
@@ -874,13 +888,19 @@ static void on_connect(uv_connect_t *req, int status) {
 }
 
 /* Cancelled or timed out: the half-made connection is closed. */
-static int connect_cancel(casync_ctx *lp, casync_task *t) {
-  casync_stream *s = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int connect_cancel(casync_ctx *lp, casync_task *t, int why) {
+  casync_stream *s = t->wait_obj;
+  (void)lp;
+  (void)why;
   s->connecter = NULL;
   casync__stream_close(s, 1);
   return 1;
 }
+
+/* A woken connect is made: kept (the caller closes it on a cancel). */
+static const casync_wait_kind connect_wait = {"connect", "connect",
+                                              connect_cancel,
+                                              CASYNC_WK_KEEPS};
 
 /* Connects the new stream at sidx to addr (TCP) or path (pipe), suspending
  * t until it is done; k(kc) continues, and reads the outcome with
@@ -900,8 +920,7 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
     uv_pipe_connect(&s->creq, &s->u.pipe, path, on_connect);
   s->connecter = t;
   u->cstatus = ST_PENDING;
-  return casync__net_suspend(L, t, "connect", connect_cancel, s, deadline, k,
-                             kc);
+  return casync__park(L, t, &connect_wait, s, deadline, k, kc);
 }
 
 /* After the wake: 0 when connected, else a libuv error (UV_ECANCELED when

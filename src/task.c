@@ -79,10 +79,9 @@ static int task_msgh(lua_State *co) {
       level++;
     if (ar.currentline >= 0)
       lua_pushfstring(co, "cancelled at %s:%d (waiting in %s)", ar.short_src,
-                      ar.currentline, t->waiting_on ? t->waiting_on : "?");
+                      ar.currentline, casync__waiting_in(t));
     else
-      lua_pushfstring(co, "cancelled (waiting in %s)",
-                      t->waiting_on ? t->waiting_on : "?");
+      lua_pushfstring(co, "cancelled (waiting in %s)", casync__waiting_in(t));
     lua_setfield(co, -2, "traceback");
     lua_settop(co, 1);
     return 1;
@@ -254,11 +253,14 @@ static void later_fire(casync_ctx *lp, casync_tnode *n) {
   casync__enqueue(lp, container_of(n, casync_task, timer));
 }
 
-static int later_cancel(casync_ctx *lp, casync_task *t) {
-  casync__timer_remove(lp, &t->timer);
+static int later_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)why;
   casync__enqueue(lp, t); /* ends cancelled without running */
   return 0;
 }
+
+static const casync_wait_kind later_wait = {"call_later", "call_later",
+                                            later_cancel, 0};
 
 /* casync.call_later(seconds, fn, ...) -> task: runs fn(...) as a task once
  * the time has passed (a timer callback, after the ready tasks); cancel the
@@ -282,8 +284,7 @@ static int fn_call_later(lua_State *L) {
     if (!lp->qhead) uv_idle_stop(&lp->idle);
   }
   t->state = T_WAITING;
-  t->waiting_on = "call_later";
-  t->cancel_wait = later_cancel;
+  t->wait = &later_wait;
   t->timer.fire = later_fire;
   casync__timer_add(lp, &t->timer, s);
   return 1;
@@ -346,11 +347,15 @@ static void join_notify(casync_ctx *lp, casync_obs *o, casync_task *ended) {
   casync__wake(lp, container_of(o, casync_task, u.join), WAKE_OK);
 }
 
-static int join_cancel(casync_ctx *lp, casync_task *t) {
+static int join_cancel(casync_ctx *lp, casync_task *t, int why) {
   (void)lp;
-  casync__obs_unlink(t->wait_data, &t->u.join);
+  (void)why;
+  casync__obs_unlink(t->wait_obj, &t->u.join);
   return 1;
 }
+
+static const casync_wait_kind join_wait = {"wait", "task:wait()", join_cancel,
+                                           0};
 
 static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   if (t->outcome == OUT_OK) return casync__push_results(L, t, tidx, 0);
@@ -358,31 +363,25 @@ static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   return lua_error(L);
 }
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *self = (casync_task *)ctx;
+static int wait_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *self;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, self, ctx, wait_k);
-  if (self->wake == WAKE_CANCEL || (self->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, self);
+  CASYNC_RESUMED(L, self, kc, wait_k);
+  casync__woken(L, self);
   return outcome_of(L, casync__check_task(L, 1), 1);
 }
 
 /* task:wait() -> ...: suspends until the task ends; its results, or its
  * error re-raised unchanged */
 static int meth_wait(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   casync_task *t = casync__check_task(L, 1);
-  casync_task *self = casync__require_task(L, lp, "wait");
+  casync_task *self = casync__wait_begin(L, "wait");
   lua_settop(L, 1);
   if (t == self) return luaL_error(L, "wait: a task cannot wait for itself");
-  if (self->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, self);
   if (t->state == T_DONE) return outcome_of(L, t, 1);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
   self->u.join.notify = join_notify;
   casync__obs_link(t, &self->u.join);
-  self->wait_data = t;
-  return casync__suspend(L, self, "task:wait()", join_cancel, wait_k);
+  return casync__park(L, self, &join_wait, t, 0, wait_k, 0);
 }
 
 /* task:cancel([msg]) -> boolean: requests cancellation (an error of kind
@@ -494,7 +493,7 @@ static int meta_tostring(lua_State *L) {
     break;
   case T_WAITING:
     lua_pushfstring(L, "%s (waiting in %s)", lua_tostring(L, -1),
-                    t->waiting_on ? t->waiting_on : "?");
+                    casync__waiting_in(t));
     break;
   default:
     lua_pushfstring(L, "%s (%s)", lua_tostring(L, -1),

@@ -65,15 +65,20 @@ static int try_from(lua_State *L, casync_task *t, lua_KContext i) {
   return 2;
 }
 
+/* Pushes nil and the timeout error of connect (opts at 3). */
+static int timed_out(lua_State *L) {
+  lua_pushnil(L);
+  casync__timeout_error(L, "connect", casync__net_opt_seconds(L, 3, "timeout"));
+  return 2;
+}
+
 static int connect_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   casync_stream *s = casync__stream_of(L, C_STREAM);
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, connect_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, connect_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) return timed_out(L);
   st = casync__stream_connect_status(L, C_STREAM);
   if (st == 0) {
     uv_tcp_nodelay(&s->u.tcp, 1);
@@ -95,11 +100,8 @@ static int dns_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, dns_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, dns_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) return timed_out(L);
   if (!casync__dns_result(L, C_ADDRS, &st)) {
     lua_pushnil(L);
     casync__error_uv(L, "connect", st < 0 ? st : UV_EAI_NONAME);
@@ -122,9 +124,8 @@ static int fn_connect(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   timeout = casync__net_opt_seconds(L, 3, "timeout");
   lua_settop(L, 3);
-  t = casync__net_task(L, "connect");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_pushinteger(L, (lua_Integer)casync__net_deadline(timeout));
+  t = casync__wait_begin(L, "connect");
+  lua_pushinteger(L, (lua_Integer)casync__deadline(timeout));
   ss = lua_newuserdatauv(L, sizeof *ss, 0);
   if (casync__net_parse_ip(host, (int)port, ss)) {
     lua_pushinteger(L, UV_EINVAL); /* C_LASTERR */

@@ -150,7 +150,7 @@ static void on_async(uv_async_t *a) {
     h->delivered = j;
     h->waiting--;
     /* a task that has not started yet finds the results when it does */
-    if (t->state == T_WAITING && t->wait_data == j)
+    if (t->state == T_WAITING && t->wait_obj == j)
       casync__wake(h->lp, t, WAKE_OK);
   }
   hub_update_ref(h);
@@ -777,18 +777,23 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   return n;
 }
 
-static int thread_cancel(casync_ctx *lp, casync_task *t) {
+static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
   (void)lp;
   (void)t;
+  (void)why;
   return 1; /* at once; the job is dropped when the task has ended */
 }
 
-static int thread_body_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+/* A woken job has its results: kept. */
+static const casync_wait_kind thread_wait = {"thread", "casync.thread",
+                                             thread_cancel, CASYNC_WK_KEEPS};
+
+static int thread_body_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, thread_body_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  return take_results(L, t, t->wait_data);
+  CASYNC_RESUMED(L, t, kc, thread_body_k);
+  casync__woken(L, t);
+  return take_results(L, t, t->wait_obj);
 }
 
 /* The body of a thread task: [1 job] -> its results once delivered. */
@@ -797,8 +802,7 @@ static int thread_body(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   casync_task *t = lp->current;
   if (j->delivered) return take_results(L, t, j);
-  t->wait_data = j;
-  return casync__suspend(L, t, "casync.thread", thread_cancel, thread_body_k);
+  return casync__park(L, t, &thread_wait, j, 0, thread_body_k, 0);
 }
 
 /* Spawns the task of job j (built, not yet queued) and queues the job;
@@ -925,7 +929,7 @@ static int meth_map(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  casync__require_task(L, lp, "map");
+  casync__wait_begin(L, "map");
   lua_settop(L, 3);
   len = (lua_Integer)lua_rawlen(L, 3);
   chunks = (len + chunk - 1) / chunk;
