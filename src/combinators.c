@@ -9,7 +9,7 @@
  * have ended, so nothing outlives the call that started it.
  */
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 enum { M_GATHER, M_SETTLED, M_RACE, M_WAIT_ALL, M_WAIT_FIRST,
        M_WAIT_ERROR, M_WAIT_FOR };
@@ -459,5 +459,5 @@ void casync__combinators_open(lua_State *L) {
     {"gather", fn_gather}, {"all_settled", fn_all_settled},
     {"race", fn_race}, {"wait", fn_wait}, {"wait_for", fn_wait_for},
     {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
 }

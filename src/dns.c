@@ -8,14 +8,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define DNS_MT "casync.DnsLookup"
 
 typedef struct gai_ud gai_ud;
 typedef struct gai_req {
   uv_getaddrinfo_t req;
-  casync_net *net;
+  casync_ctx *ctx;      /* referenced until the request is freed */
   gai_ud *ud;           /* NULL once Lua let go */
   casync_task *task;    /* the waiting task, NULL once it stopped waiting */
   struct addrinfo *res;
@@ -28,7 +28,7 @@ struct gai_ud {
 
 static void free_req(gai_req *r) {
   if (r->res) uv_freeaddrinfo(r->res);
-  casync__net_unref(r->net);
+  casync__ctx_unref(r->ctx);
   free(r);
 }
 
@@ -37,14 +37,15 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   r->status = status;
   r->res = res;
   r->done = 1;
+  r->ctx->requests--;
   if (!r->ud) { /* nobody wants it any more */
     free_req(r);
     return;
   }
-  if (r->task && r->net->alive) {
+  if (r->task && r->ctx->alive) {
     casync_task *t = r->task;
     r->task = NULL;
-    casync__wake(r->net->lp, t, WAKE_OK);
+    casync__wake(r->ctx, t, WAKE_OK);
   }
 }
 
@@ -81,7 +82,7 @@ static const casync_wait_kind lookup_wait = {"resolve", "resolve",
 int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
                        const char *service, int family, uint64_t deadline,
                        lua_KFunction k, lua_KContext kc) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   struct addrinfo hints;
   gai_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   gai_req *r;
@@ -94,13 +95,15 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
   hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   if (service) hints.ai_flags = AI_NUMERICSERV;
-  r->net = net;
+  r->ctx = ctx;
   r->req.data = r;
-  net->refs++;
+  ctx->refs++;
+  ctx->requests++;
   u->r = r;
   r->ud = u;
-  rc = uv_getaddrinfo(net->lp->loop, &r->req, on_gai, host, service, &hints);
+  rc = uv_getaddrinfo(ctx->loop, &r->req, on_gai, host, service, &hints);
   if (rc < 0) { /* no callback will come */
+    ctx->requests--;
     r->status = rc;
     r->done = 1;
     t->wake = WAKE_OK;
@@ -211,6 +214,6 @@ void casync__dns_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "dns");
 }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
 
 #define DEFAULT_READ 65536u
 #define LOOP(L) (CASYNC_CTX(L)->loop)
@@ -304,7 +304,7 @@ void casync__file_open(lua_State *L) {
     {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_FILE_MT);
   lua_newtable(L);
-  casync__setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, meth_close);
   lua_setfield(L, -2, "__gc");
@@ -313,5 +313,5 @@ void casync__file_open(lua_State *L) {
   lua_pushcfunction(L, meta_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  casync__setfuncs(L, (const luaL_Reg[]){{"open", fn_open}, {NULL, NULL}});
+  casync__ctx_setfuncs(L, (const luaL_Reg[]){{"open", fn_open}, {NULL, NULL}});
 }

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
 
 #define FS_REQ_MT "casync.FsRequest"
 #define FIRST_READ 65536u /* read_file of a file whose size stat cannot tell */
@@ -70,6 +70,7 @@ static void free_req(casync_fsreq *r) {
   }
   free(r->buf);
   free(r->path);
+  casync__ctx_unref(r->lp);
   free(r);
 }
 
@@ -96,6 +97,8 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op) {
   r = calloc(1, sizeof *r);
   if (!r) luaL_error(L, "not enough memory");
   r->lp = lp;
+  lp->refs++; /* until the block is freed */
+  lp->requests++; /* until it is done */
   r->op = op;
   r->fd = -1;
   r->offset = -1;
@@ -110,6 +113,7 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op) {
 /* The operation ended (r->status set): wake the task or free the block. */
 static void finish_req(casync_fsreq *r) {
   r->done = 1;
+  r->lp->requests--;
   if (r->file) { /* the descriptor is free for close() now */
     r->file->inflight--;
     casync__fs_file_release(r->file);
@@ -399,6 +403,7 @@ int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
   if (rc < 0) { /* no callback will come */
     fail(r, r->failed_op ? r->failed_op : what, rc);
     r->done = 1;
+    r->lp->requests--;
     if (r->file) {
       r->file->inflight--;
       casync__fs_file_release(r->file);
@@ -846,7 +851,7 @@ void casync__fs_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   casync__file_open(L); /* fs.open and the files (file.c) */
   lua_setfield(L, -2, "fs");
 }

@@ -3,12 +3,13 @@
  * read_until, read_exactly, peek), writes with backpressure, shutdown,
  * close, timeouts and addresses.  Connecting, listening, stdio and name
  * resolution live in tcp.c, pipe.c, server.c, stdio.c and dns.c; the
- * state they share in net.c.
+ * helpers they share in net.c.
  *
- * Ownership (STYLE 5): the casync_stream block is libuv's from init until
- * on_close frees it; the userdata is Lua's.  close() and __gc detach the
- * two.  The userdata is pinned only while a write or shutdown request is
- * in flight; a waiting task holds it on its own stack anyway.
+ * Ownership: the casync_stream block is a handle block (context.h): libuv's
+ * from init until its close callback frees it; the userdata is Lua's.
+ * close() and __gc detach the two.  The userdata is pinned only while a
+ * write or shutdown request is in flight; a waiting task holds it on its
+ * own stack anyway.
  *
  * Reading: once a task has read, the stream reads ahead into its buffer
  * until the buffer holds HWM bytes and no reader waits (then uv_read_stop),
@@ -18,7 +19,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define SCRATCH_SIZE 65536u      /* one read(2) at most */
 #define HWM (64u * 1024u)        /* read-ahead stops above this */
@@ -81,34 +82,31 @@ static const char *kind_name(int kind) {
   return kind == CASYNC_TCP ? "tcp" : kind == CASYNC_PIPE ? "pipe" : "tty";
 }
 
-static void pin(lua_State *L, casync_stream *s, int idx) {
-  if (s->npins++ == 0) s->pin_ref = casync__net_anchor(L, s->net, idx);
-}
+#define CTX(s) ((s)->hd.ctx)
 
-static void unpin(casync_stream *s) {
-  if (s->npins > 0 && --s->npins == 0) {
-    casync__net_unanchor(s->net, s->pin_ref);
-    s->pin_ref = LUA_NOREF;
-  }
-}
-
-static void on_close(uv_handle_t *h) {
-  casync_stream *s = container_of(h, casync_stream, u.h);
-  casync_net *net = s->net;
+static void stream_free(casync_handle *h) {
+  casync_stream *s = container_of(h, casync_stream, hd);
   free(s->rbuf);
-  net->streams--;
-  if (s->npins) casync__net_unanchor(net, s->pin_ref);
   free(s);
-  casync__net_unref(net);
+}
+
+static const casync_hclass stream_class = {"stream", NULL, stream_free};
+
+/* Stream blocks libuv has not freed yet. */
+int casync__stream_count(casync_ctx *ctx) {
+  casync_handle *h;
+  int n = 0;
+  for (h = ctx->handles; h; h = h->next) n += h->cls == &stream_class;
+  return n;
 }
 
 /* Creates a stream userdata (pushed) and its block with an initialized
  * handle of `kind`: a new TCP or pipe handle (fd < 0), or one over fd (TCP,
  * pipe or TTY).  On failure the userdata is left closed, *uverr set, and
  * NULL returned. */
-casync_stream *casync__stream_new_fd(lua_State *L, casync_net *net, int kind,
+casync_stream *casync__stream_new_fd(lua_State *L, casync_ctx *ctx, int kind,
                                      int fd, int *uverr) {
-  uv_loop_t *loop = net->lp->loop;
+  uv_loop_t *loop = ctx->loop;
   stream_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   casync_stream *s;
   int r;
@@ -128,15 +126,11 @@ casync_stream *casync__stream_new_fd(lua_State *L, casync_net *net, int kind,
     *uverr = r;
     return NULL;
   }
-  s->u.h.data = net->luvh; /* see casync_net */
-  s->net = net;
+  casync__handle_init(ctx, &s->hd, &stream_class, &s->u.h);
   s->ud = u;
   s->kind = kind;
-  s->pin_ref = LUA_NOREF;
   s->stdio_fd = -1;
-  net->refs++;
-  net->streams++;
-  net->open++;
+  ctx->streams_open++;
   u->s = s;
   uv_unref(&s->u.h);
   if (fd >= 0 && kind != CASYNC_TTY) {
@@ -152,9 +146,9 @@ casync_stream *casync__stream_new_fd(lua_State *L, casync_net *net, int kind,
 }
 
 /* The same with a new TCP or pipe handle. */
-casync_stream *casync__stream_new(lua_State *L, casync_net *net, int kind,
+casync_stream *casync__stream_new(lua_State *L, casync_ctx *ctx, int kind,
                                   int *uverr) {
-  return casync__stream_new_fd(L, net, kind, -1, uverr);
+  return casync__stream_new_fd(L, ctx, kind, -1, uverr);
 }
 
 static void ref_handle(casync_stream *s, int on) {
@@ -172,7 +166,7 @@ static void wake_slot(casync_stream *s, casync_task **slot) {
   casync_task *t = *slot;
   *slot = NULL;
   if (!t) return;
-  casync__wake(s->net->lp, t, WAKE_OK);
+  casync__wake(CTX(s), t, WAKE_OK);
 }
 
 /* Closes stream s: Lua lets go of it (the userdata reads as closed), every
@@ -192,16 +186,16 @@ void casync__stream_close(casync_stream *s, int wake) {
   }
   if (s->wwait) ((wreq *)s->wwait)->task = NULL;
   s->wwait = NULL;
-  if (wake && s->net->alive) {
+  if (wake && CTX(s)->alive) {
     wake_slot(s, &s->reader);
     wake_slot(s, &s->writer);
     wake_slot(s, &s->shutter);
     wake_slot(s, &s->connecter);
   } else
     s->reader = s->writer = s->shutter = s->connecter = NULL;
-  if (s->conn) casync__server_stream_closed(s);
-  s->net->open--;
-  uv_close(&s->u.h, on_close);
+  if (s->on_close) s->on_close(s, s->on_close_arg);
+  CTX(s)->streams_open--;
+  casync__handle_close(&s->hd);
   /* a stdio descriptor stays open (libuv does not close fds 0-2): give it
    * back in the blocking mode the rest of the process expects */
   if (s->stdio_fd >= 0 && s->stdio_fd <= 2)
@@ -337,7 +331,7 @@ static void stop_reading(casync_stream *s) {
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   casync_stream *s = container_of(h, casync_stream, u.h);
-  casync_net *net = s->net;
+  casync_ctx *ctx = CTX(s);
   (void)suggested;
   if (s->rcap - s->rtail < MIN_DIRECT && s->rhead > 0 &&
       s->rcap - (s->rtail - s->rhead) >= MIN_DIRECT)
@@ -348,15 +342,15 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     return;
   }
   /* read into the shared scratch buffer, keep only what came */
-  if (!net->scratch) net->scratch = malloc(SCRATCH_SIZE);
-  buf->base = net->scratch;
-  buf->len = net->scratch ? SCRATCH_SIZE : 0; /* 0: libuv says ENOBUFS */
+  if (!ctx->scratch) ctx->scratch = malloc(SCRATCH_SIZE);
+  buf->base = ctx->scratch;
+  buf->len = ctx->scratch ? SCRATCH_SIZE : 0; /* 0: libuv says ENOBUFS */
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   casync_stream *s = container_of(h, casync_stream, u.s);
   if (nread > 0) {
-    if (buf->base == s->net->scratch) {
+    if (buf->base == CTX(s)->scratch) {
       if (reserve(s, (size_t)nread)) {
         memcpy(s->rbuf + s->rtail, buf->base, (size_t)nread);
         s->rtail += (size_t)nread;
@@ -371,12 +365,12 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     stop_reading(s);
   } else
     return;
-  if (!s->net->alive) return;
+  if (!CTX(s)->alive) return;
   if (s->reader && !(s->flags & SF_WOKEN) && read_ready(s)) {
     /* the reader stays in its slot until its continuation runs, so no
      * other task starts reading in between */
     s->flags |= SF_WOKEN;
-    casync__wake(s->net->lp, s->reader, WAKE_OK);
+    casync__wake(CTX(s), s->reader, WAKE_OK);
   }
   if (s->rtail - s->rhead >= HWM && (!s->reader || (s->flags & SF_WOKEN)))
     stop_reading(s);
@@ -657,8 +651,9 @@ static int meth_unread(lua_State *L) {
 static void on_write(uv_write_t *req, int status) {
   wreq *w = req->data;
   casync_stream *s = w->s;
-  if (s->net->alive) {
-    casync__net_unanchor(s->net, w->ref);
+  CTX(s)->requests--;
+  if (CTX(s)->alive) {
+    casync__unpin(CTX(s), w->ref);
     if (w->task) { /* its writer still waits */
       stream_ud *u = s->ud;
       if (u) u->wstatus = status;
@@ -666,7 +661,7 @@ static void on_write(uv_write_t *req, int status) {
       wake_slot(s, &s->writer);
     }
   }
-  unpin(s);
+  casync__handle_unpin(&s->hd);
   free(w);
 }
 
@@ -784,21 +779,22 @@ static int meth_write(lua_State *L) {
       lua_rawgeti(L, 2, (lua_Integer)i);
       lua_rawseti(L, -2, (lua_Integer)i);
     }
-    w->ref = casync__net_anchor(L, s->net, -1);
+    w->ref = casync__pin(L, CTX(s), -1);
     lua_pop(L, 1);
   } else
-    w->ref = casync__net_anchor(L, s->net, 2);
+    w->ref = casync__pin(L, CTX(s), 2);
   w->s = s;
   w->task = t;
   w->req.data = w;
   r = uv_write(&w->req, &s->u.s, bufs + first, (unsigned)(n - (size_t)first),
                on_write);
   if (r < 0) {
-    casync__net_unanchor(s->net, w->ref);
+    casync__unpin(CTX(s), w->ref);
     free(w);
     return uv_err(L, "write", r);
   }
-  pin(L, s, 1);
+  CTX(s)->requests++;
+  casync__handle_pin(L, &s->hd, 1);
   s->writer = t;
   s->wwait = w;
   u->wstatus = ST_PENDING;
@@ -811,12 +807,12 @@ static int meth_write(lua_State *L) {
 static void on_shutdown(uv_shutdown_t *req, int status) {
   casync_stream *s = req->data;
   s->flags |= SF_SHUT_DONE;
-  if (s->net->alive && s->shutter) {
+  if (CTX(s)->alive && s->shutter) {
     stream_ud *u = s->ud;
     if (u) u->sstatus = status;
     wake_slot(s, &s->shutter);
   }
-  unpin(s);
+  casync__handle_unpin(&s->hd);
 }
 
 static int shutdown_cancel(casync_ctx *lp, casync_task *t, int why) {
@@ -869,7 +865,7 @@ static int meth_shutdown(lua_State *L) {
   r = uv_shutdown(&s->sreq, &s->u.s, on_shutdown);
   if (r < 0) return uv_err(L, "shutdown", r);
   s->flags |= SF_SHUT;
-  pin(L, s, 1);
+  casync__handle_pin(L, &s->hd, 1);
   s->shutter = t;
   u->sstatus = ST_PENDING;
   return casync__park(L, t, &shutdown_wait, s, casync__deadline(timeout),
@@ -880,7 +876,7 @@ static int meth_shutdown(lua_State *L) {
 
 static void on_connect(uv_connect_t *req, int status) {
   casync_stream *s = req->data;
-  if (s->net->alive && s->connecter) {
+  if (CTX(s)->alive && s->connecter) {
     stream_ud *u = s->ud;
     if (u) u->cstatus = status;
     wake_slot(s, &s->connecter);
@@ -1043,15 +1039,15 @@ void casync__stream_open(lua_State *L) {
     {"_stats", casync__net_stats}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_STREAM_MT);
   lua_newtable(L);
-  casync__net_setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, meta_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushcfunction(L, meta_gc);
   lua_setfield(L, -2, "__gc");
-  casync__net_setfuncs(L, metas);
+  casync__ctx_setfuncs(L, metas);
   lua_pop(L, 1);
   lua_newtable(L); /* casync.stream */
-  casync__net_setfuncs(L, stream_fns);
+  casync__ctx_setfuncs(L, stream_fns);
   lua_setfield(L, -2, "stream");
 }

@@ -8,7 +8,7 @@
  * sem:release() or <close>.
  */
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 #define SEM_MT "casync.Semaphore"
 #define LOCK_MT "casync.Lock"
@@ -495,14 +495,14 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
                      lua_CFunction tostring, lua_CFunction close) {
   luaL_newmetatable(L, name);
   lua_newtable(L);
-  casync__setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   if (tostring) {
     lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
   }
   if (close) {
-    casync__loop_push(L);
+    casync__ctx_push(L);
     lua_pushcclosure(L, close, 1);
     lua_setfield(L, -2, "__close");
   }
@@ -526,7 +526,7 @@ void casync__sync_open(lua_State *L) {
     {"wait", meth_cond_wait}, {"notify", meth_cond_notify},
     {"notify_all", meth_cond_notify_all}, {"acquire", meth_cond_acquire},
     {"release", meth_cond_release}, {"lock", meth_cond_lock}, {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   new_type(L, SEM_MT, sem_methods, meta_sem_tostring, NULL);
   new_type(L, LOCK_MT, sem_methods, meta_sem_tostring, NULL);
   new_type(L, PERMIT_MT, permit_methods, NULL, meth_permit_release);

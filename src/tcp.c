@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define DEFAULT_BACKLOG 511
 
@@ -42,13 +42,13 @@ static int connect_k(lua_State *L, int status, lua_KContext kc);
 
 /* Tries the addresses from the i-th on. */
 static int try_from(lua_State *L, casync_task *t, lua_KContext i) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   uint64_t deadline = (uint64_t)lua_tointeger(L, C_DEADLINE);
   const struct sockaddr *sa;
   for (; (sa = nth_addr(L, i)) != NULL; i++) {
     int r;
     lua_settop(L, C_LASTERR);
-    if (!casync__stream_new(L, net, CASYNC_TCP, &r)) {
+    if (!casync__stream_new(L, ctx, CASYNC_TCP, &r)) {
       lua_pushinteger(L, r);
       lua_replace(L, C_LASTERR);
       continue;
@@ -141,7 +141,7 @@ static int fn_connect(lua_State *L) {
  * listens on host:port (port 0: a free one, see server:port()) and runs
  * handler(stream) in a new task for each connection; opts.backlog */
 static int fn_listen(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = check_port(L, 2), backlog;
   struct sockaddr_storage ss;
@@ -153,12 +153,12 @@ static int fn_listen(lua_State *L) {
   luaL_argcheck(L, backlog > 0 && backlog <= 0x7fffffff, 4,
                 "opts.backlog must be positive");
   lua_settop(L, 4);
-  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+  if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "listen", r);
     return 2;
   }
-  srv = casync__server_new(L, net, CASYNC_TCP, 3);
+  srv = casync__server_new(L, ctx, CASYNC_TCP, 3);
   r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv),
                   (struct sockaddr *)&ss, 0);
   if (r == 0) r = casync__server_listen(L, srv, -1, (int)backlog, NULL);
@@ -175,6 +175,6 @@ void casync__tcp_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "tcp");
 }

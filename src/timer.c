@@ -12,7 +12,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "scheduler.h"
 
 #define NS_PER_S 1e9
 #define NS_PER_MS 1000000u
@@ -147,7 +147,7 @@ static void list_drop(casync_ctx *lp, tlist *l) {
 }
 
 /* Frees every list (the context is closing). */
-void casync__timer_free_all(casync_ctx *lp) {
+static void timer_free_all(casync_ctx *lp) {
   int i;
   tlist *l, *next;
   for (i = 0; i < lp->tl_size; i++)
@@ -326,5 +326,6 @@ static int fn_now(lua_State *L) {
 void casync__timer_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"sleep", fn_sleep}, {"now", fn_now}, {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_get(L)->parts[CTX_PART_TIMERS] = timer_free_all;
+  casync__ctx_setfuncs(L, fns);
 }

@@ -8,7 +8,7 @@
  * cancelled, timed out and described the same way.
  */
 #include <string.h>
-#include "internal.h"
+#include "scheduler.h"
 
 /* Checks that the caller may wait, in Lua function fname: it must run in
  * a task (not in a plain coroutine inside one), be able to yield, and have
