@@ -16,6 +16,12 @@
 #define POOL_MT "casync.ThreadPool"
 #define JOBS_MT "casync.ThreadJobs"
 #define MAX_WORKERS 1024
+#define MAX_JOBS 1000000 /* per map */
+/* A job's items travel on the Lua stacks of the caller (twice: pushed,
+ * then copied for copy.c) and of the worker, at most LUAI_MAXSTACK,
+ * 1,000,000 slots each: a larger chunk is cut into chunks of this many
+ * items, which "at most chunksize items per job" allows. */
+#define MAX_CHUNK ((lua_Integer)1 << 18)
 
 typedef struct casync_hub hub;
 
@@ -172,6 +178,23 @@ static int default_size(void) {
   return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
 }
 
+/* Option `field` of the table at arg: an integer from lo to hi, or def
+ * when absent.  A float with an integer value is that integer, as in
+ * Lua's own libraries; a string is not converted: an option's type is
+ * checked. */
+static lua_Integer opt_integer(lua_State *L, int arg, const char *field,
+                               lua_Integer def, lua_Integer lo,
+                               lua_Integer hi, const char *msg) {
+  lua_Integer v = def;
+  if (lua_getfield(L, arg, field) != LUA_TNIL) {
+    int ok = lua_type(L, -1) == LUA_TNUMBER;
+    if (ok) v = lua_tointegerx(L, -1, &ok);
+    luaL_argcheck(L, ok && v >= lo && v <= hi, arg, msg);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 /* casync.thread_pool([opts]) -> pool: opts.size workers (default: the
  * number of cores) */
 static int fn_thread_pool(lua_State *L) {
@@ -179,13 +202,8 @@ static int fn_thread_pool(lua_State *L) {
   int size = default_size();
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (lua_getfield(L, 1, "size") != LUA_TNIL) {
-      int isint = lua_isinteger(L, -1);
-      lua_Integer n = lua_tointeger(L, -1);
-      luaL_argcheck(L, isint && n >= 1 && n <= MAX_WORKERS, 1,
-                    "opts.size must be an integer from 1 to 1024");
-      size = (int)n;
-    }
+    size = (int)opt_integer(L, 1, "size", size, 1, MAX_WORKERS,
+                            "opts.size must be an integer from 1 to 1024");
     lua_settop(L, 1);
   }
   pool_new(L, lp, size);
@@ -455,19 +473,20 @@ static int meth_map(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4)) {
     luaL_checktype(L, 4, LUA_TTABLE);
-    if (lua_getfield(L, 4, "chunksize") != LUA_TNIL) {
-      int isint = lua_isinteger(L, -1);
-      chunk = lua_tointeger(L, -1);
-      luaL_argcheck(L, isint && chunk >= 1, 4,
-                    "opts.chunksize must be a positive integer");
-    }
-    lua_pop(L, 1);
+    chunk = opt_integer(L, 4, "chunksize", 1, 1, LUA_MAXINTEGER,
+                        "opts.chunksize must be a positive integer");
   }
+  len = (lua_Integer)lua_rawlen(L, 3);
+  if (chunk > MAX_CHUNK) chunk = MAX_CHUNK;
+  /* rounded up without len + chunk - 1, which overflows near
+   * math.maxinteger (and lost every item) */
+  chunks = len / chunk + (len % chunk != 0);
+  if (chunks > MAX_JOBS)
+    return luaL_argerror(L, 3, lua_pushfstring(L,
+      "too many jobs: %I items in chunks of %I, at most %d jobs; "
+      "raise opts.chunksize", len, chunk, MAX_JOBS));
   casync__wait_begin(L, "map");
   lua_settop(L, 3);
-  len = (lua_Integer)lua_rawlen(L, 3);
-  chunks = (len + chunk - 1) / chunk;
-  if (chunks > 1000000) return luaL_error(L, "map: too many jobs");
   lua_createtable(L, (int)chunks, 0); /* 4: the tasks */
   if (chunks == 0) {
     lua_pushinteger(L, 0);
@@ -476,9 +495,9 @@ static int meth_map(lua_State *L) {
   }
   b = jobs_new(L, (int)chunks); /* 5 */
   for (c = 0; c < chunks; c++) {
-    lua_Integer first = c * chunk + 1, last = first + chunk - 1;
+    lua_Integer first = c * chunk + 1;
+    lua_Integer last = len - first < chunk ? len : first + chunk - 1;
     int bad, m;
-    if (last > len) last = len;
     m = (int)(last - first + 1);
     base = lua_gettop(L);
     luaL_checkstack(L, m + 4, "too many items in a chunk");
