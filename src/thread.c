@@ -33,6 +33,7 @@ struct casync_hub {
   job *head, *tail;     /* posted by workers, not yet seen (mu) */
   job *delivered;       /* results waiting for their task to run */
   int waiting;          /* jobs some task still waits for */
+  pool *pools;          /* not yet freed (hnext, hprev) */
   casync_ctx *lp;
 };
 
@@ -97,12 +98,27 @@ static void hub_free(casync_handle *hd) {
 
 static const casync_hclass hub_class = {"thread hub", NULL, hub_free};
 
-/* The state closes (every pool has been joined: pools are collected
- * before the context).  Frees the jobs left and closes the handle. */
+static void pool_unlink(pool *p) {
+  hub *h = p->hub;
+  if (p->hprev) p->hprev->hnext = p->hnext;
+  else if (h->pools == p) h->pools = p->hnext;
+  if (p->hnext) p->hnext->hprev = p->hprev;
+  p->hnext = p->hprev = NULL;
+}
+
+/* The state closes.  Pools are collected before the context, but one
+ * whose tasks still waited for jobs then (lua_close ends tasks without
+ * finishing them) is left to this: its workers are joined first, as
+ * they post to the hub.  Then frees the jobs left and closes the handle. */
 static void hub_close(casync_ctx *lp) {
   hub *h = lp->hub;
   job *j, *next;
   if (!h) return;
+  while (h->pools) {
+    pool *p = h->pools;
+    pool_unlink(p);
+    casync__pool_free(p);
+  }
   lp->hub = NULL;
   for (j = h->head; j; j = next) {
     next = j->next;
@@ -155,10 +171,15 @@ static pool *check_pool(lua_State *L, int idx) {
   return *ud;
 }
 
+/* The tasks of a pool's jobs anchor it, so the collector never finds one
+ * with jobs still waited for, but __gc called by hand can: the pool is
+ * then left as it is, to the collector's own call or the end of the state
+ * (hub_close), which frees it after the tasks. */
 static int pool_gc(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT), *p = *ud;
-  if (!p) return 0;
+  if (!p || p->jobs > 0) return 0;
   *ud = NULL;
+  pool_unlink(p);
   casync__pool_free(p);
   return 0;
 }
@@ -169,7 +190,10 @@ static pool *pool_new(lua_State *L, casync_ctx *lp, int size) {
   pool **ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, POOL_MT);
-  casync__pool_start(L, ud, h, size);
+  casync__pool_start(L, ud, h, size); /* an error: __gc frees *ud */
+  (*ud)->hnext = h->pools;
+  if (h->pools) h->pools->hprev = *ud;
+  h->pools = *ud;
   return *ud;
 }
 
@@ -297,6 +321,7 @@ static void job_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   (void)lp;
   (void)t;
   j->task = NULL;
+  p->jobs--;
   if (j->delivered) {
     dl_unlink(h, j);
     casync__job_free(j);
@@ -317,6 +342,7 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   casync__obs_unlink(t, &j->obs);
   dl_unlink(h, j);
   j->task = NULL;
+  j->pool->jobs--;
   lua_settop(L, 0);
   if (failed && j->traceback) {
     casync__push_task(L, t->loop, t);
@@ -391,6 +417,7 @@ static void submit(lua_State *L, casync_ctx *lp, pool *p, int pidx, job *j) {
   j->task = t;
   j->obs.notify = job_task_ended;
   casync__obs_link(t, &j->obs);
+  p->jobs++;
   p->hub->waiting++;
   hub_update_ref(p->hub);
   casync__pool_push(p, j);

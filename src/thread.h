@@ -56,6 +56,8 @@ struct pool {
   int spin_skip;        /* idle turns left without spinning */
   int size;
   struct casync_hub *hub;
+  pool *hnext, *hprev;  /* in the hub's list of pools (loop thread) */
+  int jobs;             /* jobs whose task waits for them (loop thread) */
   worker w[1];          /* size of them */
 };
 

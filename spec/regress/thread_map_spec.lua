@@ -5,7 +5,8 @@
 -- job ran and every item was lost (UBSan aborts on the overflow).  With
 -- it, a sweep of the pool's functions and casync.thread with bad input:
 -- each gets a Lua error naming the argument, never a crash, a lost item
--- or a job started for nothing.
+-- or a job started for nothing.  The pool's __gc called by hand while
+-- tasks waited on it freed what they still used.
 local casync = require "casync"
 local errmsg = helper.errmsg
 
@@ -185,7 +186,7 @@ describe("regress: thread pools", function()
     end)
   end)
 
-  describe("a closed pool", function()
+  describe("a closed or finalized pool", function()
     it("refuses run and map; close, size, stats and tostring still answer", async(function()
       local pool = casync.thread_pool{size = 2}
       pool:close()
@@ -197,6 +198,46 @@ describe("regress: thread pools", function()
       assert.is_true(pool:stats().closed)
       assert.matches("closed", tostring(pool))
     end))
+
+    it("its __gc called by hand while tasks wait on it: they get their results",
+       async(function()
+      local pool = casync.thread_pool{size = 1}
+      local slow = pool:run(function()
+        local t0 = casync_worker.now()
+        while casync_worker.now() - t0 < 0.1 do end
+        return "slow"
+      end)
+      local queued = pool:run(function() return "queued" end)
+      casync.sleep(0.02)
+      getmetatable(pool).__gc(pool)
+      assert.equals("slow", slow:wait())
+      assert.equals("queued", queued:wait())
+      assert.equals("again", pool:run(function() return "again" end):wait())
+      -- with nothing in flight it frees the pool: closed from then on
+      getmetatable(pool).__gc(pool)
+      assert.matches("attempt to use a closed thread pool", errmsg(function() return pool:run(print) end))
+      assert.equals(0, pool:size())
+      pool:close()
+    end))
+
+    it("__gc by hand, then the state closes while tasks wait: the workers are joined",
+       function()
+      -- child processes inherit LD_PRELOAD: /bin/sh crashes under TSan's
+      if (os.getenv("LD_PRELOAD") or ""):find("tsan") then
+        return pending("no child processes under ThreadSanitizer")
+      end
+      local code, out, err = helper.lua([[
+        local casync = require "casync"
+        local pool = casync.thread_pool{size = 1}
+        pool:run(function() while not casync_worker.cancelled() do end end)
+        pool:run(function() return 2 end)
+        getmetatable(pool).__gc(pool)
+        print(pool:size())
+      ]])
+      assert.equals(0, code, err)
+      assert.equals("1\n", out)
+      assert.equals("", err)
+    end)
   end)
 
   describe("outside a task", function()
