@@ -147,6 +147,7 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
+void casync__closed_outside(casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
