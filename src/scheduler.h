@@ -202,6 +202,9 @@ void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
+/* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
+void casync__sleep_until_open(lua_State *L);
+
 /* waitq.c: FIFO wait lists of tasks */
 void casync__wq_push(casync_wqueue *q, casync_wnode *w);
 casync_wnode *casync__wq_pop(casync_wqueue *q);
