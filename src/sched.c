@@ -103,6 +103,27 @@ void casync__obs_unlink(casync_task *t, casync_obs *o) {
   o->next = o->prev = NULL;
 }
 
+/* Waiting task t's coroutine was closed from outside (coroutine.close):
+ * it leaves its wait as a cancelled task does, and ends when resumed. */
+void casync__closed_outside(casync_task *t) {
+  casync_ctx *lp = t->loop;
+  if (t->state != T_WAITING) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (!t->wait->cancel || t->wait->cancel(lp, t, WAKE_CANCEL))
+    casync__wake(lp, t, WAKE_CANCEL);
+}
+
+/* Ends started task t whose coroutine was closed from outside: cancelled,
+ * with an error saying so (its stack is gone). */
+static void finish_closed(lua_State *L, casync_ctx *lp, casync_task *t) {
+  lua_State *co = t->co;
+  lua_settop(co, 0);
+  casync__error_push(co, "cancelled", NULL, "the task's coroutine was "
+                     "closed from outside (coroutine.close)");
+  t->outcome = OUT_CANCELLED;
+  casync__finish(L, lp, t, LUA_OK, 1);
+}
+
 /* The one place a task's coroutine is resumed. */
 static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_State *co = t->co;
@@ -114,6 +135,9 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
       return;
     }
     nargs = lua_gettop(co) - 1;
+  } else if (lua_status(co) != LUA_YIELD) {
+    finish_closed(L, lp, t);
+    return;
   }
   lp->current = t;
   t->state = T_RUNNING;

@@ -147,6 +147,7 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
+void casync__closed_outside(casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
@@ -200,6 +201,9 @@ void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
+
+/* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
+void casync__sleep_until_open(lua_State *L);
 
 /* waitq.c: FIFO wait lists of tasks */
 void casync__wq_push(casync_wqueue *q, casync_wnode *w);
