@@ -33,7 +33,8 @@ struct casync_hub {
   job *head, *tail;     /* posted by workers, not yet seen (mu) */
   job *delivered;       /* results waiting for their task to run */
   int waiting;          /* jobs some task still waits for */
-  pool *pools;          /* not yet freed (hnext, hprev) */
+  pool *pools;          /* not yet freed: the end of the state frees
+                           those pool_gc had to leave (hnext, hprev) */
   casync_ctx *lp;
 };
 

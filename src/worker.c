@@ -395,7 +395,8 @@ void casync__pool_free(pool *p) {
   free(p);
 }
 
-/* Queues job j on pool p. */
+/* Queues job j on pool p and wakes a sleeping worker for it, unless the
+ * spinning one will see it soon enough. */
 void casync__pool_push(pool *p, job *j) {
   uv_mutex_lock(&p->mu);
   j->queued = 1;
@@ -439,6 +440,7 @@ void casync__pool_close(pool *p) {
   uv_mutex_unlock(&p->mu);
 }
 
+/* The counts at one instant: the workers change them under mu. */
 void casync__pool_stats(pool *p, int *busy, int *queued, int *alive) {
   uv_mutex_lock(&p->mu);
   *busy = p->busy;
