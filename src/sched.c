@@ -69,10 +69,16 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
   /* A task that waits is woken now (or, in a combinator, once the tasks it
    * cancels in turn have unwound).  A ready or running one raises at its
    * next suspension point, so a value it was already handed is not lost. */
-  if (t->state == T_WAITING && t->wait->cancel) {
-    if (t->timer.list) casync__timer_remove(lp, &t->timer);
-    if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
-  }
+  if (!t->cscope || !casync__cs_shielded(t)) casync__interrupt(lp, t);
+}
+
+/* Cuts t's wait short with its cancellation, if it waits in a wait that
+ * can be cut short (a combinator's wakes it itself once its tasks have
+ * unwound). */
+void casync__interrupt(casync_ctx *lp, casync_task *t) {
+  if (t->state != T_WAITING || !t->wait->cancel) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
 }
 
 /* ----------------------------------------------------------- observers */
