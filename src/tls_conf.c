@@ -182,32 +182,26 @@ static int load_key(SSL_CTX *ctx, const char *v) {
   return ok;
 }
 
-/* Trusts the CA certificates of a file, a directory or PEM text; a server
- * also names them to its clients. */
+/* Trusts the CA certificates of a file, a directory or PEM text (at least
+ * one); a server also names them to its clients. */
 static int load_ca(SSL_CTX *ctx, const char *v, int server) {
   X509_STORE *st = SSL_CTX_get_cert_store(ctx);
   struct stat sb;
-  if (is_pem(v)) {
-    BIO *bio = BIO_new_mem_buf(v, -1);
-    X509 *x;
-    int n = 0;
-    if (!bio) return 0;
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-      if (X509_STORE_add_cert(st, x) == 1) n++;
-      if (server) SSL_CTX_add_client_CA(ctx, x);
-      X509_free(x);
-    }
-    ERR_clear_error();
-    BIO_free(bio);
-    return n > 0;
-  }
-  if (stat(v, &sb) == 0 && S_ISDIR(sb.st_mode))
+  BIO *bio;
+  X509 *x;
+  int n = 0;
+  if (!is_pem(v) && stat(v, &sb) == 0 && S_ISDIR(sb.st_mode))
     return SSL_CTX_load_verify_locations(ctx, NULL, v) == 1;
-  if (SSL_CTX_load_verify_locations(ctx, v, NULL) != 1) return 0;
-  if (server) {
-    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(v);
-    if (names) SSL_CTX_set_client_CA_list(ctx, names);
+  bio = is_pem(v) ? BIO_new_mem_buf(v, -1) : BIO_new_file(v, "r");
+  if (!bio) return 0;
+  while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+    if (X509_STORE_add_cert(st, x) == 1) n++;
+    if (server) SSL_CTX_add_client_CA(ctx, x);
+    X509_free(x);
   }
+  BIO_free(bio);
+  if (n == 0) return 0; /* the error queue says why */
+  ERR_clear_error();    /* the end of the PEM data */
   return 1;
 }
 
@@ -313,7 +307,9 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
   if (cert && !load_chain(ctx, cert))
     return config_error(L, fname, "bad certificate", is_pem(cert) ? NULL : cert);
   if (key && !load_key(ctx, key))
-    return config_error(L, fname, "bad key", is_pem(key) ? NULL : key);
+    return ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH
+        ? config_error(L, fname, "the key does not match the certificate", NULL)
+        : config_error(L, fname, "bad key", is_pem(key) ? NULL : key);
   if (cert && SSL_CTX_check_private_key(ctx) != 1)
     return config_error(L, fname, "the key does not match the certificate",
                         NULL);
