@@ -62,7 +62,7 @@ end
 -- Starts a peer that prints its port first: the process and the port.
 local function peer(argv)
   local p = assert(casync.process.spawn(argv, {stdout = "pipe", stderr = "ignore"}))
-  local line = p.stdout:read_line(10)
+  local line = p.stdout:read_line(nil, 10)
   assert(line, "the peer printed no port: " .. table.concat(argv, " "))
   return p, tonumber(line)
 end
@@ -469,7 +469,7 @@ describe("tls against real peers", function()
       local p = assert(casync.process.spawn({"openssl", "s_server", v, "-rev", "-naccept", "1",
         "-accept", tostring(port), "-cert", SERVER.cert, "-key", SERVER.key},
         {stdout = "pipe", stderr = "ignore"}))
-      repeat local l = p.stdout:read_line(10) until l == nil or l:find("ACCEPT")
+      repeat local l = p.stdout:read_line(nil, 10) until l == nil or l:find("ACCEPT")
       local c <close> = assert(casync.tls.connect("localhost", port, {ca = CA}))
       assert.equal(v == "-tls1_3" and "TLSv1.3" or "TLSv1.2", c:tls_info().version)
       assert(c:write("stressed\n"))
