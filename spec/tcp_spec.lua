@@ -458,7 +458,7 @@ describe("tcp.connect races a name's addresses (Happy Eyeballs, RFC 8305)", func
     end
     local function blackhole(host, port)
       local p = assert(casync.process.spawn({"python3", PEERS .. "/blackhole.py", host,
-        tostring(port)}, {stdin = "pipe", stdout = "pipe"}))
+        tostring(port)}, {stdin = "pipe", stdout = "pipe", env = {LD_PRELOAD = false}}))
       assert(p.stdout:read_line() == "ready")
       return p
     end
