@@ -169,6 +169,7 @@ int casync__tls_handshake_result(lua_State *L, casync_task *t, int sidx,
                                  const char *op, double timeout);
 int casync__tls_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
                      void (*done)(void *arg, int status), void *arg);
+void casync__tls_shutdown(casync_stream *s);
 int casync__tls_push_error(lua_State *L, casync_stream *s, const char *op);
 extern const luaL_Reg casync__stream_tls_methods[];
 void casync__tls_open(lua_State *L);

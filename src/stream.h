@@ -78,7 +78,7 @@ void casync__stream_wake_slot(casync_stream *s, casync_task **slot);
 /* stream_read.c: the buffer, for the TLS layer */
 int casync__stream_reserve(casync_stream *s, size_t n);
 void casync__stream_arrived(casync_stream *s);
-int casync__stream_read_start(casync_stream *s, int force);
+int casync__stream_read_start(casync_stream *s);
 void casync__stream_read_stop(casync_stream *s);
 
 /* stream_write.c: a write is over (status 0 or an error) */
@@ -88,7 +88,6 @@ void casync__stream_write_done(wreq *w, int status);
 int casync__tls_input(casync_stream *s, ssize_t nread, const char *data);
 int casync__tls_write_start(casync_stream *s, wreq *w);
 void casync__tls_write_abandon(wreq *w);
-void casync__tls_shutdown(casync_stream *s);
 void casync__tls_close(casync_stream *s);
 void casync__tls_free(casync_tls *tl);
 

@@ -157,7 +157,7 @@ void casync__stream_arrived(casync_stream *s) {
 
 /* Starts reading (ahead) unless it is on, over, or the buffer is full
  * (`force`: a reader is about to wait for more). */
-int casync__stream_read_start(casync_stream *s, int force) {
+static int start_reading(casync_stream *s, int force) {
   int r;
   if ((s->flags & (SF_READING | SF_CLOSING)) || s->rerr) return 0;
   if (!force && s->rtail - s->rhead >= HWM) return 0;
@@ -166,6 +166,9 @@ int casync__stream_read_start(casync_stream *s, int force) {
   s->flags |= SF_READING;
   return 0;
 }
+
+/* Starts reading (for the TLS layer, or a C owner): 0 or a libuv error. */
+int casync__stream_read_start(casync_stream *s) { return start_reading(s, 1); }
 
 /* Clears the reader slot if t holds it. */
 static void release_reader(casync_stream *s, casync_task *t) {
@@ -326,12 +329,12 @@ static int do_read(lua_State *L, int mode, casync_task *t) {
   s->rn = sp.n;
   n = try_read(L, s, &sp);
   if (n >= 0) {
-    casync__stream_read_start(s, 0); /* read ahead while the buffer has room */
+    start_reading(s, 0); /* read ahead while the buffer has room */
     return n;
   }
   if (u->rdeadline && uv_hrtime() >= u->rdeadline)
     return casync__stream_timeout_err(L, sp.name, casync__stream_opt_timeout(L, sp.targ));
-  if ((r = casync__stream_read_start(s, 1)) < 0) return casync__stream_uv_err(L, sp.name, r);
+  if ((r = start_reading(s, 1)) < 0) return casync__stream_uv_err(L, sp.name, r);
   s->reader = t;
   s->flags &= ~SF_WOKEN;
   casync__stream_ref_handle(s, 1);

@@ -82,8 +82,7 @@ static void why_verify(casync_tls *tl, long vr) {
 
 /* The layer failed: says why (from OpenSSL's error queue and the verify
  * result, or `code`/`msg` when given), makes it sticky, stops reading,
- * wakes whoever waits for the handshake.  The reader is woken by the
- * stream (casync__stream_arrived). */
+ * wakes whoever waits for the handshake and the waiting reader. */
 static void tls_fail(casync_stream *s, const char *code, const char *msg) {
   casync_tls *tl = s->tls;
   unsigned long e = ERR_peek_error();
@@ -113,6 +112,7 @@ static void tls_fail(casync_stream *s, const char *code, const char *msg) {
     casync__stream_wake_slot(s, &s->connecter);
     casync__stream_ref_handle(s, s->reader != NULL);
   }
+  casync__stream_arrived(s); /* a waiting reader learns it too */
 }
 
 /* Pushes nil and the error of kind "tls" of the failed layer of s ("op:
@@ -418,7 +418,7 @@ int casync__tls_start(casync_stream *s, casync_tls_conf *c, const char *host) {
     return 0;
   }
   pump(s);
-  if (tl->state == TS_HANDSHAKE && (r = casync__stream_read_start(s, 1)) < 0)
+  if (tl->state == TS_HANDSHAKE && (r = casync__stream_read_start(s)) < 0)
     tls_fail(s, "IO", uv_strerror(r));
   return 0;
 }
