@@ -36,6 +36,8 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__tcp_open(L);
   casync__pipe_open(L);
   casync__dns_open(L);
+  casync__tls_open(L);
+  casync__udp_open(L);
   casync__fs_open(L);
   casync__signal_open(L);
   casync__process_open(L);
