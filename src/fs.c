@@ -392,7 +392,7 @@ static int fs_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken file operation is done: its result is kept. */
 static const casync_wait_kind fs_wait = {"fs", "file operation", fs_cancel,
-                                         CASYNC_WK_KEEPS};
+                                         CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Suspends the running task t until request r (its userdata at index ctx
  * of L) ends; rc is what starting it returned (< 0: it did not start, and
