@@ -349,6 +349,7 @@ int casync__fs_fileno(lua_State *L, int idx) {
   return u && u->f && !u->f->closing ? u->f->fd : -1;
 }
 
+/* Registers casync.File and adds open to the casync.fs table on top of L. */
 void casync__file_open(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"read", meth_read}, {"write", meth_write}, {"seek", meth_seek},

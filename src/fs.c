@@ -196,6 +196,7 @@ static int fn_copyfile(lua_State *L) {
   memcpy(r->path + l1 + 1, to, l2 + 1);
   r->plen = l1;
   r->active = (uv_req_t *)&r->work;
+  r->must_run = 0;
   r->next = casync__fs_simple_done;
   casync__fs_started(r, uv_queue_work(LOOP(L), &r->work, copy_work,
                                       copy_done));
@@ -287,6 +288,7 @@ static int fn_stats(lua_State *L) {
   return 1;
 }
 
+/* Sets casync.fs in the table on top of L. */
 void casync__fs_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"stat", fn_stat}, {"lstat", fn_lstat}, {"dir", fn_dir},

@@ -43,6 +43,7 @@ struct casync_fsreq {
   uv_fs_t req;
   uv_work_t work;       /* the open step (fsio.c) */
   uv_req_t *active;     /* req or work while libuv has it */
+  int must_run;         /* the step in flight must not be cancelled */
   casync_ctx *lp;
   casync_task *task;    /* the waiting task; NULL once woken or abandoned */
   fs_ud *ud;            /* the userdata, NULL once collected */

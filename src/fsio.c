@@ -42,6 +42,7 @@ struct casync_fspoll {
   casync_handle hd;
   uv_poll_t h;
   uv_file fd;
+  int acc;                         /* O_RDONLY, O_WRONLY or O_RDWR */
   casync_fsreq *head[2], *tail[2]; /* waiting to read [0], to write [1] */
   int events;                      /* what h watches for */
 };
@@ -63,15 +64,16 @@ static void open_work(uv_work_t *w) {
   struct stat st;
   int fd, e, flags = r->flags | O_CLOEXEC | O_NONBLOCK;
   do fd = open(r->path, flags, r->mode); while (fd < 0 && errno == EINTR);
-  if (fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-      stat(r->path, &st) == 0 && S_ISREG(st.st_mode)) {
+  e = fd < 0 ? errno : 0;
+  if ((e == EAGAIN || e == EWOULDBLOCK) && stat(r->path, &st) == 0 &&
+      S_ISREG(st.st_mode)) {
     /* a lease another process holds: a blocking open waits (a bounded
      * time) for the kernel to break it */
     flags = (flags & ~O_NONBLOCK) | (r->flags & O_NONBLOCK);
     do fd = open(r->path, flags, r->mode); while (fd < 0 && errno == EINTR);
+    e = fd < 0 ? errno : 0;
   }
   if (fd < 0) {
-    e = errno;
     if (e == ENXIO && (r->flags & O_ACCMODE) == O_WRONLY &&
         stat(r->path, &st) == 0 && S_ISFIFO(st.st_mode))
       r->wres = NO_READER;
@@ -95,6 +97,7 @@ static void open_done(uv_work_t *w, int status);
 
 static void open_submit(casync_fsreq *r) {
   r->active = (uv_req_t *)&r->work;
+  r->must_run = 0;
   casync__fs_started(r, uv_queue_work(r->lp->loop, &r->work, open_work,
                                       open_done));
 }
@@ -161,6 +164,8 @@ static int watch(casync_fsreq *r) {
     return rc;
   }
   p->fd = r->fd;
+  rc = fcntl(r->fd, F_GETFL);
+  p->acc = rc < 0 ? O_RDWR : rc & O_ACCMODE;
   casync__handle_init(r->lp, &p->hd, &fspoll_class, (uv_handle_t *)&p->h);
   r->poll = p;
   return 0;
@@ -264,6 +269,10 @@ static void io(casync_fsreq *r, int wr, char *base, size_t len, int64_t off,
   uv_buf_t b = uv_buf_init(base, (unsigned)(len > 0x40000000u ? 0x40000000u
                                                               : len));
   int rc;
+  if (p && p->acc == (wr ? O_RDONLY : O_WRONLY)) {
+    next(r, UV_EBADF); /* as read(2) would say; readiness never would */
+    return;
+  }
   if (p) {
     r->next = next;
     r->pbuf = b;
@@ -324,11 +333,13 @@ void casync__fs_write_more(casync_fsreq *r, casync_fs_next next) {
  * failed write, and may wait for a device's output to drain). */
 void casync__fs_close_fd(casync_fsreq *r, casync_fs_next next) {
   uv_file fd = r->fd;
+  uv_fs_t *req;
   if (r->poll) {
     casync__fs_poll_close(r->poll);
     r->poll = NULL;
   }
   r->fd = -1;
-  casync__fs_started(r, uv_fs_close(r->lp->loop, casync__fs_step(r, next), fd,
-                                    casync__fs_cb));
+  req = casync__fs_step(r, next);
+  r->must_run = 1; /* a close cancelled would leak the descriptor */
+  casync__fs_started(r, uv_fs_close(r->lp->loop, req, fd, casync__fs_cb));
 }

@@ -28,6 +28,7 @@ struct fs_ud {
 
 /* ================================================================ blocks */
 
+/* Frees what libuv keeps in r's request after a call (paths, listings). */
 void casync__fs_cleanup(casync_fsreq *r) {
   if (r->req_dirty) {
     uv_fs_req_cleanup(&r->req);
@@ -60,8 +61,9 @@ static void free_req(casync_fsreq *r) {
 static void abandon(casync_fsreq *r) {
   r->abandoned = 1;
   r->task = NULL;
-  if (r->active) uv_cancel(r->active); /* if no worker took it yet */
-  else if (!casync__fs_abort_wait(r)) { /* it never started */
+  if (r->active) {
+    if (!r->must_run) uv_cancel(r->active); /* if no worker took it yet */
+  } else if (!casync__fs_abort_wait(r)) { /* it never started */
     casync__fs_fail(r, r->failed_op, UV_ECANCELED);
     casync__fs_finish(r);
   }
@@ -113,6 +115,7 @@ uv_fs_t *casync__fs_step(casync_fsreq *r, casync_fs_next next) {
   r->req_dirty = 1;
   r->next = next;
   r->active = (uv_req_t *)&r->req;
+  r->must_run = 0;
   return &r->req;
 }
 
@@ -316,6 +319,7 @@ int casync__fs_check_perm(lua_State *L, int arg, int in_opts, int def) {
   return m;
 }
 
+/* Registers the request userdata's metatable (its __gc abandons it). */
 void casync__fsreq_open(lua_State *L) {
   luaL_newmetatable(L, FS_REQ_MT);
   lua_pushcfunction(L, req_gc);

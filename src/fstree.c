@@ -116,6 +116,7 @@ static int fn_remove(lua_State *L) {
   return casync__fs_wait(L, t, r, 2, casync__fs_k);
 }
 
+/* Adds mkdir and remove to the casync.fs table on top of L. */
 void casync__fstree_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"mkdir", fn_mkdir}, {"remove", fn_remove}, {NULL, NULL}};

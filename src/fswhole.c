@@ -126,6 +126,7 @@ static int fn_write_file(lua_State *L) {
   return casync__fs_wait(L, t, r, 4, casync__fs_k);
 }
 
+/* Adds read_file and write_file to the casync.fs table on top of L. */
 void casync__fswhole_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"read_file", fn_read_file}, {"write_file", fn_write_file}, {NULL, NULL}};

@@ -2,8 +2,10 @@
 -- descriptor, its buffers, its block) as soon as it ends, not when the GC
 -- collects its userdata.  Before, 2,000 cancelled fs.open calls left 46
 -- descriptors open until a collection (with a large heap: EMFILE), and a
--- cancelled read_file kept its buffer.  The collector is stopped in these
--- tests, so only the fix can give the descriptors back.
+-- cancelled read_file kept its buffer; one cancelled in its close step even
+-- lost its descriptor for good (the close itself was cancelled).  The
+-- collector is stopped in these tests, so only the fix can give the
+-- descriptors back.
 local casync = require "casync"
 local fs = casync.fs
 

@@ -121,6 +121,18 @@ describe("FIFOs", function()
     g:close()
   end))
 
+  it("a FIFO end cannot be used the other way (EBADF, not a wait)", async(function()
+    local p = mkfifo("p")
+    local f <close> = assert(fs.open(p))
+    local g <close> = assert(fs.open(p, "w"))
+    local r, err = f:write("x")
+    assert.is_nil(r)
+    assert.equal("EBADF", err.code)
+    r, err = g:read()
+    assert.is_nil(r)
+    assert.equal("EBADF", err.code)
+  end))
+
   it("many cancelled waits leave no descriptor, block or handle", async(function()
     local before = fd_count()
     for round = 1, 3 do
