@@ -28,6 +28,7 @@ typedef struct chan {
 typedef struct select_state {
   casync_task *task;
   int n, fired; /* fired: the case index, 0 for none yet / timed out */
+  casync_wnode *won; /* the node of the case that fired */
   casync_wnode w[];
 } select_state;
 

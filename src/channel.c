@@ -158,6 +158,7 @@ void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status) {
   if (w->sel) {
     select_state *s = w->sel;
     s->fired = w->idx;
+    s->won = w;
     casync__chan_unlink_select(s);
   }
   casync__wake(lp, w->task, WAKE_OK);

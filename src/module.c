@@ -15,6 +15,9 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__sched_open(L, ctx);
   casync__loop_open(L);
   casync__timer_open(L);
+  casync__sleep_until_open(L);
+  casync__cscope_open(L);
+  casync__scope_open(L);
   casync__task_open(L);
   casync__watchdog_open(L);
   /* primitives */

@@ -69,10 +69,16 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
   /* A task that waits is woken now (or, in a combinator, once the tasks it
    * cancels in turn have unwound).  A ready or running one raises at its
    * next suspension point, so a value it was already handed is not lost. */
-  if (t->state == T_WAITING && t->wait->cancel) {
-    if (t->timer.list) casync__timer_remove(lp, &t->timer);
-    if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
-  }
+  if (!t->cscope || !casync__cs_shielded(t)) casync__interrupt(lp, t);
+}
+
+/* Cuts t's wait short with its cancellation, if it waits in a wait that
+ * can be cut short (a combinator's wakes it itself once its tasks have
+ * unwound). */
+void casync__interrupt(casync_ctx *lp, casync_task *t) {
+  if (t->state != T_WAITING || !t->wait->cancel) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
 }
 
 /* ----------------------------------------------------------- observers */
@@ -103,6 +109,27 @@ void casync__obs_unlink(casync_task *t, casync_obs *o) {
   o->next = o->prev = NULL;
 }
 
+/* Waiting task t's coroutine was closed from outside (coroutine.close):
+ * it leaves its wait as a cancelled task does, and ends when resumed. */
+void casync__closed_outside(casync_task *t) {
+  casync_ctx *lp = t->loop;
+  if (t->state != T_WAITING) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (!t->wait->cancel || t->wait->cancel(lp, t, WAKE_CANCEL))
+    casync__wake(lp, t, WAKE_CANCEL);
+}
+
+/* Ends started task t whose coroutine was closed from outside: cancelled,
+ * with an error saying so (its stack is gone). */
+static void finish_closed(lua_State *L, casync_ctx *lp, casync_task *t) {
+  lua_State *co = t->co;
+  lua_settop(co, 0);
+  casync__error_push(co, "cancelled", NULL, "the task's coroutine was "
+                     "closed from outside (coroutine.close)");
+  t->outcome = OUT_CANCELLED;
+  casync__finish(L, lp, t, LUA_OK, 1);
+}
+
 /* The one place a task's coroutine is resumed. */
 static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_State *co = t->co;
@@ -114,6 +141,9 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
       return;
     }
     nargs = lua_gettop(co) - 1;
+  } else if (lua_status(co) != LUA_YIELD) {
+    finish_closed(L, lp, t);
+    return;
   }
   lp->current = t;
   t->state = T_RUNNING;

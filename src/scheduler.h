@@ -57,6 +57,40 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_HAS_CALLBACKS 0x20u  /* done callbacks registered */
 #define TF_MAIN 0x40u           /* the main task of casync.run */
 #define TF_NAMED 0x80u          /* extras.name is set */
+#define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
+#define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
+#define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
+
+/* ------------------------------------------------------ cancel scopes
+ * A cancel scope (Trio's) is a block of a task, or a scope's children,
+ * that can be cancelled as a whole: by s:cancel(), by its deadline, or
+ * because a child of a scope failed.  Scopes nest in a tree: each task
+ * sits in its innermost scope (t->cscope; NULL: in none), and a task is
+ * cancelled while any scope from there up to the first shield is.  That
+ * is a state, not an event: every wait inside a cancelled scope raises
+ * (cscope.c), until the task leaves the scope. */
+typedef struct casync_cscope casync_cscope;
+struct casync_cscope {
+  casync_cscope *parent;        /* the enclosing scope; NULL: none */
+  casync_cscope *children;      /* scopes opened inside, newest first */
+  casync_cscope *next, *prev;   /* among the parent's children */
+  casync_task *tasks;           /* tasks whose innermost scope it is */
+  casync_task *owner;           /* the task that opened it */
+  casync_tnode timer;           /* its deadline, when it has one */
+  double seconds;               /* that deadline's length, for messages */
+  unsigned flags;               /* CS_* */
+  int ref;                      /* its userdata, pinned while open */
+  int nchildren;                /* tasks spawned into it still running */
+  int nfailed;                  /* of them, failed (not cancelled) */
+  casync_task *closer;          /* the owner, waiting for the children */
+};
+#define CS_CANCELLED 0x01u      /* cancelled (by cancel or its deadline) */
+#define CS_SHIELD 0x02u         /* outer cancellations do not reach in */
+#define CS_BY_DEADLINE 0x04u    /* its deadline cancelled it */
+#define CS_CLOSED 0x08u
+#define CS_NURSERY 0x10u        /* a casync.scope: owns the tasks spawned in it */
+#define CS_TIMEOUT 0x20u        /* casync.timeout / fail_after: raises "timeout" */
+#define CS_MOVE_ON 0x40u        /* move_on_after: its own expiry is no error */
 
 /* ------------------------------------------------- the wait protocol
  * Every waiting operation is a begin, a park and a continuation:
@@ -120,6 +154,8 @@ struct casync_task {
     casync_wnode wn;        /* in a channel/sync operation, its waiter node */
   } u;
   casync_obs *observers;    /* who waits for this task to end */
+  casync_cscope *cscope;    /* its innermost cancel scope, NULL if none */
+  casync_task *cs_next, *cs_prev; /* among that scope's tasks */
 };
 
 /* Around the one lua_resume (sched.c): two plain stores each way on x86
@@ -147,6 +183,8 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
+void casync__closed_outside(casync_task *t);
+void casync__interrupt(casync_ctx *lp, casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
@@ -201,6 +239,9 @@ void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
+/* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
+void casync__sleep_until_open(lua_State *L);
+
 /* waitq.c: FIFO wait lists of tasks */
 void casync__wq_push(casync_wqueue *q, casync_wnode *w);
 casync_wnode *casync__wq_pop(casync_wqueue *q);
@@ -208,6 +249,37 @@ void casync__wq_remove(casync_wnode *w);
 
 /* loop.c: casync.run */
 void casync__loop_open(lua_State *L);
+
+/* cscope.c: cancel scopes and deadlines */
+int casync__cs_cancelled(const casync_task *t);
+int casync__cs_shielded(const casync_task *t);
+
+/* Must t's next wait raise a cancellation?  Its own (task:cancel, unless it
+ * is inside a shield) or that of a scope it is in. */
+#define CASYNC_CANCELLED(t)                                                 \
+  (((t)->flags & TF_CANCEL_PENDING)                                         \
+       ? !(t)->cscope || !casync__cs_shielded(t) || casync__cs_cancelled(t) \
+       : (t)->cscope && casync__cs_cancelled(t))
+void casync__cs_attach(casync_task *t, casync_cscope *s);
+void casync__cs_detach(casync_task *t);
+void casync__cs_open(casync_task *t, casync_cscope *s);
+void casync__cs_close(casync_ctx *lp, casync_cscope *s);
+void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline);
+void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
+                             double seconds);
+int casync__cs_error(lua_State *L, const casync_task *t);
+int casync__cs_catches(lua_State *L, const casync_task *t,
+                       const casync_cscope *s, int idx);
+uint64_t casync__cs_deadline(const casync_task *t);
+casync_task *casync__task_begin(lua_State *L, const char *fname);
+int casync__task_msgh(lua_State *co);
+int casync__reraise(lua_State *L, casync_task *t);
+void casync__cscope_open(lua_State *L);
+
+/* scope.c: casync.scope (a scope that owns its tasks) */
+void casync__scope_task_ended(lua_State *L, casync_ctx *lp, casync_task *t,
+                              int tidx);
+void casync__scope_open(lua_State *L);
 
 /* interrupt.c: Ctrl-C during casync.run cancels the main task */
 void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);

@@ -38,7 +38,7 @@ static int select_k(lua_State *L, int status, lua_KContext kc) {
     lua_pushnil(L);
     return 1;
   }
-  w = &s->w[s->fired - 1];
+  w = s->won;
   if (w->op == OP_SEND) {
     if (w->status == WN_CLOSED) return casync__chan_raise_closed(L, "select");
     lua_pushinteger(L, s->fired);
@@ -93,7 +93,9 @@ static int fn_select(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   timeout = casync__check_seconds(L, 2, 1);
   n = (int)lua_rawlen(L, 1);
-  luaL_argcheck(L, n > 0, 1, "no cases");
+  /* Go's `select { default: }` is a poll of nothing; with no timeout at
+   * all it would wait until cancelled, which is surely a mistake here */
+  luaL_argcheck(L, n > 0 || timeout >= 0, 1, "no cases");
   for (i = 1; i <= n; i++) check_case(L, i);
   lua_settop(L, 2);
   t = casync__wait_begin(L, "select");
@@ -136,15 +138,21 @@ static int fn_select(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  /* wait on every case: [1 cases][2 timeout][3 perm?][state][send values] */
+  /* wait on every case: [1 cases][2 timeout][3 perm?][state][send values];
+   * the send values stay on this stack, where receivers take them */
+  if (!lua_checkstack(L, n + 4))
+    return luaL_error(L, "select: too many cases (%d)", n);
   s = lua_newuserdatauv(L, sizeof *s + (size_t)n * sizeof(casync_wnode), 0);
   s->task = t;
   s->n = n;
   s->fired = 0;
-  lua_checkstack(L, n + 4);
-  for (i = 0; i < n; i++) {
-    casync_wnode *w = &s->w[i];
+  s->won = NULL;
+  /* in the random order too: of two cases on one channel, the one that
+   * queued first is served first, and that must not always be the same */
+  for (k = 0; k < n; k++) {
+    casync_wnode *w = &s->w[k];
     chan *ch;
+    i = perm[k] - 1;
     memset(w, 0, sizeof *w);
     w->task = t;
     w->sel = s;

@@ -447,6 +447,7 @@ static int pass_k(lua_State *L, int status, lua_KContext ctx) {
 /* cond:acquire([timeout]) / cond:release() / cond:lock(): its lock */
 static int meth_cond_acquire(lua_State *L) {
   luaL_checkudata(L, 1, COND_MT);
+  casync__check_seconds(L, 2, 1); /* here: the lock's would be '?' */
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);
   lua_replace(L, 1);            /* [lock, timeout] */

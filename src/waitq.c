@@ -24,8 +24,16 @@ void casync__wq_remove(casync_wnode *w) {
   w->queue = NULL;
 }
 
+/* Takes the first waiter off q (NULL if none).  A waiter whose coroutine
+ * was closed from outside (coroutine.close) is not served: nothing handed
+ * to it could arrive, and a sender's value went with its stack.  It leaves
+ * its wait as a cancelled task does, and the next one is taken. */
 casync_wnode *casync__wq_pop(casync_wqueue *q) {
-  casync_wnode *w = q->head;
-  if (w) casync__wq_remove(w);
-  return w;
+  casync_wnode *w;
+  while ((w = q->head) != NULL) {
+    casync__wq_remove(w);
+    if (lua_status(w->task->co) == LUA_YIELD) return w;
+    casync__closed_outside(w->task);
+  }
+  return NULL;
 }
