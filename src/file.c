@@ -1,7 +1,7 @@
 /* file.c: casync.fs.open and the file objects it returns (casync.File):
  * read (n bytes, or to the end, at an offset or the position), write,
  * seek, stat, sync, truncate, close (also __close and __gc).  The requests
- * are fsreq.c's and the descriptor's I/O fsio.c's; this file holds what is
+ * are fs_req.c's and the descriptor's I/O fs_io.c's; this file holds what is
  * particular to an open file.
  *
  * Ownership: the descriptor lives in a block of its own (casync_file),
@@ -100,7 +100,8 @@ static int fn_open(lua_State *L) {
     flags = (int)v;
   } else {
     flags = parse_flags(luaL_optstring(L, 2, "r"));
-    luaL_argcheck(L, flags >= 0, 2, "invalid mode (\"r\", \"w\", \"a\", "
+    luaL_argcheck(L, flags >= 0, 2,
+                  "invalid mode (\"r\", \"w\", \"a\", "
                   "\"r+\", \"w+\", \"a+\", with \"x\" or \"b\")");
   }
   mode = casync__fs_check_perm(L, 3, 0, 0666);
@@ -241,15 +242,15 @@ static int meth_write(lua_State *L) {
 
 /* A one-call request on the file at 1: `call`, on the request STEP, with
  * the method's nargs arguments, the request's userdata pushed after them. */
-#define START_FILE(L, u, nargs, what, push, call)                           \
-  do {                                                                      \
-    casync_task *t_ = casync__wait_begin(L, what);                          \
-    casync_fsreq *r_;                                                       \
-    lua_settop(L, nargs);                                                   \
-    r_ = casync__fs_req(L, CASYNC_CTX(L), push, what);                      \
-    use_file(r_, u);                                                        \
-    casync__fs_started(r_, (call));                                         \
-    return casync__fs_wait(L, t_, r_, nargs + 1, casync__fs_k);             \
+#define START_FILE(L, u, nargs, what, push, call)               \
+  do {                                                          \
+    casync_task *t_ = casync__wait_begin(L, what);              \
+    casync_fsreq *r_;                                           \
+    lua_settop(L, nargs);                                       \
+    r_ = casync__fs_req(L, CASYNC_CTX(L), push, what);          \
+    use_file(r_, u);                                            \
+    casync__fs_started(r_, (call));                             \
+    return casync__fs_wait(L, t_, r_, nargs + 1, casync__fs_k); \
   } while (0)
 #define STEP (casync__fs_step(r_, casync__fs_simple_done))
 
@@ -352,10 +353,11 @@ int casync__fs_fileno(lua_State *L, int idx) {
 /* Registers casync.File and adds open to the casync.fs table on top of L. */
 void casync__file_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"read", meth_read}, {"write", meth_write}, {"seek", meth_seek},
-    {"stat", meth_stat}, {"sync", meth_sync}, {"truncate", meth_truncate},
-    {"close", meth_close}, {"closed", meth_closed}, {"fileno", meth_fileno},
-    {NULL, NULL}};
+      {"read", meth_read},     {"write", meth_write},
+      {"seek", meth_seek},     {"stat", meth_stat},
+      {"sync", meth_sync},     {"truncate", meth_truncate},
+      {"close", meth_close},   {"closed", meth_closed},
+      {"fileno", meth_fileno}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_FILE_MT);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);

@@ -1,9 +1,9 @@
 /* fs.c: casync.fs, files on libuv's fs requests (its thread pool): the
  * table, and the operations that are one call each: stat/lstat, dir (an
  * iterator), rename, unlink, rmdir, readlink, symlink, copyfile, chmod.
- * The chains are elsewhere: read_file and write_file in fswhole.c, mkdir
- * and remove in fstree.c, fs.open and the files in file.c; the request
- * they all use in fsreq.c, descriptors in fsio.c.
+ * The chains are elsewhere: read_file and write_file in fs_whole.c, mkdir
+ * and remove in fs_tree.c, fs.open and the files in file.c; the request
+ * they all use in fs_req.c, descriptors in fs_io.c.
  *
  * Each call suspends only the calling task; environmental failures return
  * nil and an error of kind "io" whose message names the operation and the
@@ -74,14 +74,14 @@ static int push_readlink(lua_State *L, casync_fsreq *r) {
 /* Starts a one-call request (`call`, on the request STEP) with the
  * function's nargs arguments at 1..nargs, the request's userdata pushed
  * after them; `what` names the function. */
-#define START_SIMPLE(L, nargs, what, push, call)                            \
-  do {                                                                      \
-    casync_task *t_ = casync__wait_begin(L, what);                          \
-    casync_fsreq *r_;                                                       \
-    lua_settop(L, nargs);                                                   \
-    r_ = casync__fs_req(L, CASYNC_CTX(L), push, what);                      \
-    casync__fs_started(r_, (call));                                         \
-    return casync__fs_wait(L, t_, r_, nargs + 1, casync__fs_k);             \
+#define START_SIMPLE(L, nargs, what, push, call)                \
+  do {                                                          \
+    casync_task *t_ = casync__wait_begin(L, what);              \
+    casync_fsreq *r_;                                           \
+    lua_settop(L, nargs);                                       \
+    r_ = casync__fs_req(L, CASYNC_CTX(L), push, what);          \
+    casync__fs_started(r_, (call));                             \
+    return casync__fs_wait(L, t_, r_, nargs + 1, casync__fs_k); \
   } while (0)
 #define STEP (casync__fs_step(r_, casync__fs_simple_done))
 
@@ -150,7 +150,7 @@ static int fn_chmod(lua_State *L) {
 
 /* ============================================================= copyfile */
 
-/* Copies only what cannot make the worker wait for good (fsio.c says
+/* Copies only what cannot make the worker wait for good (fs_io.c says
  * why): a FIFO, a socket or a character device at either end is refused
  * (EINVAL).  A file swapped for one between the check and the copy is not
  * caught. */
@@ -198,8 +198,7 @@ static int fn_copyfile(lua_State *L) {
   r->active = (uv_req_t *)&r->work;
   r->must_run = 0;
   r->next = casync__fs_simple_done;
-  casync__fs_started(r, uv_queue_work(LOOP(L), &r->work, copy_work,
-                                      copy_done));
+  casync__fs_started(r, uv_queue_work(LOOP(L), &r->work, copy_work, copy_done));
   return casync__fs_wait(L, t, r, 3, casync__fs_k);
 }
 
@@ -273,9 +272,9 @@ static int fn_dir(lua_State *L) {
   casync_fsreq *r;
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), push_dir_iter, "dir");
-  casync__fs_started(r, uv_fs_scandir(LOOP(L),
-                                      casync__fs_step(r, casync__fs_simple_done),
-                                      p, 0, casync__fs_cb));
+  casync__fs_started(
+      r, uv_fs_scandir(LOOP(L), casync__fs_step(r, casync__fs_simple_done), p,
+                       0, casync__fs_cb));
   return casync__fs_wait(L, t, r, 2, dir_k);
 }
 
@@ -291,16 +290,17 @@ static int fn_stats(lua_State *L) {
 /* Sets casync.fs in the table on top of L. */
 void casync__fs_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"stat", fn_stat}, {"lstat", fn_lstat}, {"dir", fn_dir},
-    {"rename", fn_rename}, {"unlink", fn_unlink}, {"rmdir", fn_rmdir},
-    {"readlink", fn_readlink}, {"symlink", fn_symlink},
-    {"copyfile", fn_copyfile}, {"chmod", fn_chmod}, {"_stats", fn_stats},
-    {NULL, NULL}};
-  casync__fsreq_open(L);
+      {"stat", fn_stat},         {"lstat", fn_lstat},
+      {"dir", fn_dir},           {"rename", fn_rename},
+      {"unlink", fn_unlink},     {"rmdir", fn_rmdir},
+      {"readlink", fn_readlink}, {"symlink", fn_symlink},
+      {"copyfile", fn_copyfile}, {"chmod", fn_chmod},
+      {"_stats", fn_stats},      {NULL, NULL}};
+  casync__fs_req_open(L);
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
-  casync__fswhole_open(L); /* read_file, write_file */
-  casync__fstree_open(L);  /* mkdir, remove */
-  casync__file_open(L);    /* open and the files */
+  casync__fs_whole_open(L); /* read_file, write_file */
+  casync__fs_tree_open(L);  /* mkdir, remove */
+  casync__file_open(L);     /* open and the files */
   lua_setfield(L, -2, "fs");
 }

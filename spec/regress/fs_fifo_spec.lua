@@ -3,7 +3,7 @@
 -- Before, five cancelled reads of FIFOs without a writer kept the threads
 -- blocked: every later fs call and DNS lookup hung, and the process could
 -- not exit (libuv joins its threads at exit).  casync now opens without
--- blocking and waits for such files to be ready on the loop (src/fsio.c).
+-- blocking and waits for such files to be ready on the loop (src/fs_io.c).
 local casync = require "casync"
 local fs = casync.fs
 

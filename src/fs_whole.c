@@ -1,5 +1,5 @@
-/* fswhole.c: casync.fs.read_file and write_file, whole files in one call.
- * Each is a chain: open (fsio.c: never blocking a pool thread for good),
+/* fs_whole.c: casync.fs.read_file and write_file, whole files in one call.
+ * Each is a chain: open (fs_io.c: never blocking a pool thread for good),
  * read to the end or write everything, close.  A chain whose task stopped
  * waiting skips to the close, so it never keeps a descriptor.
  */
@@ -127,8 +127,8 @@ static int fn_write_file(lua_State *L) {
 }
 
 /* Adds read_file and write_file to the casync.fs table on top of L. */
-void casync__fswhole_open(lua_State *L) {
+void casync__fs_whole_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"read_file", fn_read_file}, {"write_file", fn_write_file}, {NULL, NULL}};
+      {"read_file", fn_read_file}, {"write_file", fn_write_file}, {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
 }

@@ -1,4 +1,4 @@
-/* fsio.c: descriptors for casync.fs: opening one, reading and writing it,
+/* fs_io.c: descriptors for casync.fs: opening one, reading and writing it,
  * closing it, without ever letting a task that may wait forever hold one
  * of libuv's pool threads.
  *
@@ -59,26 +59,31 @@ static void set_blocking(uv_file fd) {
 
 /* =============================================================== opening */
 
+static int open_eintr(const char *path, int flags, int mode) {
+  int fd;
+  while ((fd = open(path, flags, mode)) < 0 && errno == EINTR) continue;
+  return fd;
+}
+
 static void open_work(uv_work_t *w) {
   casync_fsreq *r = w->data;
   struct stat st;
   int fd, e, flags = r->flags | O_CLOEXEC | O_NONBLOCK;
-  do fd = open(r->path, flags, r->mode); while (fd < 0 && errno == EINTR);
+  fd = open_eintr(r->path, flags, r->mode);
   e = fd < 0 ? errno : 0;
   if ((e == EAGAIN || e == EWOULDBLOCK) && stat(r->path, &st) == 0 &&
       S_ISREG(st.st_mode)) {
     /* a lease another process holds: a blocking open waits (a bounded
      * time) for the kernel to break it */
     flags = (flags & ~O_NONBLOCK) | (r->flags & O_NONBLOCK);
-    do fd = open(r->path, flags, r->mode); while (fd < 0 && errno == EINTR);
+    fd = open_eintr(r->path, flags, r->mode);
     e = fd < 0 ? errno : 0;
   }
   if (fd < 0) {
     if (e == ENXIO && (r->flags & O_ACCMODE) == O_WRONLY &&
         stat(r->path, &st) == 0 && S_ISFIFO(st.st_mode))
       r->wres = NO_READER;
-    else
-      r->wres = uv_translate_sys_error(e);
+    else r->wres = uv_translate_sys_error(e);
     return;
   }
   if (fstat(fd, &st) < 0) {
@@ -98,8 +103,8 @@ static void open_done(uv_work_t *w, int status);
 static void open_submit(casync_fsreq *r) {
   r->active = (uv_req_t *)&r->work;
   r->must_run = 0;
-  casync__fs_started(r, uv_queue_work(r->lp->loop, &r->work, open_work,
-                                      open_done));
+  casync__fs_started(
+      r, uv_queue_work(r->lp->loop, &r->work, open_work, open_done));
 }
 
 static void retry_fire(casync_ctx *lp, casync_tnode *n) {
@@ -266,8 +271,8 @@ static void io(casync_fsreq *r, int wr, char *base, size_t len, int64_t off,
                casync_fs_next next) {
   casync_fspoll *p = r->file ? r->file->poll : r->poll;
   uv_file fd = r->file ? r->file->fd : r->fd;
-  uv_buf_t b = uv_buf_init(base, (unsigned)(len > 0x40000000u ? 0x40000000u
-                                                              : len));
+  uv_buf_t b =
+      uv_buf_init(base, (unsigned)(len > 0x40000000u ? 0x40000000u : len));
   int rc;
   if (p && p->acc == (wr ? O_RDONLY : O_WRONLY)) {
     next(r, UV_EBADF); /* as read(2) would say; readiness never would */

@@ -1,4 +1,4 @@
-/* fstree.c: casync.fs.mkdir (also recursive) and remove, the operations
+/* fs_tree.c: casync.fs.mkdir (also recursive) and remove, the operations
  * on the tree that may take more than one call: mkdir -p makes each
  * missing component, then checks the whole is a directory; remove unlinks,
  * and removes a directory when that is what it found.
@@ -43,10 +43,8 @@ static void mk_made(casync_fsreq *r, ssize_t res) {
   if (res < 0 && res != UV_EEXIST) {
     casync__fs_fail(r, "mkdir", (int)res);
     casync__fs_finish(r);
-  } else if (r->abandoned)
-    casync__fs_finish(r);
-  else
-    mk_next(r);
+  } else if (r->abandoned) casync__fs_finish(r);
+  else mk_next(r);
 }
 
 /* casync.fs.mkdir(path [, mode | opts]) -> true | nil, err: opts.mode
@@ -62,15 +60,14 @@ static int fn_mkdir(lua_State *L) {
     lua_getfield(L, 2, "recursive");
     recursive = lua_toboolean(L, -1);
     lua_pop(L, 1);
-  } else
-    mode = casync__fs_check_perm(L, 2, 0, 0777);
+  } else mode = casync__fs_check_perm(L, 2, 0, 0777);
   t = casync__wait_begin(L, "mkdir");
   lua_settop(L, 2);
   r = casync__fs_req(L, CASYNC_CTX(L), casync__fs_push_true, "mkdir");
   if (!recursive) {
-    casync__fs_started(r, uv_fs_mkdir(LOOP(r),
-                                      casync__fs_step(r, casync__fs_simple_done),
-                                      p, mode, casync__fs_cb));
+    casync__fs_started(
+        r, uv_fs_mkdir(LOOP(r), casync__fs_step(r, casync__fs_simple_done), p,
+                       mode, casync__fs_cb));
     return casync__fs_wait(L, t, r, 3, casync__fs_k);
   }
   r->path = strdup(p);
@@ -92,9 +89,9 @@ static void rm_rmdir_done(casync_fsreq *r, ssize_t res) {
 static void rm_unlinked(casync_fsreq *r, ssize_t res) {
   /* unlink of a directory: EISDIR on Linux, EPERM by POSIX */
   if ((res == UV_EISDIR || res == UV_EPERM) && !r->abandoned) {
-    casync__fs_started(r, uv_fs_rmdir(LOOP(r),
-                                      casync__fs_step(r, rm_rmdir_done),
-                                      r->path, casync__fs_cb));
+    casync__fs_started(r,
+                       uv_fs_rmdir(LOOP(r), casync__fs_step(r, rm_rmdir_done),
+                                   r->path, casync__fs_cb));
     return;
   }
   if (res < 0) casync__fs_fail(r, "remove", (int)res);
@@ -117,8 +114,8 @@ static int fn_remove(lua_State *L) {
 }
 
 /* Adds mkdir and remove to the casync.fs table on top of L. */
-void casync__fstree_open(lua_State *L) {
+void casync__fs_tree_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"mkdir", fn_mkdir}, {"remove", fn_remove}, {NULL, NULL}};
+      {"mkdir", fn_mkdir}, {"remove", fn_remove}, {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
 }

@@ -1,4 +1,4 @@
-/* fsreq.c: a casync.fs request (see fs.h): its block and userdata, the
+/* fs_req.c: a casync.fs request (see fs.h): its block and userdata, the
  * steps of its chain, the task's wait on it, its results, and the checks
  * of the arguments every fs function shares.
  *
@@ -63,7 +63,7 @@ static void abandon(casync_fsreq *r) {
   r->task = NULL;
   if (r->active) {
     if (!r->must_run) uv_cancel(r->active); /* if no worker took it yet */
-  } else if (!casync__fs_abort_wait(r)) { /* it never started */
+  } else if (!casync__fs_abort_wait(r)) {   /* it never started */
     casync__fs_fail(r, r->failed_op, UV_ECANCELED);
     casync__fs_finish(r);
   }
@@ -83,8 +83,8 @@ static int req_gc(lua_State *L) {
 /* Pushes a new request userdata and returns its block; op names the
  * function in errors until a step says which call failed.  Raises on
  * memory. */
-casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp,
-                             casync_fs_push push, const char *op) {
+casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, casync_fs_push push,
+                             const char *op) {
   fs_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   casync_fsreq *r;
   u->r = NULL;
@@ -222,8 +222,7 @@ int casync__fs_results(lua_State *L, int ctx) {
     }
     lua_pushnil(L);
     casync__error_uv_path(L, op, path, path2, r->status);
-  } else
-    n = r->push(L, r);
+  } else n = r->push(L, r);
   u->r = NULL;
   r->ud = NULL;
   free_req(r);
@@ -297,30 +296,32 @@ int casync__fs_check_perm(lua_State *L, int arg, int in_opts, int def) {
     if (m == -2)
       luaL_argerror(L, arg, lua_pushfstring(L, "%s out of range", name));
     if (m < 0)
-      luaL_argerror(L, arg, lua_pushfstring(
-                                L, "%s must be octal digits like \"644\"", name));
+      luaL_argerror(
+          L, arg,
+          lua_pushfstring(L, "%s must be octal digits like \"644\"", name));
     break;
   case LUA_TNUMBER:
     v = lua_tointegerx(L, idx, &isint);
     if (!isint)
-      luaL_argerror(L, arg, lua_pushfstring(
-                                L, "%s has no integer representation", name));
+      luaL_argerror(
+          L, arg, lua_pushfstring(L, "%s has no integer representation", name));
     if (v < 0 || v > 07777)
       luaL_argerror(L, arg, lua_pushfstring(L, "%s out of range", name));
     m = (int)v;
     break;
   default:
     if (!in_opts) luaL_typeerror(L, arg, "integer or octal string");
-    luaL_argerror(L, arg, lua_pushfstring(
-        L, "opts.mode: integer or octal string expected, got %s",
-        luaL_typename(L, idx)));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(
+                      L, "opts.mode: integer or octal string expected, got %s",
+                      luaL_typename(L, idx)));
   }
   if (in_opts) lua_pop(L, 1);
   return m;
 }
 
 /* Registers the request userdata's metatable (its __gc abandons it). */
-void casync__fsreq_open(lua_State *L) {
+void casync__fs_req_open(lua_State *L) {
   luaL_newmetatable(L, FS_REQ_MT);
   lua_pushcfunction(L, req_gc);
   lua_setfield(L, -2, "__gc");
