@@ -60,6 +60,7 @@ static void free_req(casync_fsreq *r) {
  * return. */
 static void abandon(casync_fsreq *r) {
   r->abandoned = 1;
+  if (r->task) r->task->wait_obj = NULL; /* r may go before its task */
   r->task = NULL;
   if (r->active) {
     if (!r->must_run) uv_cancel(r->active); /* if no worker took it yet */
@@ -72,11 +73,22 @@ static void abandon(casync_fsreq *r) {
 static int req_gc(lua_State *L) {
   fs_ud *u = lua_touserdata(L, 1);
   casync_fsreq *r = u->r;
+  casync_task *t;
   if (!r) return 0;
   u->r = NULL;
   r->ud = NULL;
-  if (r->done) free_req(r);
-  else abandon(r);
+  if (r->done) {
+    free_req(r);
+    return 0;
+  }
+  t = r->task;
+  abandon(r);
+  /* The userdata lives on the waiting task's stack: only a coroutine
+   * closed from outside (coroutine.close) lets go of it while the task
+   * waits.  Nothing will wake that task now, so wake it here: the
+   * scheduler ends it as cancelled. */
+  if (t && t->state == T_WAITING && lua_status(t->co) != LUA_YIELD)
+    casync__wake(t->loop, t, WAKE_CANCEL);
   return 0;
 }
 
@@ -177,7 +189,7 @@ void casync__fs_simple_done(casync_fsreq *r, ssize_t res) {
 static int fs_cancel(casync_ctx *lp, casync_task *t, int why) {
   (void)lp;
   (void)why;
-  abandon(t->wait_obj);
+  if (t->wait_obj) abandon(t->wait_obj); /* NULL: already abandoned */
   return 1;
 }
 

@@ -151,6 +151,26 @@ describe("FIFOs", function()
     assert.equal(before, fd_count())
   end))
 
+  it("a task whose coroutine is closed from outside while it waits ends", async(function()
+    local p = mkfifo("p")
+    local co
+    local t = casync.spawn(function()
+      co = coroutine.running()
+      return fs.read_file(p) -- no writer: only the close can end this
+    end)
+    casync.sleep(0.02)
+    assert.is_true(coroutine.close(co))
+    co = nil
+    local t0 = casync.now()
+    while not t:done() and casync.now() - t0 < 5 do
+      collectgarbage() -- the request on its stack goes, and says so
+      casync.sleep(0.01)
+    end
+    assert.is_true(t:cancelled())
+    while fs._stats().blocks > 0 and casync.now() - t0 < 5 do casync.sleep(0.01) end
+    assert.equal(0, fs._stats().blocks)
+  end))
+
   it("copyfile refuses them (and character devices) instead of waiting", async(function()
     local p = mkfifo("p")
     assert(fs.write_file(root .. "/f", "data"))
