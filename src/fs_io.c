@@ -37,6 +37,9 @@
 
 #define NO_READER 1     /* wres: a FIFO opened to write has no reader yet */
 #define RETRY_MAX_MS 50 /* the longest pause between those opens */
+/* The most one read(2)/write(2) on the loop's thread moves: a device that
+ * is always ready (/dev/urandom) must not hold the loop for long. */
+#define POLL_CHUNK 65536u
 
 struct casync_fspoll {
   casync_handle hd;
@@ -279,6 +282,7 @@ static void io(casync_fsreq *r, int wr, char *base, size_t len, int64_t off,
     return;
   }
   if (p) {
+    if (b.len > POLL_CHUNK) b.len = POLL_CHUNK;
     r->next = next;
     r->pbuf = b;
     r->poff = off;
