@@ -20,8 +20,8 @@ end
 local layer_of = {
   ["casync.h"] = 0, ["context.h"] = 0,
   ["scheduler.h"] = 1,
-  ["prim.h"] = 2, ["chan.h"] = 2,
-  ["io.h"] = 3, ["stream.h"] = 3, ["fs.h"] = 3,
+  ["prim.h"] = 2, ["chan.h"] = 2, ["sync.h"] = 2,
+  ["io.h"] = 3, ["stream.h"] = 3, ["tls.h"] = 3, ["fs.h"] = 3,
   ["http.h"] = 4, ["http_parse.h"] = 4,
 }
 local names = {[0] = "context", "scheduler", "primitives", "I/O", "HTTP"}
@@ -34,7 +34,8 @@ local file_layer = {
   {"combinators", "channel", "queue", "select", "sync", "copy", "thread",
    "worker"},
   {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp",
-   "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp"},
+   "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp",
+   "tls_conf", "tls_lua", "connect"},
   {"http_parse", "http", "http_server"},
 }
 local layer_of_file = {}

@@ -25,15 +25,7 @@ typedef struct chan {
   casync_wqueue joiners;  /* queues: tasks in join() */
 } chan;
 
-typedef struct select_state {
-  casync_task *task;
-  int n, fired; /* fired: the case index, 0 for none yet / timed out */
-  casync_wnode *won; /* the node of the case that fired */
-  casync_wnode w[];
-} select_state;
 
-void casync__chan_unlink_select(select_state *s);
-void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status);
 void casync__chan_take_from(lua_State *L, casync_wnode *w);
 chan *casync__chan_check(lua_State *L, int idx);
 chan *casync__queue_check(lua_State *L, int idx);

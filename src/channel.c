@@ -147,23 +147,6 @@ static void buf_pop(lua_State *L, chan *c, int chidx) {
 
 /* ------------------------------------------------------------- serving */
 
-void casync__chan_unlink_select(select_state *s) {
-  int i;
-  for (i = 0; i < s->n; i++) casync__wq_remove(&s->w[i]);
-}
-
-/* w (already off its queue) was served with `status`: wake its task. */
-void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status) {
-  w->status = status;
-  if (w->sel) {
-    select_state *s = w->sel;
-    s->fired = w->idx;
-    s->won = w;
-    casync__chan_unlink_select(s);
-  }
-  casync__wake(lp, w->task, WAKE_OK);
-}
-
 /* Pushes the value of waiting sender w onto L. */
 void casync__chan_take_from(lua_State *L, casync_wnode *w) {
   lua_State *co = w->task->co;
@@ -200,7 +183,7 @@ int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
   casync_wnode *r = casync__wq_pop(&c->receivers);
   if (r) {
     give_to(L, r);
-    casync__chan_serve(lp, r, WN_OK);
+    casync__wq_serve(lp, r, WN_OK);
   } else if (c->count < c->cap)
     buf_push(L, c, chidx, prio);
   else
@@ -223,14 +206,14 @@ int casync__chan_try_recv(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
       casync__chan_take_from(L, s);
       buf_push(L, c, chidx, prio);
       c->unfinished++;
-      casync__chan_serve(lp, s, WN_OK);
+      casync__wq_serve(lp, s, WN_OK);
     }
     return 1;
   }
   if ((s = casync__wq_pop(&c->senders)) != NULL) {
     casync__chan_take_from(L, s);
     c->unfinished++;
-    casync__chan_serve(lp, s, WN_OK);
+    casync__wq_serve(lp, s, WN_OK);
     return 1;
   }
   if (c->closed) {
@@ -246,8 +229,8 @@ void casync__chan_close(casync_ctx *lp, chan *c) {
   casync_wnode *w;
   if (c->closed) return;
   c->closed = 1;
-  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
-  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
 }
 
 /* ----------------------------------------------------- send and recv */

@@ -48,7 +48,8 @@ enum {
   CTX_WATCHDOG,  /* {on_block, queued reports} */
   CTX_POOL,      /* casync.thread's default pool, made on first use */
   CTX_STANDINS,  /* luv stand-ins by handle class (light userdata) */
-  CTX_NUSER = CTX_STANDINS
+  CTX_CONTEXT,   /* the root task-local context: {context =, context_shared =} */
+  CTX_NUSER = CTX_CONTEXT
 };
 
 /* Parts of the state with something to stop at the end, in the order the
@@ -126,6 +127,7 @@ struct casync_ctx {
   int grace_expired;
   uint64_t rng;             /* select's random choice */
   int pool_len;             /* recycled coroutines available */
+  int root_context;         /* code outside tasks has context values */
   /* published around each lua_resume for the watchdog thread: odd while
    * a task runs; only the loop's thread writes them */
   atomic_ulong run_seq;

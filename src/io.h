@@ -24,6 +24,12 @@ void casync__process_open(lua_State *L);
 #define CASYNC_SERVER_MT "casync.Server"
 typedef struct casync_stream casync_stream;
 typedef struct casync_server casync_server;
+typedef struct casync_tls casync_tls;           /* tls.c: a stream's TLS layer */
+typedef struct casync_tls_conf casync_tls_conf; /* tls_conf.c: its settings */
+
+/* A stream status (s->rerr, a connect's or write's outcome) that is no
+ * libuv error: the TLS layer failed, and says why (casync__stream_err). */
+#define CASYNC_ETLS (-5000)
 
 enum { CASYNC_TCP = 1, CASYNC_PIPE, CASYNC_TTY }; /* kinds of stream */
 
@@ -55,6 +61,7 @@ struct casync_stream {
   void (*on_close)(casync_stream *s, void *arg);
   void *on_close_arg;
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
+  casync_tls *tls;          /* the TLS layer, NULL for a plain stream */
 };
 
 /* net.c */
@@ -68,6 +75,12 @@ int casync__net_parse_ip(const char *host, int port,
                          struct sockaddr_storage *ss);
 int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
                           struct sockaddr_storage *ss);
+int casync__net_resolve(lua_State *L, const char *fname, const char *host,
+                        int port, struct sockaddr_storage *ss,
+                        lua_KFunction k, lua_KContext kc);
+int casync__net_lookup_addr(lua_State *L, int idx, int port,
+                            struct sockaddr_storage *ss);
+lua_Integer casync__net_check_port(lua_State *L, int arg);
 
 /* stream.c */
 casync_stream *casync__stream_new(lua_State *L, casync_ctx *ctx, int kind,
@@ -82,7 +95,27 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
                            lua_KContext kc);
 int casync__stream_connect_status(lua_State *L, int sidx);
 int casync__stream_count(casync_ctx *ctx);
+int casync__stream_err(lua_State *L, casync_stream *s, const char *op,
+                       int err);
 void casync__stream_open(lua_State *L);
+
+/* tls.c, tls_conf.c, tls_lua.c: TLS (OpenSSL 3) as a layer inside a
+ * stream: the reads, writes, shutdown and close of stream.c go through it,
+ * so code on a TLS stream is the same as on a plain one. */
+casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
+                                  const char *fname);
+int casync__tls_start(casync_stream *s, casync_tls_conf *c, const char *host);
+int casync__tls_handshake(lua_State *L, casync_task *t, int sidx,
+                          uint64_t deadline, lua_KFunction k,
+                          lua_KContext kc);
+int casync__tls_handshake_result(lua_State *L, casync_task *t, int sidx,
+                                 const char *op, double timeout);
+int casync__tls_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
+                     void (*done)(void *arg, int status), void *arg);
+void casync__tls_shutdown(casync_stream *s);
+int casync__tls_push_error(lua_State *L, casync_stream *s, const char *op);
+extern const luaL_Reg casync__stream_tls_methods[];
+void casync__tls_open(lua_State *L);
 
 /* stdio.c */
 void casync__stdio_open(lua_State *L);
@@ -97,8 +130,14 @@ void casync__server_close(lua_State *L, casync_server *srv, int cancel);
 int casync__server_count(casync_ctx *ctx);
 void casync__server_open(lua_State *L);
 
-/* tcp.c, pipe.c, dns.c */
+/* tcp.c, connect.c, pipe.c, dns.c, udp.c */
+int casync__tcp_connect(lua_State *L, casync_task *t, const char *host,
+                        int port, uint64_t deadline, double timeout,
+                        lua_KFunction k, lua_KContext kc);
+int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
+                       int port, int hidx, int backlog);
 void casync__tcp_open(lua_State *L);
+void casync__udp_open(lua_State *L);
 void casync__pipe_open(lua_State *L);
 int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
                        const char *service, int family, uint64_t deadline,

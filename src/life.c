@@ -233,6 +233,11 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
     t->flags |= TF_NAMED;
   }
   lp->live++;
+  { /* the spawner's task-local context, shared until one of them writes */
+    casync_task *by = lp->current;
+    if (by ? (by->flags & TF_CONTEXT) != 0 : lp->root_context)
+      casync__context_inherit(L, by, t, tidx);
+  }
   return t;
 }
 

@@ -65,7 +65,7 @@ static int meth_task_done(lua_State *L) {
   if (c->unfinished <= 0)
     return luaL_error(L, "task_done: called more times than items were put");
   if (--c->unfinished > 0) return 0;
-  while ((w = casync__wq_pop(&c->joiners)) != NULL) casync__chan_serve(lp, w, WN_OK);
+  while ((w = casync__wq_pop(&c->joiners)) != NULL) casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 

@@ -242,10 +242,30 @@ void casync__timer_open(lua_State *L);
 /* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
 void casync__sleep_until_open(lua_State *L);
 
-/* waitq.c: FIFO wait lists of tasks */
+/* A task waiting on several things at once (casync.select): one case per
+ * thing, in its wait list (w) or, for a task, among its observers (obs).
+ * The first case served fires: the others are unlinked at that moment, so
+ * a losing case takes nothing. */
+typedef struct casync_selcase {
+  casync_wnode w;
+  casync_obs obs;
+  casync_task *watched;   /* {task, "wait"}: that task */
+} casync_selcase;
+typedef struct casync_select {
+  casync_task *task;
+  int n, fired;           /* fired: the case's index, 0 until one fires */
+  casync_wnode *won;      /* its node */
+  casync_selcase c[];
+} casync_select;
+
+/* waitq.c: FIFO wait lists of tasks, and selects over them */
 void casync__wq_push(casync_wqueue *q, casync_wnode *w);
 casync_wnode *casync__wq_pop(casync_wqueue *q);
 void casync__wq_remove(casync_wnode *w);
+void casync__wq_serve(casync_ctx *lp, casync_wnode *w, int status);
+void casync__select_unlink(casync_select *s);
+void casync__select_watch(casync_select *s, casync_selcase *c,
+                          casync_task *t);
 
 /* loop.c: casync.run */
 void casync__loop_open(lua_State *L);
@@ -275,6 +295,11 @@ casync_task *casync__task_begin(lua_State *L, const char *fname);
 int casync__task_msgh(lua_State *co);
 int casync__reraise(lua_State *L, casync_task *t);
 void casync__cscope_open(lua_State *L);
+
+/* tcontext.c: task-local context */
+void casync__context_inherit(lua_State *L, casync_task *spawner,
+                             casync_task *t, int tidx);
+void casync__tcontext_open(lua_State *L);
 
 /* scope.c: casync.scope (a scope that owns its tasks) */
 void casync__scope_task_ended(lua_State *L, casync_ctx *lp, casync_task *t,

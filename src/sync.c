@@ -8,43 +8,9 @@
  * sem:release() or <close>.
  */
 #include <string.h>
-#include "prim.h"
+#include "sync.h"
 
-#define SEM_MT "casync.Semaphore"
-#define LOCK_MT "casync.Lock"
-#define PERMIT_MT "casync.Permit"
-#define EVENT_MT "casync.Event"
-#define COND_MT "casync.Condition"
-
-enum { OP_ACQUIRE = 10, OP_REACQUIRE, OP_EVENT, OP_COND };
-
-typedef struct permit permit;
-
-typedef struct sem {
-  casync_wqueue waiters;
-  lua_Integer count, initial;
-  int is_lock;
-  casync_task *owner; /* a lock's holder */
-  permit *held;       /* permits not yet released, newest first */
-  lua_Integer dropped; /* permits collected unreleased: still taken */
-} sem;
-
-struct permit {
-  sem *s; /* NULL once released */
-  casync_task *owner;
-  permit *next, *prev;
-};
-
-typedef struct event {
-  casync_wqueue waiters;
-  int set;
-} event;
-
-typedef struct cond {
-  casync_wqueue waiters;
-} cond;
-
-static sem *check_sem(lua_State *L, int idx) {
+sem *casync__sync_check_sem(lua_State *L, int idx) {
   sem *s = luaL_testudata(L, idx, SEM_MT);
   if (!s && !(s = luaL_testudata(L, idx, LOCK_MT)))
     luaL_typeerror(L, idx, "casync.Semaphore or casync.Lock");
@@ -61,7 +27,7 @@ static void held_unlink(sem *s, permit *p) {
 }
 
 /* Pushes a new permit of s (userdata at sidx) held by t. */
-static int push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
+int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
   permit *p = lua_newuserdatauv(L, sizeof *p, 1);
   p->s = s;
   p->owner = t;
@@ -82,8 +48,7 @@ static void give_back(casync_ctx *lp, sem *s) {
   s->owner = NULL;
   if (w) {
     if (s->is_lock) s->owner = w->task;
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
+    casync__wq_serve(lp, w, WN_OK); /* its permit, straight away */
   } else
     s->count++;
 }
@@ -105,6 +70,10 @@ static int meth_permit_release(lua_State *L) {
 
 /* A permit collected unreleased stays taken (asyncio's `acquire() ...
  * release()` never keeps it): sem:release() can still give it back. */
+typedef struct cond {
+  casync_wqueue waiters;
+} cond;
+
 static int meta_permit_gc(lua_State *L) {
   permit *p = luaL_checkudata(L, 1, PERMIT_MT);
   if (p->s) {
@@ -162,14 +131,14 @@ static int acquire_k(lua_State *L, int status, lua_KContext kc) {
   if (casync__woken(L, t) == WAKE_TIMEOUT)
     return push_timeout(L, "acquire", lua_tonumber(L, 2));
   /* the permit was handed over: keep it even if a cancel comes now */
-  return push_permit(L, check_sem(L, 1), 1, t);
+  return casync__sync_push_permit(L, casync__sync_check_sem(L, 1), 1, t);
 }
 
 /* sem:acquire([timeout]) -> permit | nil, err: suspends until a permit is
  * free (first come, first served); nil and an error of kind "timeout"
  * after timeout seconds.  Use as `local p <close> = sem:acquire()`. */
 static int meth_acquire(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   double timeout = casync__check_seconds(L, 2, 1);
   casync_task *t = casync__wait_begin(L, "acquire");
   lua_settop(L, 2);
@@ -177,7 +146,7 @@ static int meth_acquire(lua_State *L) {
     return luaL_error(L, "acquire: the lock is already held by this task");
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
-    return push_permit(L, s, 1, t);
+    return casync__sync_push_permit(L, s, 1, t);
   }
   if (timeout == 0) return push_timeout(L, "acquire", 0);
   lua_pushnumber(L, timeout);
@@ -189,11 +158,11 @@ static int meth_acquire(lua_State *L) {
 /* sem:try_acquire() -> permit | nil: takes a free permit without waiting */
 static int meth_try_acquire(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
-    return push_permit(L, s, 1, t);
+    return casync__sync_push_permit(L, s, 1, t);
   }
   return 0;
 }
@@ -204,7 +173,7 @@ static int meth_try_acquire(lua_State *L) {
  * task counts as one holder). */
 static int meth_release(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   permit *p;
   if (s->is_lock && (s->count > 0 || s->owner != t))
@@ -225,18 +194,18 @@ static int meth_release(lua_State *L) {
 
 /* sem:value() -> permits free now; lock:locked() -> whether it is held */
 static int meth_value(lua_State *L) {
-  lua_pushinteger(L, check_sem(L, 1)->count);
+  lua_pushinteger(L, casync__sync_check_sem(L, 1)->count);
   return 1;
 }
 
 static int meth_locked(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   lua_pushboolean(L, s->count == 0);
   return 1;
 }
 
 static int meta_sem_tostring(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   if (s->is_lock)
     lua_pushstring(L, s->count ? "casync.Lock (free)" : "casync.Lock (held)");
   else
@@ -304,10 +273,8 @@ static int meth_ev_set(lua_State *L) {
   event *e = luaL_checkudata(L, 1, EVENT_MT);
   casync_wnode *w;
   e->set = 1;
-  while ((w = casync__wq_pop(&e->waiters)) != NULL) {
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
-  }
+  while ((w = casync__wq_pop(&e->waiters)) != NULL)
+    casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
@@ -420,10 +387,8 @@ static int notify(lua_State *L, lua_Integer n) {
   if (s->count > 0 || s->owner != t)
     return luaL_error(L, "notify: the condition's lock is not held by the "
                       "calling task");
-  while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL) {
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
-  }
+  while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL)
+    casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
