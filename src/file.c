@@ -43,7 +43,7 @@ void casync__fs_file_release(casync_file *f) {
 
 /* Pushes a file userdata for the descriptor request r opened, which it
  * takes from r (user value: the path at pidx of L). */
-int casync__fs_push_file(lua_State *L, casync_fsreq *r, int pidx) {
+static int push_file(lua_State *L, casync_fsreq *r, int pidx) {
   file_ud *u = lua_newuserdatauv(L, sizeof *u, 1);
   u->f = NULL;
   luaL_setmetatable(L, CASYNC_FILE_MT);
@@ -59,7 +59,7 @@ int casync__fs_push_file(lua_State *L, casync_fsreq *r, int pidx) {
 }
 
 static int push_opened(lua_State *L, casync_fsreq *r) {
-  return casync__fs_push_file(L, r, 1);
+  return push_file(L, r, 1);
 }
 
 static void opened(casync_fsreq *r, ssize_t res) {

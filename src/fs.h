@@ -83,7 +83,6 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, casync_fs_push push,
 uv_fs_t *casync__fs_step(casync_fsreq *r, casync_fs_next next);
 void casync__fs_started(casync_fsreq *r, int rc);
 void casync__fs_cb(uv_fs_t *req);
-void casync__fs_cleanup(casync_fsreq *r);
 void casync__fs_fail(casync_fsreq *r, const char *op, int status);
 void casync__fs_finish(casync_fsreq *r);
 void casync__fs_simple_done(casync_fsreq *r, ssize_t res);
@@ -114,6 +113,5 @@ void casync__fs_tree_open(lua_State *L);
 void casync__file_open(lua_State *L);
 void casync__fs_file_release(casync_file *f);
 int casync__fs_push_stat(lua_State *L, casync_fsreq *r);
-int casync__fs_push_file(lua_State *L, casync_fsreq *r, int pidx);
 
 #endif

@@ -29,7 +29,7 @@ struct fs_ud {
 /* ================================================================ blocks */
 
 /* Frees what libuv keeps in r's request after a call (paths, listings). */
-void casync__fs_cleanup(casync_fsreq *r) {
+static void cleanup(casync_fsreq *r) {
   if (r->req_dirty) {
     uv_fs_req_cleanup(&r->req);
     r->req_dirty = 0;
@@ -37,7 +37,7 @@ void casync__fs_cleanup(casync_fsreq *r) {
 }
 
 static void free_req(casync_fsreq *r) {
-  casync__fs_cleanup(r);
+  cleanup(r);
   if (r->poll) casync__fs_poll_close(r->poll);
   if (r->fd >= 0) { /* opened, but nobody took it */
     uv_fs_t req;    /* synchronous: close(2) of a local file does not block */
@@ -123,7 +123,7 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, casync_fs_push push,
 /* r's libuv request, made ready for the next uv_fs_* call, whose result
  * goes to next. */
 uv_fs_t *casync__fs_step(casync_fsreq *r, casync_fs_next next) {
-  casync__fs_cleanup(r);
+  cleanup(r);
   r->req_dirty = 1;
   r->next = next;
   r->active = (uv_req_t *)&r->req;
