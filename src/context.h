@@ -158,6 +158,7 @@ struct casync_ctx {
   int pins;                 /* values anchored for libuv */
   int requests;             /* requests in flight (debug counts) */
   int http_blocks;          /* HTTP server and connection blocks */
+  int fs_blocks;            /* fs request blocks not yet freed */
 };
 
 /* context.c */
