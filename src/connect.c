@@ -113,7 +113,7 @@ static int race_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A won race hands over its stream: kept (closed on a late cancel). */
 static const casync_wait_kind race_wait = {"connect", "connect", race_cancel,
-                                           CASYNC_WK_KEEPS};
+                                           CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Leaves the stack as the caller had it plus the results, and goes on in
  * the caller's continuation. */

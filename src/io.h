@@ -6,66 +6,9 @@
 
 #include "prim.h"
 
-/* fs.c, file.c: casync.fs (issue 5) */
+/* casync.fs (fs.c and the files fs.h lists) */
 #define CASYNC_FILE_MT "casync.File"
-
-/* What a request does; chains go through several steps. */
-enum {
-  FSOP_SIMPLE = 1, /* one libuv call; results from req (stat, rename, ...) */
-  FSOP_READ_FILE,
-  FSOP_WRITE_FILE,
-  FSOP_MKDIR_P,
-  FSOP_REMOVE,
-  FSOP_FREAD,  /* file:read */
-  FSOP_FWRITE, /* file:write */
-  FSOP_FREAD_ALL
-};
-
-/* The libuv side of an open file (file.c): freed when Lua let go and no
- * request uses it. */
-typedef struct casync_file {
-  uv_file fd;     /* -1 once closed */
-  int inflight;   /* requests using fd */
-  int closing;    /* close() was called (while requests were in flight) */
-  int lua_gone;   /* the userdata was collected or closed */
-} casync_file;
-
-/* A request: libuv's from uv_fs_* until its callback, then its userdata's
- * (on the waiting task's stack). */
-typedef struct casync_fsreq {
-  uv_fs_t req;
-  casync_ctx *lp;
-  casync_task *task; /* the waiting task, NULL once it stopped waiting */
-  struct fs_ud *ud;  /* the userdata owning it after the callback */
-  int op, step;
-  int done;          /* the operation (the whole chain) ended */
-  int status;        /* 0 or the first libuv error */
-  const char *failed_op; /* the step that failed ("open", "read", ...) */
-  int req_dirty;     /* req needs uv_fs_req_cleanup */
-  uv_file fd;        /* a chain's own descriptor, -1 when none */
-  casync_file *file; /* file methods: the file (its inflight counted) */
-  char *buf;         /* data read or to write (owned) */
-  size_t len, cap, pos;
-  int64_t offset;    /* file offset, -1 for the current position */
-  int flags, mode;
-  char *path;        /* chains: a copy of the path */
-  size_t plen, pdone; /* mkdir -p: the prefix made so far */
-  uv_stat_t st;
-} casync_fsreq;
-
 void casync__fs_open(lua_State *L);
-casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op);
-int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
-                    int ctx, const char *what, lua_KFunction k);
-int casync__fs_k(lua_State *L, int status, lua_KContext ctx);
-int casync__fs_read_more(casync_fsreq *r);
-int casync__fs_write_more(casync_fsreq *r);
-void casync__fs_cb(uv_fs_t *req);
-void casync__fs_file_release(casync_file *f);
-const char *casync__fs_check_path(lua_State *L, int arg);
-int casync__fs_opt_perm(lua_State *L, int arg, int def);
-void casync__file_open(lua_State *L);
-int casync__fs_push_file(lua_State *L, uv_file fd, int pidx);
 int casync__fs_fileno(lua_State *L, int idx);
 
 /* signal.c, process.c */

@@ -19,6 +19,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__cscope_open(L);
   casync__scope_open(L);
   casync__tcontext_open(L);
+  casync__trace_open(L);
   casync__task_open(L);
   casync__watchdog_open(L);
   /* primitives */

@@ -186,10 +186,10 @@ static int read_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 static const casync_wait_kind read_waits[] = {
-  {"read", "read", read_cancel, 0},
-  {"read_line", "read_line", read_cancel, 0},
-  {"read_until", "read_until", read_cancel, 0},
-  {"read_exactly", "read_exactly", read_cancel, 0}};
+  {"read", "read", read_cancel, CASYNC_WK_EXTERNAL},
+  {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL},
+  {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL},
+  {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL}};
 
 /* What a read call asks for, parsed from its arguments (stack: [1 self]
  * [2 n|max|delim] [3 timeout|max] [4 timeout]). */

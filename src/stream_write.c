@@ -47,7 +47,7 @@ static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken write is done: the caller learns its fate even if cancelled. */
 static const casync_wait_kind write_wait = {"write", "write", write_cancel,
-                                            CASYNC_WK_KEEPS};
+                                            CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -233,7 +233,7 @@ static int shutdown_cancel(casync_ctx *lp, casync_task *t, int why) {
 /* A woken shutdown was done: its result is kept. */
 static const casync_wait_kind shutdown_wait = {"shutdown", "shutdown",
                                                shutdown_cancel,
-                                               CASYNC_WK_KEEPS};
+                                               CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -304,7 +304,7 @@ static int connect_cancel(casync_ctx *lp, casync_task *t, int why) {
 /* A woken connect is made: kept (the caller closes it on a cancel). */
 static const casync_wait_kind connect_wait = {"connect", "connect",
                                               connect_cancel,
-                                              CASYNC_WK_KEEPS};
+                                              CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Connects the new stream at sidx to addr (TCP) or path (pipe), suspending
  * t until it is done; k(kc) continues, and reads the outcome with

@@ -474,7 +474,7 @@ static int handshake_cancel(casync_ctx *lp, casync_task *t, int why) {
  * cancellation that came meanwhile. */
 static const casync_wait_kind handshake_wait = {"handshake", "tls handshake",
                                                 handshake_cancel,
-                                                CASYNC_WK_KEEPS};
+                                                CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Suspends t until the handshake of the TLS stream at sidx is over (at
  * once if it is); k(kc) continues and reads the outcome with

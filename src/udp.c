@@ -165,7 +165,7 @@ static int recv_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
-static const casync_wait_kind recv_wait = {"recv", "udp recv", recv_cancel, 0};
+static const casync_wait_kind recv_wait = {"recv", "udp recv", recv_cancel, CASYNC_WK_EXTERNAL};
 
 /* Pushes the oldest datagram (at most max bytes of it): data, host, port,
  * truncated; or an error; or returns -1 when there is none. */
@@ -279,7 +279,7 @@ static int send_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 static const casync_wait_kind send_wait = {"send", "udp send", send_cancel,
-                                           CASYNC_WK_KEEPS};
+                                           CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* [1 sock][2 data][3 host][4 port][5 timeout][6 status] */
 static int send_k(lua_State *L, int status, lua_KContext kc) {
