@@ -202,6 +202,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
+int casync__fn_on_unobserved(lua_State *L);
 int casync__traceback_msgh(lua_State *L);
 void casync__extras(lua_State *L, int tidx);
 void casync__task_describe(lua_State *L, casync_task *t, int tidx);

@@ -262,7 +262,8 @@ static int meta_gc(lua_State *L) {
 void casync__task_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", fn_spawn}, {"current", fn_current},
-    {"call_later", fn_call_later}, {NULL, NULL}};
+    {"call_later", fn_call_later},
+    {"on_unobserved", casync__fn_on_unobserved}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"wait", meth_wait}, {"cancel", meth_cancel}, {"done", meth_done},
     {"cancelled", meth_cancelled}, {"result", meth_result},
