@@ -261,6 +261,7 @@ static void write_file(lua_State *L, int fidx) {
   FILE *f;
   size_t len;
   const char *json;
+  fidx = lua_absindex(L, fidx); /* the stack grows below */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "casync.timeline");
   lua_call(L, 1, 1);

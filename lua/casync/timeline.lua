@@ -9,6 +9,7 @@
 --   rec.events       in time order; times in seconds from rec.t0:
 --     {kind = "run",  task =, t =, dur =}           the task ran
 --     {kind = "wait", task =, t =, dur =, what =}   the task waited on `what`
+--     {kind = "spawn", task =, t =, parent =}        the task was spawned
 --     {kind = "end",  task =, t =, outcome = "ok" | "failed" | "cancelled"}
 --     {kind = "job",  track =, t =, dur =, task =}  a thread or process job
 --     {kind = "http", task =, t =, dur =, name =}   an HTTP request
@@ -38,7 +39,7 @@ local function bad(n, fname, msg, level)
 end
 
 local SPANS = {run = true, wait = true, job = true, http = true, gc = true}
-local TASKED = {run = true, wait = true, ["end"] = true}
+local TASKED = {run = true, wait = true, ["end"] = true, spawn = true}
 
 local function show(v)
   if type(v) ~= "number" then return type(v) end
@@ -196,6 +197,8 @@ end
 local function task_label(id, info)
   if info and info.name then return fmt("#%d '%s'", id, tostring(info.name)) end
   if info and info.spawned_at then return fmt("#%d %s", id, basename(info.spawned_at)) end
+  -- spawned from C with no parent: casync.run's main task (the runner's)
+  if info and not info.parent then return fmt("#%d main", id) end
   return "#" .. id
 end
 
@@ -235,7 +238,7 @@ local function layout(rec)
   local jobs, gc = {}, false
   for _, e in ipairs(rec.events) do
     local k = e.kind
-    if k == "run" or k == "wait" or k == "end" then
+    if k == "run" or k == "wait" or k == "end" or k == "spawn" then
       if not seen[e.task] then seen[e.task] = true ids[#ids + 1] = e.task end
     elseif k == "job" then
       if not tracks[e.track] then tracks[e.track] = true jobs[#jobs + 1] = e.track end
@@ -322,6 +325,9 @@ local function rows_of(rec, rows, cols, dur, block)
       end
       if not r.first and a >= 0 and a <= dur then r.first = -1 end
       if not r.last or b > r.last then r.last = b end
+    elseif k == "spawn" then -- ready from here to its first run
+      local r = by_task[e.task]
+      if r and e.t >= 0 then r.last = e.t end
     elseif k == "end" then
       local r = by_task[e.task]
       r.outcome = e.outcome
@@ -664,9 +670,12 @@ function M.chrome(rec)
   local evs = {}
   local lane_tid = {}
   -- places [a, b] on the first lane of tr free at a (a lane is a tid);
-  -- overlaps under a microsecond are trimmed, as a recorder's clock reads
+  -- overlaps under a microsecond are trimmed, as a recorder's clock reads.
+  -- A task is never in two states at once: on its track a span that
+  -- overlaps the one before starts where that one ended (a wait begins
+  -- when the task parks, a little before its run ends).
   local function place(tr, a, b)
-    local tol = 1e-6
+    local tol = tr.task and huge or 1e-6
     for i, last in ipairs(tr.lanes) do
       if a >= last - tol then
         if a < last then a = last end
@@ -698,6 +707,7 @@ function M.chrome(rec)
     local k = e.kind
     if k == "run" or k == "wait" then
       local tr = track(e.task, task_name(e.task), e.task)
+      tr.task = true
       local tid, a, b = place(tr, e.t, e.t + e.dur)
       local name, args
       if k == "run" then

@@ -227,7 +227,7 @@ describe("timeline.chart", function()
   it("handles a task that waits across the end of the recording", function()
     local ev = {{kind = "run", task = 7, t = -0.5, dur = 0.6}, -- began before t0
                 {kind = "wait", task = 7, t = 0.1, dur = 5, what = "sleep"}}
-    local r = rows(timeline.chart(rec(1, {[7] = {id = 7}}, ev), {width = 40}))
+    local r = rows(timeline.chart(rec(1, {[7] = {id = 7, parent = 1}}, ev), {width = 40}))
     assert.equal(1, #r)
     assert.matches("^#7 +B+W+$", shape(r[1]))
   end)
@@ -358,10 +358,10 @@ describe("timeline.chrome", function()
     assert.equal(1, timers)
   end)
 
-  it("trims the sub-microsecond overlaps a recorder's clock makes, lanes the rest", function()
+  it("starts a task's wait where its run ended, lanes overlapping requests", function()
     local ev = {
       {kind = "run", task = 1, t = 0, dur = 0.001},
-      {kind = "wait", task = 1, t = 0.0009995, dur = 0.5, what = "sleep"}, -- 0.5 µs early
+      {kind = "wait", task = 1, t = 0.0009, dur = 0.5, what = "sleep"}, -- parked in the run
       {kind = "http", task = 1, t = 0.1, dur = 0.3, name = "a"},
       {kind = "http", task = 1, t = 0.2, dur = 0.3, name = "b"},          -- overlaps a
     }
