@@ -434,15 +434,15 @@ function M.chart(rec, opts)
     lw = 4
     for _, r in ipairs(rows) do lw = max(lw, ulen(r.label) + 2 * r.depth) end
     lw = min(lw, floor(width / 3))
-  elseif math.type(lw) ~= "integer" or lw < 4 or lw > width - 20 then
-    bad(2, "chart", "opts.labels must be an integer from 4 to width - 20", 2)
+  elseif math.type(lw) ~= "integer" or lw < 4 or lw > width - 10 then
+    bad(2, "chart", "opts.labels must be an integer from 4 to width - 10", 2)
   end
   lw = lw + 1
   local cols = width - lw
   rows_of(rec, rows, cols, dur, block)
   local lines = {}
   -- the time axis: tick labels at nice steps
-  local step = tick_step(dur, cols, 10)
+  local step = tick_step(dur, cols, 8)
   local axis = {}
   for c = 1, cols do axis[c] = " " end
   local t, last = 0, 0
@@ -487,7 +487,13 @@ function M.chart(rec, opts)
   end
   if cur ~= "" then legend[#legend + 1] = cur end
   for _, l in ipairs(legend) do lines[#lines + 1] = l end
-  lines[#lines + 1] = summary_line(M.summary(rec, {block = block}), opts.ascii)
+  local sl = summary_line(M.summary(rec, {block = block}), opts.ascii)
+  if ulen(sl) > width then -- "wall …, sum of waits …:" / "2.0× concurrency"
+    local a, b = sl:match("^(.-:) (.*)$")
+    lines[#lines + 1] = a
+    sl = b
+  end
+  lines[#lines + 1] = sl
   return concat(lines, "\n") .. "\n"
 end
 

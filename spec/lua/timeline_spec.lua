@@ -105,7 +105,7 @@ describe("timeline.chart", function()
     end
     -- the time axis: 0s at the first column, seconds after
     local head = c:match("^[^\n]*")
-    assert.matches("^task%s+0s%s+1s%s+2s%s+3s$", head)
+    assert.matches("^task%s+0s%s+0.5s%s+1s%s+1.5s%s+2s%s+2.5s%s+3s$", head)
     -- the main task joins (·), the fetches wait (─) for 2, 1 and 3 s: row
     -- lengths in proportion, each starts and ends with a run (█)
     local cols = 80 - (c:find("0s", 1, true) - 1)
@@ -214,7 +214,8 @@ describe("timeline.chart", function()
   it("draws in ASCII when asked", function()
     local c = timeline.chart(gathered(), {ascii = true, width = 40})
     assert.is_nil(c:find("[\128-\255]"), c)
-    assert.equal("wall 3.00 s, sum of waits 6.00 s: 2.0x concurrency", last_line(c))
+    -- the figure, past the width, on two lines
+    assert.matches("\nwall 3.00 s, sum of waits 6.00 s:\n2.0x concurrency\n$", c)
     assert.matches("  #4 'user3'%s+#%-+#", c)
   end)
 
@@ -253,8 +254,8 @@ describe("timeline.chart", function()
                    errmsg(timeline.chart, gathered(), "wide"))
     assert.matches("bad argument #2 to 'chart' %(opts.width must be an integer >= 30%)",
                    errmsg(timeline.chart, gathered(), {width = 10}))
-    assert.matches("bad argument #2 to 'chart' %(opts.labels must be an integer from 4 to width %- 20%)",
-                   errmsg(timeline.chart, gathered(), {labels = 70}))
+    assert.matches("bad argument #2 to 'chart' %(opts.labels must be an integer from 4 to width %- 10%)",
+                   errmsg(timeline.chart, gathered(), {labels = 75}))
     assert.matches("bad argument #2 to 'chart' %(opts.duration must be a number >= 0%)",
                    errmsg(timeline.chart, gathered(), {duration = -1}))
     assert.matches("bad argument #2 to 'svg' %(opts.width must be an integer >= 300%)",
