@@ -257,9 +257,10 @@ void casync__chan_describe(lua_State *L, chan *c, const char *op) {
   int n = count(recv ? &c->senders : &c->receivers);
   const char *other = recv ? "sender" : "receiver";
   if (c->is_queue)
-    lua_pushfstring(L, "%s on queue#%I (%I items%s, %d %s%s waiting)", op,
-                    c->id, c->count, c->closed ? ", closed" : "", n,
-                    recv ? "putter" : "getter", n == 1 ? "" : "s");
+    lua_pushfstring(L, "%s on queue#%I (%I item%s%s, %d %s%s waiting)", op,
+                    c->id, c->count, c->count == 1 ? "" : "s",
+                    c->closed ? ", closed" : "", n, recv ? "putter" : "getter",
+                    n == 1 ? "" : "s");
   else
     lua_pushfstring(L, "%s on channel#%I (cap %I, %d %s%s waiting%s)", op,
                     c->id, c->cap, n, other, n == 1 ? "" : "s",
