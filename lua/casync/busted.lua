@@ -160,10 +160,12 @@ local function driver(fn, opts, timeout)
       results = r
     end
     if opts.leaks ~= false then
-      -- tasks about to end (a cancellation unwinding) may end first
-      for _ = 1, 3 do
-        if leftovers() == 0 then break end
-        casync.sleep(0)
+      -- tasks about to end (a cancellation unwinding, a handler that
+      -- reads the end of its closed connection) may end first: 0.1 s
+      local deadline, turns = casync.now() + 0.1, 0
+      while leftovers() > 0 and casync.now() < deadline do
+        turns = turns + 1
+        casync.sleep(turns <= 3 and 0 or 0.002)
       end
       local n, what = leftovers()
       if n > 0 then
