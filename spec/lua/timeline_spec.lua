@@ -426,10 +426,9 @@ for y in range(h):
     prev = line
 print(len(out), w, h)
 ]]
-  local f = assert(io.open(os.tmpname(), "w"))
-  local code, out = helper.sh("python3 -c " .. helper.quote(py) .. " " .. helper.quote(path))
-  f:close()
-  if code ~= 0 then return nil end
+  local code, out, err = helper.sh("env -u LD_PRELOAD python3 -c " .. helper.quote(py) .. " " ..
+                                   helper.quote(path))
+  assert(code == 0, err)
   local n, w, h = out:match("(%d+) (%d+) (%d+)")
   return tonumber(n), tonumber(w), tonumber(h)
 end
@@ -455,12 +454,13 @@ describe("timeline.svg", function()
     local labels = 0
     for _ in svg:gmatch('<text x="10" y="%d+" font%-family="DejaVu Sans Mono') do labels = labels + 1 end
     assert.equal(4, labels)
-    -- well-formed XML (python3's parser)
+    -- well-formed XML (python3's parser, when there is one)
+    if helper.sh("command -v python3") ~= 0 then return end
     local name = os.tmpname()
     local f = assert(io.open(name, "w"))
     f:write(svg)
     f:close()
-    local code, _, err = helper.sh("python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' " ..
+    local code, _, err = helper.sh("env -u LD_PRELOAD python3 -c 'import sys, xml.dom.minidom as m; m.parse(sys.argv[1])' " ..
                                    helper.quote(name))
     os.remove(name)
     assert.equal(0, code, err)
@@ -468,6 +468,10 @@ describe("timeline.svg", function()
 
   it("renders in a headless browser (Debian's chromium, when installed)", function()
     local browser = chromium()
+    if browser and helper.sh("command -v python3") ~= 0 then
+      pending("python3 is not installed: the screenshot cannot be read")
+      return
+    end
     if not browser then
       pending("chromium is not installed (apt-get install chromium): the SVG was not rendered")
       return
@@ -525,10 +529,12 @@ describe("timeline on a real recording", function()
       local c = timeline.chart(r)
       local lines = rows(c)
       assert.equal(4, #lines, c)
+      -- a sleep never ends early, and may end late on a loaded machine
       local sm = timeline.summary(r)
-      assert.near(0.3, sm.wall, 0.1)
-      assert.near(0.6, sm.waits, 0.05)
-      assert.matches("sum of waits 0%.6%d s: [12]%.%d× concurrency\n$", c)
+      assert(sm.wall >= 0.3 and sm.wall < 0.6, sm.wall)
+      assert(sm.waits >= 0.6 and sm.waits < 0.8, sm.waits)
+      assert.near(sm.waits / sm.wall, sm.concurrency, 1e-9)
+      assert.matches(("sum of waits %.2f s: %.1f× concurrency\n$"):format(sm.waits, sm.concurrency), c)
       parse_chrome(timeline.chrome(r))
     end)()
   end)
