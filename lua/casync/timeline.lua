@@ -149,8 +149,10 @@ local function wall_of(rec)
   return w
 end
 
--- summary(rec) -> {wall =, waits =, concurrency =, tasks =, running =,
--- blocked =}: the figures under the chart (see the header for waits).
+-- summary(rec [, {block = 0.05}]) -> {wall =, waits =, concurrency =,
+-- tasks =, running =, blocked =}: the figures under the chart (waits: see
+-- the header; running: seconds the tasks ran; blocked: how many runs were
+-- longer than opts.block).
 function M.summary(rec, opts)
   check_rec(rec, "summary", 2)
   opts = check_opts(opts, "summary", 2)
