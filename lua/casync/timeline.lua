@@ -390,6 +390,20 @@ local function tick_label(t, step)
   return fmt("%gus", floor(t * 1e6 + 0.5))
 end
 
+-- The checks and options chart and svg share: returns opts, width (default
+-- w0, at least wmin), block, duration (seconds across, never 0).
+local function drawing(rec, opts, fname, w0, wmin)
+  check_rec(rec, fname, 3)
+  opts = check_opts(opts, fname, 3)
+  local width = opts.width == nil and w0 or opts.width
+  if math.type(width) ~= "integer" or width < wmin then
+    bad(2, fname, "opts.width must be an integer >= " .. wmin, 3)
+  end
+  local block = opt_number(opts, "block", 0.05, 0, fname, 3)
+  local dur = opt_number(opts, "duration", wall_of(rec), 0, fname, 3)
+  return opts, width, block, dur > 0 and dur or 1e-3
+end
+
 ---------------------------------------------------------------------------
 -- the terminal chart
 
@@ -418,16 +432,8 @@ end
 -- block (a run longer than this many seconds blocks the loop, default
 -- 0.05), ascii (only ASCII glyphs).
 function M.chart(rec, opts)
-  check_rec(rec, "chart", 2)
-  opts = check_opts(opts, "chart", 2)
-  local width = opts.width == nil and 80 or opts.width
-  if math.type(width) ~= "integer" or width < 30 then
-    bad(2, "chart", "opts.width must be an integer >= 30", 2)
-  end
-  local block = opt_number(opts, "block", 0.05, 0, "chart", 2)
-  local wall = wall_of(rec)
-  local dur = opt_number(opts, "duration", wall, 0, "chart", 2)
-  if dur <= 0 then dur = 1e-3 end
+  local width, block, dur
+  opts, width, block, dur = drawing(rec, opts, "chart", 80, 30)
   local g = opts.ascii and ASCII or GLYPHS
   -- label column: as wide as the longest label, within a third of the line
   local rows = layout(rec)
@@ -517,19 +523,11 @@ local STATE_NAMES = {[RUN] = "running", [BLOCK] = "blocking the loop", [WAIT] = 
 -- scripts, no external fonts or images); each bar has a tooltip.  opts:
 -- width (pixels, default 1000), duration, block, title.
 function M.svg(rec, opts)
-  check_rec(rec, "svg", 2)
-  opts = check_opts(opts, "svg", 2)
-  local width = opts.width == nil and 1000 or opts.width
-  if math.type(width) ~= "integer" or width < 300 then
-    bad(2, "svg", "opts.width must be an integer >= 300", 2)
-  end
+  local width, block, dur
+  opts, width, block, dur = drawing(rec, opts, "svg", 1000, 300)
   if opts.title ~= nil and type(opts.title) ~= "string" then
     bad(2, "svg", "opts.title must be a string", 2)
   end
-  local block = opt_number(opts, "block", 0.05, 0, "svg", 2)
-  local wall = wall_of(rec)
-  local dur = opt_number(opts, "duration", wall, 0, "svg", 2)
-  if dur <= 0 then dur = 1e-3 end
   local lw, right, top, rh, gap = 230, 20, 56, 18, 6
   local cols = width - lw - right
   local rows = rows_of(rec, layout(rec), cols, dur, block)
