@@ -147,23 +147,6 @@ static void buf_pop(lua_State *L, chan *c, int chidx) {
 
 /* ------------------------------------------------------------- serving */
 
-void casync__chan_unlink_select(select_state *s) {
-  int i;
-  for (i = 0; i < s->n; i++) casync__wq_remove(&s->w[i]);
-}
-
-/* w (already off its queue) was served with `status`: wake its task. */
-void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status) {
-  w->status = status;
-  if (w->sel) {
-    select_state *s = w->sel;
-    s->fired = w->idx;
-    s->won = w;
-    casync__chan_unlink_select(s);
-  }
-  casync__wake(lp, w->task, WAKE_OK);
-}
-
 /* Pushes the value of waiting sender w onto L. */
 void casync__chan_take_from(lua_State *L, casync_wnode *w) {
   lua_State *co = w->task->co;
@@ -179,11 +162,11 @@ static void give_to(lua_State *L, casync_wnode *w) {
 }
 
 chan *casync__chan_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_CHANNEL_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->chan_mt, CASYNC_CHANNEL_MT);
 }
 
 chan *casync__queue_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_QUEUE_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->queue_mt, CASYNC_QUEUE_MT);
 }
 
 int casync__chan_raise_closed(lua_State *L, const char *fname) {
@@ -200,7 +183,7 @@ int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
   casync_wnode *r = casync__wq_pop(&c->receivers);
   if (r) {
     give_to(L, r);
-    casync__chan_serve(lp, r, WN_OK);
+    casync__wq_serve(lp, r, WN_OK);
   } else if (c->count < c->cap)
     buf_push(L, c, chidx, prio);
   else
@@ -223,14 +206,14 @@ int casync__chan_try_recv(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
       casync__chan_take_from(L, s);
       buf_push(L, c, chidx, prio);
       c->unfinished++;
-      casync__chan_serve(lp, s, WN_OK);
+      casync__wq_serve(lp, s, WN_OK);
     }
     return 1;
   }
   if ((s = casync__wq_pop(&c->senders)) != NULL) {
     casync__chan_take_from(L, s);
     c->unfinished++;
-    casync__chan_serve(lp, s, WN_OK);
+    casync__wq_serve(lp, s, WN_OK);
     return 1;
   }
   if (c->closed) {
@@ -246,8 +229,8 @@ void casync__chan_close(casync_ctx *lp, chan *c) {
   casync_wnode *w;
   if (c->closed) return;
   c->closed = 1;
-  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
-  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
 }
 
 /* ----------------------------------------------------- send and recv */
@@ -260,14 +243,51 @@ int casync__chan_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken send, put, recv, get or join was served: keep what it got. */
+static int count(const casync_wqueue *q) {
+  const casync_wnode *w;
+  int n = 0;
+  for (w = q->head; w; w = w->next) n++;
+  return n;
+}
+
+/* Pushes "recv on channel#3 (cap 0, 2 senders waiting)" for op on c:
+ * the other side's waiters, for a receiving op the senders. */
+void casync__chan_describe(lua_State *L, chan *c, const char *op) {
+  int recv = op[0] == 'r' || op[0] == 'g';
+  int n = count(recv ? &c->senders : &c->receivers);
+  const char *other = recv ? "sender" : "receiver";
+  if (c->is_queue)
+    lua_pushfstring(L, "%s on queue#%I (%I item%s%s, %d %s%s waiting)", op,
+                    c->id, c->count, c->count == 1 ? "" : "s",
+                    c->closed ? ", closed" : "", n, recv ? "putter" : "getter",
+                    n == 1 ? "" : "s");
+  else
+    lua_pushfstring(L, "%s on channel#%I (cap %I, %d %s%s waiting%s)", op,
+                    c->id, c->cap, n, other, n == 1 ? "" : "s",
+                    c->closed ? ", closed" : "");
+}
+
+static void send_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "send");
+}
+static void put_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "put");
+}
+static void recv_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "recv");
+}
+static void get_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "get");
+}
+
 static const casync_wait_kind send_wait = {"send", "channel send",
-                                           casync__chan_cancel, CASYNC_WK_KEEPS};
-static const casync_wait_kind put_wait = {"put", "queue put", casync__chan_cancel,
-                                          CASYNC_WK_KEEPS};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, send_describe};
+static const casync_wait_kind put_wait = {"put", "queue put",
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, put_describe};
 static const casync_wait_kind recv_wait = {"recv", "channel recv",
-                                           casync__chan_cancel, CASYNC_WK_KEEPS};
-static const casync_wait_kind get_wait = {"get", "queue get", casync__chan_cancel,
-                                          CASYNC_WK_KEEPS};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, recv_describe};
+static const casync_wait_kind get_wait = {"get", "queue get",
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, get_describe};
 
 /* Queues t's wait node for op on q. */
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
@@ -282,7 +302,7 @@ void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
 static int send_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, send_k);
+  CASYNC_RESUMED_KC(L, t, kc, send_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED)
     return casync__chan_raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
@@ -294,14 +314,14 @@ static int send_k(lua_State *L, int status, lua_KContext kc) {
 int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
   casync_ctx *lp = CASYNC_CTX(L);
   const char *fname = op == OP_PUT ? "put" : "send";
-  casync_task *t = casync__wait_begin(L, fname);
+  casync_task *t = casync__wait_begin_ctx(L, lp, fname);
   if (c->closed) return casync__chan_raise_closed(L, fname);
   lua_pushvalue(L, 2);
   if (casync__chan_try_send(L, lp, c, 1, prio)) return 0;
   lua_pop(L, 1);
   casync__chan_enlist(t, &c->senders, op, 2);
   return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0,
-                      send_k, 0);
+                      send_k, (lua_KContext)t);
 }
 
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
@@ -317,7 +337,7 @@ static int meth_send(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, recv_k);
+  CASYNC_RESUMED_KC(L, t, kc, recv_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
@@ -331,7 +351,8 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 /* recv and get: c at 1. */
 int casync__chan_recv(lua_State *L, chan *c, int op) {
   casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__wait_begin(L, op == OP_GET ? "get" : "recv");
+  casync_task *t =
+      casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
   int got;
   lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
@@ -340,7 +361,7 @@ int casync__chan_recv(lua_State *L, chan *c, int op) {
   }
   casync__chan_enlist(t, &c->receivers, op, 0);
   return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0,
-                      recv_k, 0);
+                      recv_k, (lua_KContext)t);
 }
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
@@ -447,6 +468,8 @@ chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                       const char *mt) {
   chan *c = lua_newuserdatauv(L, sizeof *c, order == ORDER_PRIORITY ? 2 : 1);
   memset(c, 0, sizeof *c);
+  c->id = ++CASYNC_CTX(L)->next_obj_id;
+  c->is_queue = strcmp(mt, CASYNC_QUEUE_MT) == 0;
   c->cap = cap;
   c->head = 1;
   c->order = order;
@@ -468,18 +491,24 @@ static int fn_channel(lua_State *L) {
   return 1;
 }
 
-void casync__chan_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                     lua_CFunction tostring, lua_CFunction len) {
+/* Makes the metatable `name` of a channel type; returns its address. */
+const void *casync__chan_new_type(lua_State *L, const char *name,
+                                  const luaL_Reg *methods,
+                                  lua_CFunction tostring, lua_CFunction len) {
+  const void *mt;
   luaL_newmetatable(L, name);
+  mt = lua_topointer(L, -1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, tostring);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, tostring, 1);
   lua_setfield(L, -2, "__tostring");
   casync__ctx_push(L);
   lua_pushcclosure(L, len, 1);
   lua_setfield(L, -2, "__len");
   lua_pop(L, 1);
+  return mt;
 }
 
 void casync__channel_open(lua_State *L) {
@@ -490,6 +519,6 @@ void casync__channel_open(lua_State *L) {
     {"len", meth_len}, {"cap", meth_cap}, {"closed", meth_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_CHANNEL_MT, methods, meta_tostring,
-                        meth_len);
+  casync__ctx_get(L)->chan_mt = casync__chan_new_type(
+      L, CASYNC_CHANNEL_MT, methods, meta_tostring, meth_len);
 }

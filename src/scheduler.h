@@ -57,6 +57,41 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_HAS_CALLBACKS 0x20u  /* done callbacks registered */
 #define TF_MAIN 0x40u           /* the main task of casync.run */
 #define TF_NAMED 0x80u          /* extras.name is set */
+#define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
+#define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
+#define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
+#define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
+
+/* ------------------------------------------------------ cancel scopes
+ * A cancel scope (Trio's) is a block of a task, or a scope's children,
+ * that can be cancelled as a whole: by s:cancel(), by its deadline, or
+ * because a child of a scope failed.  Scopes nest in a tree: each task
+ * sits in its innermost scope (t->cscope; NULL: in none), and a task is
+ * cancelled while any scope from there up to the first shield is.  That
+ * is a state, not an event: every wait inside a cancelled scope raises
+ * (cscope.c), until the task leaves the scope. */
+typedef struct casync_cscope casync_cscope;
+struct casync_cscope {
+  casync_cscope *parent;        /* the enclosing scope; NULL: none */
+  casync_cscope *children;      /* scopes opened inside, newest first */
+  casync_cscope *next, *prev;   /* among the parent's children */
+  casync_task *tasks;           /* tasks whose innermost scope it is */
+  casync_task *owner;           /* the task that opened it */
+  casync_tnode timer;           /* its deadline, when it has one */
+  double seconds;               /* that deadline's length, for messages */
+  unsigned flags;               /* CS_* */
+  int ref;                      /* its userdata, pinned while open */
+  int nchildren;                /* tasks spawned into it still running */
+  int nfailed;                  /* of them, failed (not cancelled) */
+  casync_task *closer;          /* the owner, waiting for the children */
+};
+#define CS_CANCELLED 0x01u      /* cancelled (by cancel or its deadline) */
+#define CS_SHIELD 0x02u         /* outer cancellations do not reach in */
+#define CS_BY_DEADLINE 0x04u    /* its deadline cancelled it */
+#define CS_CLOSED 0x08u
+#define CS_NURSERY 0x10u        /* a casync.scope: owns the tasks spawned in it */
+#define CS_TIMEOUT 0x20u        /* casync.timeout / fail_after: raises "timeout" */
+#define CS_MOVE_ON 0x40u        /* move_on_after: its own expiry is no error */
 
 /* ------------------------------------------------- the wait protocol
  * Every waiting operation is a begin, a park and a continuation:
@@ -89,12 +124,27 @@ typedef struct casync_wait_kind {
   casync_cancel_fn cancel; /* NULL: the wait cannot be cut short; a
                               cancellation is raised once it ends */
   unsigned flags;          /* CASYNC_WK_* */
+  /* optional, for task dumps: pushes what t waits on in words a person
+   * reads ("recv on channel#3 (cap 0, 2 senders waiting)") */
+  void (*describe)(lua_State *L, casync_task *t);
+  /* optional, for stuck tasks: the tasks that must act before t can go on
+   * (a lock's holder, the task waited for); returns how many (<= max) */
+  int (*blockers)(lua_State *L, casync_task *t, casync_task **out, int max);
 } casync_wait_kind;
 
 /* A wake hands the task something (a value, a permit, the fate of its
  * write): a cancellation requested after the wake is raised at the next
  * suspension point instead, so nothing handed over is lost. */
 #define CASYNC_WK_KEEPS 0x1u
+
+/* The wait is on something outside the tasks (I/O, a thread, a process, a
+ * signal): the virtual clock does not jump while a task waits so. */
+#define CASYNC_WK_EXTERNAL 0x2u
+
+/* The wait is on other tasks of the program (a join, a channel, a lock):
+ * time the program spends on the world is counted where they wait, so a
+ * recording's timeline draws this apart (trace.c). */
+#define CASYNC_WK_ON_TASKS 0x4u
 
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
@@ -112,6 +162,8 @@ struct casync_task {
   int nres;            /* number of results once ended */
   int spawn_line;      /* line that spawned it (0 if unknown) */
   lua_Integer id;
+  lua_Integer parent_id;    /* the task that spawned it, 0: none */
+  uint64_t cpu_ns;          /* time it ran (measured in debug mode) */
   const casync_wait_kind *wait; /* its current (or last) wait */
   void *wait_obj;           /* what it waits on (the wait's own state) */
   casync_tnode timer;       /* its wait's deadline (or its sleep) */
@@ -120,6 +172,8 @@ struct casync_task {
     casync_wnode wn;        /* in a channel/sync operation, its waiter node */
   } u;
   casync_obs *observers;    /* who waits for this task to end */
+  casync_cscope *cscope;    /* its innermost cancel scope, NULL if none */
+  casync_task *cs_next, *cs_prev; /* among that scope's tasks */
 };
 
 /* Around the one lua_resume (sched.c): two plain stores each way on x86
@@ -148,6 +202,7 @@ int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
 void casync__closed_outside(casync_task *t);
+void casync__interrupt(casync_ctx *lp, casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
@@ -160,26 +215,74 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
+int casync__fn_on_unobserved(lua_State *L);
 int casync__traceback_msgh(lua_State *L);
 void casync__extras(lua_State *L, int tidx);
 void casync__task_describe(lua_State *L, casync_task *t, int tidx);
 int casync__is_callable(lua_State *L, int idx);
 void casync__check_callable(lua_State *L, int arg);
 
-/* wait.c: the wait protocol (see above) */
-casync_task *casync__wait_begin(lua_State *L, const char *fname);
-int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
-                 void *obj, uint64_t deadline, lua_KFunction k,
-                 lua_KContext kc);
+/* wait.c: the wait protocol (see above); the fast paths inline below */
+casync_task *casync__wait_begin_slow(lua_State *L, const char *fname);
+int casync__woken_slow(lua_State *L, casync_task *t);
+void casync__park_slow(lua_State *L, casync_task *t,
+                       const casync_wait_kind *kind, uint64_t deadline);
 int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
                     lua_KFunction k, lua_KContext kc);
-casync_task *casync__resumed(lua_State *L);
 int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k);
-int casync__woken(lua_State *L, casync_task *t);
 int casync__raise_cancel(lua_State *L, casync_task *t);
 uint64_t casync__deadline(double seconds);
 int casync__timeout_error(lua_State *L, const char *op, double seconds);
 const char *casync__waiting_in(const casync_task *t);
+
+/* Checks that the caller may wait, in Lua function fname: it must run in
+ * a task (not in a plain coroutine inside one), be able to yield, and have
+ * no cancellation pending (raised here).  Returns the task. */
+static inline casync_task *casync__wait_begin_ctx(lua_State *L,
+                                                  casync_ctx *lp,
+                                                  const char *fname) {
+  casync_task *t = lp->current;
+  if (t && t->co == L && !(t->flags & TF_CANCEL_PENDING) && !t->cscope &&
+      lua_isyieldable(L))
+    return t;
+  return casync__wait_begin_slow(L, fname); /* an error, or scopes */
+}
+#define casync__wait_begin(L, fname) \
+  casync__wait_begin_ctx((L), CASYNC_CTX(L), (fname))
+
+/* The task the scheduler is resuming on coroutine L, or NULL when L was
+ * resumed by someone else. */
+static inline casync_task *casync__resumed(lua_State *L) {
+  casync_task *t = CASYNC_CTX(L)->current;
+  return t && t->co == L ? t : NULL;
+}
+
+/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
+ * cancellation instead when the wait was cancelled, or when one is pending
+ * and the wait handed over nothing that would be lost. */
+static inline int casync__woken(lua_State *L, casync_task *t) {
+  if (t->wake == WAKE_OK && !(t->flags & TF_CANCEL_PENDING) && !t->cscope)
+    return WAKE_OK;
+  return casync__woken_slow(L, t);
+}
+
+/* Parks the running task t in a wait of `kind` on obj until something
+ * wakes it (casync__wake), it is cancelled, or `deadline` (ns on
+ * uv_hrtime's clock; 0: none) passes; then k(kc) continues.  Returned by
+ * the waiting function: it does not return. */
+static inline int casync__park(lua_State *L, casync_task *t,
+                               const casync_wait_kind *kind, void *obj,
+                               uint64_t deadline, lua_KFunction k,
+                               lua_KContext kc) {
+  t->state = T_WAITING;
+  t->wait = kind;
+  t->wait_obj = obj;
+  t->wake = WAKE_OK;
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || t->loop->trace ||
+      t->loop->debug || deadline)
+    casync__park_slow(L, t, kind, deadline);
+  return lua_yieldk(L, 0, kc, k);
+}
 
 /* At the top of every continuation k(kc): t is the task the scheduler
  * resumed.  Resumed by anyone else (coroutine.resume on the task's
@@ -187,6 +290,14 @@ const char *casync__waiting_in(const casync_task *t);
 #define CASYNC_RESUMED(L, t, kc, k)                                     \
   do {                                                                  \
     if (!((t) = casync__resumed(L))) return casync__not_resumed((L), (kc), (k)); \
+  } while (0)
+
+/* The same for a continuation whose kc is the task itself (the hot waits:
+ * no look-up of the context). */
+#define CASYNC_RESUMED_KC(L, t, kc, k)                                  \
+  do {                                                                  \
+    (t) = (casync_task *)(kc);                                          \
+    if ((t)->loop->current != (t)) return casync__not_resumed((L), (kc), (k)); \
   } while (0)
 
 /* task.c: the methods of a task, spawn, current, call_later */
@@ -199,19 +310,144 @@ void casync__task_open(lua_State *L);
 void casync__timer_add(casync_ctx *lp, casync_tnode *n, double seconds);
 void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
+uint64_t casync__now_ns(const casync_ctx *lp);
+int casync__clock_jump(casync_ctx *lp);
+void casync__clock_advance(casync_ctx *lp, uint64_t ns);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
 /* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
 void casync__sleep_until_open(lua_State *L);
 
-/* waitq.c: FIFO wait lists of tasks */
-void casync__wq_push(casync_wqueue *q, casync_wnode *w);
-casync_wnode *casync__wq_pop(casync_wqueue *q);
-void casync__wq_remove(casync_wnode *w);
+/* A task waiting on several things at once (casync.select): one case per
+ * thing, in its wait list (w) or, for a task, among its observers (obs).
+ * The first case served fires: the others are unlinked at that moment, so
+ * a losing case takes nothing. */
+typedef struct casync_selcase {
+  casync_wnode w;
+  casync_obs obs;
+  casync_task *watched;   /* {task, "wait"}: that task */
+} casync_selcase;
+typedef struct casync_select {
+  casync_task *task;
+  int n, fired;           /* fired: the case's index, 0 until one fires */
+  casync_wnode *won;      /* its node */
+  casync_selcase c[];
+} casync_select;
+
+/* waitq.c: FIFO wait lists of tasks (first come, first served; the list
+ * operations inline: they run on every channel and lock hand-over), and
+ * selects over them */
+static inline void casync__wq_push(casync_wqueue *q, casync_wnode *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail) q->tail->next = w;
+  else q->head = w;
+  q->tail = w;
+  w->queue = q;
+}
+
+static inline void casync__wq_remove(casync_wnode *w) {
+  casync_wqueue *q = w->queue;
+  if (!q) return;
+  if (w->prev) w->prev->next = w->next;
+  else q->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else q->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->queue = NULL;
+}
+
+/* Takes the first waiter off q (NULL if none).  A waiter whose coroutine
+ * was closed from outside (coroutine.close) is not served: nothing handed
+ * to it could arrive, and a sender's value went with its stack.  It leaves
+ * its wait as a cancelled task does, and the next one is taken. */
+static inline casync_wnode *casync__wq_pop(casync_wqueue *q) {
+  casync_wnode *w;
+  while ((w = q->head) != NULL) {
+    casync__wq_remove(w);
+    if (lua_status(w->task->co) == LUA_YIELD) return w;
+    casync__closed_outside(w->task);
+  }
+  return NULL;
+}
+
+/* waitq.c: selects over wait lists */
+void casync__select_fire(casync_select *s, casync_wnode *w);
+
+/* Waiter w (already off its list) is served with `status`: its task wakes;
+ * for a select, w's case is the one that fired and the others let go. */
+static inline void casync__wq_serve(casync_ctx *lp, casync_wnode *w,
+                                    int status) {
+  w->status = status;
+  if (w->sel) casync__select_fire(w->sel, w);
+  casync__wake(lp, w->task, WAKE_OK);
+}
+void casync__select_unlink(casync_select *s);
+void casync__select_watch(casync_select *s, casync_selcase *c,
+                          casync_task *t);
 
 /* loop.c: casync.run */
 void casync__loop_open(lua_State *L);
+
+/* cscope.c: cancel scopes and deadlines */
+int casync__cs_cancelled(const casync_task *t);
+int casync__cs_shielded(const casync_task *t);
+
+/* Must t's next wait raise a cancellation?  Its own (task:cancel, unless it
+ * is inside a shield) or that of a scope it is in. */
+#define CASYNC_CANCELLED(t)                                                 \
+  (((t)->flags & TF_CANCEL_PENDING)                                         \
+       ? !(t)->cscope || !casync__cs_shielded(t) || casync__cs_cancelled(t) \
+       : (t)->cscope && casync__cs_cancelled(t))
+void casync__cs_attach(casync_task *t, casync_cscope *s);
+void casync__cs_detach(casync_task *t);
+void casync__cs_open(casync_task *t, casync_cscope *s);
+void casync__cs_close(casync_ctx *lp, casync_cscope *s);
+void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline);
+void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
+                             double seconds);
+int casync__cs_error(lua_State *L, const casync_task *t);
+int casync__cs_catches(lua_State *L, const casync_task *t,
+                       const casync_cscope *s, int idx);
+uint64_t casync__cs_deadline(const casync_task *t);
+casync_task *casync__task_begin(lua_State *L, const char *fname);
+int casync__task_msgh(lua_State *co);
+int casync__reraise(lua_State *L, casync_task *t);
+void casync__cscope_open(lua_State *L);
+
+/* trace.c: the recorder of casync.trace (off: ctx->trace is NULL) */
+typedef struct casync_trace casync_trace;
+void casync__trace_run(casync_ctx *lp, casync_task *t, uint64_t start);
+void casync__trace_park(casync_ctx *lp, casync_task *t,
+                        const casync_wait_kind *k);
+void casync__trace_wake(casync_ctx *lp, casync_task *t);
+void casync__trace_end(casync_ctx *lp, casync_task *t);
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
+                         int tidx, casync_task *by);
+void casync__trace_open(lua_State *L);
+
+/* debug.c: task dumps, debug mode, stuck tasks */
+void casync__push_task_label(lua_State *L, casync_task *t);
+casync_task *casync__live_task(lua_State *L, lua_Integer id);
+void casync__push_waiting_on(lua_State *L, casync_task *t);
+void casync__push_spawned_at(lua_State *L, casync_task *t);
+void casync__push_dump(lua_State *L);
+void casync__check_cycle(lua_State *L, casync_task *t);
+void casync__push_blocked(lua_State *L, casync_task *main);
+void casync__report_leaks(lua_State *L, casync_ctx *lp);
+void casync__ps_path(char *buf, size_t size, int pid);
+void casync__debug_open(lua_State *L);
+
+/* tcontext.c: task-local context */
+void casync__context_inherit(lua_State *L, casync_task *spawner,
+                             casync_task *t, int tidx);
+void casync__tcontext_open(lua_State *L);
+
+/* scope.c: casync.scope (a scope that owns its tasks) */
+void casync__scope_task_ended(lua_State *L, casync_ctx *lp, casync_task *t,
+                              int tidx);
+void casync__scope_open(lua_State *L);
 
 /* interrupt.c: Ctrl-C during casync.run cancels the main task */
 void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);
