@@ -377,7 +377,8 @@ static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1; /* at once; the job is dropped when the task has ended */
 }
 
-/* A woken job has its results: kept. */
+/* A woken job has its results: kept.  The job runs off the loop, so
+ * virtual time must not jump ahead while the task waits for it. */
 static const casync_wait_kind thread_wait = {
   "thread", "casync.thread", thread_cancel,
   CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
