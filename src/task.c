@@ -267,7 +267,7 @@ static int meta_tostring(lua_State *L) {
 
 /* Collected: detach from the scheduler; report a failure nobody saw. */
 static int meta_gc(lua_State *L) {
-  casync_task *t = lua_touserdata(L, 1);
+  casync_task *t = luaL_checkudata(L, 1, CASYNC_TASK_MT); /* a hand call */
   if (t->loop && t->timer.list)
     casync__timer_remove(t->loop, &t->timer);
   if (t->state == T_DONE) casync__report_unobserved(L, t, 1);

@@ -116,3 +116,17 @@ describe("regress: names in errors", function()
                    err, 1, true)
   end))
 end)
+
+describe("regress: a task's metamethods called by hand", function()
+  it("__gc and __tostring with something else than a task raise, not crash", async(function()
+    local mt = getmetatable(casync.spawn(function() end))
+    for _, v in ipairs({5, "x", {}, true, io.stdout}) do
+      local err = errmsg(mt.__gc, v)
+      assert.matches("casync.Task expected", err, 1, true)
+      err = errmsg(mt.__tostring, v)
+      assert.matches("casync.Task expected", err, 1, true)
+    end
+    local err = errmsg(mt.__gc)
+    assert.matches("casync.Task expected, got no value", err, 1, true)
+  end))
+end)
