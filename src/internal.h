@@ -82,6 +82,9 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_HAS_CALLBACKS 0x20u  /* done callbacks registered */
 #define TF_MAIN 0x40u           /* the main task of casync.run */
 #define TF_NAMED 0x80u          /* extras.name is set */
+#define TF_HOST_MAIN 0x100u     /* main task of a host's _run_report (the
+                                   casync runner): casync.run called in it
+                                   runs its function in place */
 
 /* Undoes a task's current wait when it is cancelled.  Returns 1 when the
  * task may be woken with the cancellation now, 0 when the wait will wake it

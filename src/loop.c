@@ -274,9 +274,10 @@ static void unwind(casync_ctx *lp) {
   }
 }
 
-/* Runs fn (at 1) with the arguments after it as the main task.  On success
- * leaves true and its results; on failure false, the error, its traceback. */
-static int run_main(lua_State *L, casync_ctx *lp) {
+/* Runs fn (at 1) with the arguments after it as the main task (a host's
+ * main task when host is set).  On success leaves true and its results; on
+ * failure false, the error, its traceback. */
+static int run_main(lua_State *L, casync_ctx *lp, int host) {
   casync_task *main;
   int midx, deadlock = 0, base, interrupted;
   casync__check_callable(L, 1);
@@ -287,7 +288,7 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   if (luv_context(L)->mode != -1) /* libuv's uv_run is not reentrant */
     return luaL_error(L, "run: the loop is already running (inside uv.run)");
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
-  main->flags |= TF_MAIN | TF_OBSERVED;
+  main->flags |= TF_MAIN | TF_OBSERVED | (host ? TF_HOST_MAIN : 0u);
   midx = lua_gettop(L);
   lp->running = 1;
   casync__sigint_begin(L, lp, main); /* Ctrl-C cancels main (signal.c) */
@@ -337,12 +338,30 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   return lua_gettop(L) - base;
 }
 
+/* After fn ran in place: its results are the whole stack. */
+static int run_in_place_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
 /* casync.run(fn, ...) -> ...: runs fn(...) as the main task until it ends;
  * its results, or its error re-raised (a string gets the traceback
- * appended).  Tasks still alive then are cancelled and waited for. */
+ * appended).  Tasks still alive then are cancelled and waited for.
+ * Called directly in the main task of a host (the casync runner), it runs
+ * fn(...) in that task and returns its results, so a script ending with
+ * casync.run(main) runs under lua5.4 and under the runner alike. */
 static int fn_run(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  int n = run_main(L, lp), first = lua_gettop(L) - n + 1;
+  casync_task *t = lp->current;
+  int n, first;
+  if (t && (t->flags & TF_HOST_MAIN) && t->co == L) {
+    casync__check_callable(L, 1);
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, run_in_place_k);
+    return run_in_place_k(L, LUA_OK, 0);
+  }
+  n = run_main(L, lp, 0);
+  first = lua_gettop(L) - n + 1;
   if (lua_toboolean(L, first)) return n - 1;
   /* error at first+1, traceback at first+2 */
   if (lua_type(L, first + 1) == LUA_TSTRING && lua_isstring(L, first + 2)) {
@@ -365,9 +384,10 @@ static int fn_run(lua_State *L) {
 }
 
 /* casync._run_report(fn, ...) -> true, ... | false, err, traceback: run for
- * hosts (the casync runner) that print the failure themselves */
+ * hosts (the casync runner) that print the failure themselves; casync.run
+ * called directly in this main task runs in place */
 static int fn_run_report(lua_State *L) {
-  return run_main(L, CASYNC_CTX(L));
+  return run_main(L, CASYNC_CTX(L), 1);
 }
 
 /* casync._stats() -> counts for tests: live tasks, ready, timers, pool */
