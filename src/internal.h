@@ -455,6 +455,9 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
 struct addrinfo *casync__dns_result(lua_State *L, int idx, int *status);
 void casync__dns_open(lua_State *L);
 
+/* wrap.c: casync.wrap (callback APIs as waits) */
+void casync__wrap_open(lua_State *L);
+
 /* http.c, http_server.c (issue 4; the message layer is http_parse.h) */
 void casync__http_open(lua_State *L);
 void casync__http_server_open(lua_State *L);

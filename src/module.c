@@ -33,6 +33,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__signal_open(L);
   casync__process_open(L);
   casync__watchdog_open(L);
+  casync__wrap_open(L);
   lua_pushliteral(L, CASYNC_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
