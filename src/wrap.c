@@ -234,8 +234,20 @@ static int fn_wrap(lua_State *L) {
   return 1;
 }
 
+/* casync._require_task(fname) -> the running task, or raises what a waiting
+ * C function raises when it is not called from a task's own coroutine
+ * ("fname: must be called inside a task ...", or "fname: cannot suspend a
+ * coroutine that casync does not manage ...").  For the Lua modules. */
+static int fn_require_task(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *t = casync__require_task(L, lp, luaL_checkstring(L, 1));
+  return casync__push_task(L, lp, t);
+}
+
 void casync__wrap_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"wrap", fn_wrap}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"wrap", fn_wrap},
+                                 {"_require_task", fn_require_task},
+                                 {NULL, NULL}};
   luaL_newmetatable(L, CALL_MT);
   lua_pop(L, 1);
   casync__setfuncs(L, fns);

@@ -64,9 +64,11 @@ local casync = {
   process = core.process,
   signal = core.signal,
 
-  -- for hosts and tests: run reporting instead of raising, counters
+  -- for hosts, tests and the Lua modules: run reporting instead of raising,
+  -- counters, the check waiting functions make
   _run_report = core._run_report,
   _stats = core._stats,
+  _require_task = core._require_task,
 }
 
 -- Lua names a C function in "bad argument" messages by searching
