@@ -43,6 +43,10 @@ end
 -- fs_opendir(path [, entries]): luv takes the callback second
 if luv.fs_opendir then
   local opendir = core.wrap(function(path, entries, cb)
+    if type(path) ~= "string" then -- luv would say so from this file
+      error(("bad argument #1 to 'fs_opendir' (string expected, got %s)")
+        :format(path == nil and "no value" or type(path)), 0)
+    end
     return luv.fs_opendir(path, cb, entries)
   end, 2, {name = "fs_opendir", on_drop = ON_DROP.fs_opendir})
   M.fs_opendir = opendir
