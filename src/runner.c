@@ -25,9 +25,6 @@
 #include <lualib.h>
 #include "internal.h"
 
-typedef struct { const char *name, *chunkname, *src; size_t len; } casync_embedded_t;
-extern const casync_embedded_t casync_embedded_lua[];
-
 static const char *progname = "casync";
 
 static void usage(FILE *f) {
@@ -59,30 +56,6 @@ static void print_version(void) {
   printf("casync %s (%s, libuv %s)\n", CASYNC_VERSION, LUA_RELEASE,
          uv_version_string());
   fflush(stdout);
-}
-
-static int load_embedded(lua_State *L) {
-  const casync_embedded_t *e = lua_touserdata(L, lua_upvalueindex(1));
-  if (luaL_loadbuffer(L, e->src, e->len, e->chunkname) != LUA_OK)
-    return lua_error(L);
-  lua_pushstring(L, e->name);
-  lua_call(L, 1, 1);
-  return 1;
-}
-
-/* package.preload: the core linked into this binary and the Lua modules
- * embedded at build time, so the runner always uses its own casync. */
-static void preload(lua_State *L) {
-  const casync_embedded_t *e;
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_casync_core);
-  lua_setfield(L, -2, "casync.core");
-  for (e = casync_embedded_lua; e->name; e++) {
-    lua_pushlightuserdata(L, (void *)e);
-    lua_pushcclosure(L, load_embedded, 1);
-    lua_setfield(L, -2, e->name);
-  }
-  lua_pop(L, 1);
 }
 
 static int msgh(lua_State *L) {
@@ -302,7 +275,7 @@ static int pmain(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
-  preload(L);
+  casync_preload(L); /* this binary's casync, whatever LUA_PATH says */
   if (flags & HAS_W) lua_warning(L, "@on", 0);
   /* arg: script at 0, its arguments after, the command and options before;
    * with no script, the command is at 0 (as lua(1) does) */
