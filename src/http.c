@@ -6,7 +6,7 @@
  */
 #include <string.h>
 #include <time.h>
-#include "internal.h"
+#include "http.h"
 #include "http_parse.h"
 
 #define HTTP_PARSER_MT "casync.HttpParser"
@@ -224,7 +224,7 @@ void casync__http_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   casync__http_server_open(L);
   lua_setfield(L, -2, "http");
 }

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "internal.h"
+#include "http.h"
 #include "http_parse.h"
 
 #define HTTP_SERVER_MT "casync.HttpServer"
@@ -63,10 +63,9 @@ typedef struct hserver_ud {
 } hserver_ud;
 
 struct hserver {
+  casync_handle hd;
   uv_tcp_t tcp;
-  casync_net *net;
   hserver_ud *ud; /* NULL once Lua let go */
-  int pin_ref;    /* the userdata, while it listens */
   hconn *conns;   /* open connections */
   int nconn;      /* ... how many (rejected ones not counted) */
   int blocks;     /* connection blocks + 1 for the listener */
@@ -82,6 +81,7 @@ struct hserver {
 };
 
 struct hconn {
+  casync_handle hd;
   uv_tcp_t tcp;
   hserver *srv;
   hconn *next, *prev; /* in srv->conns until it closes */
@@ -101,15 +101,19 @@ struct hconn {
   casync_hbuf out; /* the head of the answer */
 };
 
-static char hooks_key; /* registry: {reqmeta, encode} from casync.http */
+/* Pushes the hooks http.lua set ({reqmeta=, encode=}). */
+static void push_hooks(lua_State *L) {
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_HTTP);
+  lua_remove(L, -2);
+}
 
 /* ============================================================ lifetime */
 
 static void srv_unref(hserver *srv) {
   if (--srv->blocks > 0) return;
   free(srv->scratch);
-  srv->net->http_blocks--;
-  casync__net_unref(srv->net);
+  srv->hd.ctx->http_blocks--;
   free(srv);
 }
 
@@ -120,17 +124,20 @@ static void conn_free(hconn *c) {
   free(c->rbuf);
   free(c->wdata);
   free(c);
-  srv->net->http_blocks--;
+  srv->hd.ctx->http_blocks--;
   srv_unref(srv);
 }
 
-static void on_conn_close(uv_handle_t *h) {
-  hconn *c = container_of(h, hconn, tcp);
+static void conn_closed(casync_handle *h) {
+  hconn *c = container_of(h, hconn, hd);
   c->flags |= CF_CLOSED;
   /* a task still using it frees it when it ends (conn_task_ended); once the
    * Lua state is gone no task will end */
-  if (!c->task || !c->srv->net->alive) conn_free(c);
+  if (!c->task || !h->ctx->alive) conn_free(c);
 }
+
+static const casync_hclass conn_class = {"http connection", NULL,
+                                         conn_closed};
 
 static void conn_unlist(hconn *c) {
   hserver *srv = c->srv;
@@ -149,9 +156,9 @@ static void conn_unlist(hconn *c) {
 static void conn_close(hconn *c) {
   if (c->flags & CF_CLOSING) return;
   c->flags |= CF_CLOSING;
-  if (c->srv->net->alive) casync__timer_remove(c->srv->net->lp, &c->timer);
+  if (c->hd.ctx->alive) casync__timer_remove(c->hd.ctx, &c->timer);
   conn_unlist(c);
-  uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+  casync__handle_close(&c->hd);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
@@ -161,7 +168,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* Sets c to fire no later than ms from now (loop time). */
 static void conn_deadline(hconn *c, uint64_t ms) {
-  casync_ctx *lp = c->srv->net->lp;
+  casync_ctx *lp = c->hd.ctx;
   uint64_t now = uv_now(lp->loop);
   c->deadline = now + ms;
   if (c->timer.list && c->timer_at <= c->deadline) return;
@@ -343,7 +350,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c);
     return;
   }
-  if (!srv->net->alive) return;
+  if (!srv->hd.ctx->alive) return;
   if (c->flags & CF_LINGER) {
     if (nread == UV_EOF) conn_close(c);
     c->rhead = c->rtail = 0;
@@ -507,7 +514,7 @@ static int dispatch_p(lua_State *L) {
   hconn *c = lua_touserdata(L, 1);
   hserver *srv = c->srv;
   casync_task *t;
-  casync__net_push_anchor(L, srv->pin_ref); /* 2: the server userdata */
+  casync__push_pinned(L, srv->hd.pin_ref);  /* 2: the server userdata */
   lua_getiuservalue(L, 2, 5);               /* 3: the keys */
   lua_getiuservalue(L, 2, 3);               /* 4: the request body fn */
   lua_getiuservalue(L, 2, 1);               /* 5: the handler */
@@ -515,7 +522,7 @@ static int dispatch_p(lua_State *L) {
   lua_getiuservalue(L, 2, 2);
   lua_setmetatable(L, 6);
   lua_pushlightuserdata(L, c); /* 7: conn */
-  t = casync__spawn(L, srv->net->lp, 4, 3, 0);
+  t = casync__spawn(L, srv->hd.ctx, 4, 3, 0);
   c->task = t;
   c->obs.notify = conn_task_ended;
   casync__obs_link(t, &c->obs);
@@ -527,14 +534,14 @@ static int dispatch_p(lua_State *L) {
 static void dispatch(hconn *c) {
   hserver *srv = c->srv;
   casync_hmsg *m = &c->msg;
-  lua_State *L = srv->net->L;
+  lua_State *L = srv->hd.ctx->L;
   int top;
   c->flags &= ~(CF_RESPONDED | CF_SENT | CF_HEAD | CF_HTTP10 | CF_CONTINUED |
                 CF_CHUNKED);
   if (m->p.method == HTTP_HEAD) c->flags |= CF_HEAD;
   if (m->p.http_major == 1 && m->p.http_minor == 0) c->flags |= CF_HTTP10;
   if (!m->keep_alive || m->upgrade) c->flags |= CF_CLOSE_AFTER;
-  if (srv->pin_ref == LUA_NOREF) { /* the server closed meanwhile */
+  if (srv->hd.pin_ref == LUA_NOREF) { /* the server closed meanwhile */
     conn_close(c);
     return;
   }
@@ -570,7 +577,7 @@ static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
       send_error(c, 500);
     return;
   }
-  if ((c->flags & CF_CLOSE_AFTER) || c->srv->pin_ref == LUA_NOREF) {
+  if ((c->flags & CF_CLOSE_AFTER) || c->srv->hd.pin_ref == LUA_NOREF) {
     conn_linger(c);
     return;
   }
@@ -597,11 +604,10 @@ static void on_conn_write(uv_write_t *req, int status) {
   free(c->wdata);
   c->wdata = NULL;
   c->wstatus = status;
-  if (c->writer && c->srv->net->alive) {
+  if (c->writer && c->hd.ctx->alive) {
     casync_task *t = c->writer;
     c->writer = NULL;
-    casync__timer_remove(c->srv->net->lp, &t->timer);
-    casync__wake(c->srv->net->lp, t, WAKE_OK);
+    casync__wake(c->hd.ctx, t, WAKE_OK);
   }
 }
 
@@ -647,20 +653,25 @@ static int conn_send(hconn *c, uv_buf_t *bufs, unsigned n) {
   return 1;
 }
 
-static int write_cancel(casync_ctx *lp, casync_task *t) {
-  hconn *c = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
+  hconn *c = t->wait_obj;
+  (void)lp;
+  (void)why;
   c->writer = NULL; /* the data stays with libuv until on_conn_write */
   return 1;
 }
+
+/* A woken write is done: its fate is kept. */
+static const casync_wait_kind resp_write_wait = {
+  "write", "http response write", write_cancel, CASYNC_WK_KEEPS};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 
 static int wait_write(lua_State *L, hconn *c, lua_KContext kc) {
   casync_task *t = CASYNC_CTX(L)->current;
   c->writer = t;
-  return casync__net_suspend(L, t, "http response write", write_cancel, c,
-                             casync__net_deadline(c->srv->write_s), resp_k, kc);
+  return casync__park(L, t, &resp_write_wait, c,
+                      casync__deadline(c->srv->write_s), resp_k, kc);
 }
 
 static int respond_done(hconn *c) {
@@ -766,8 +777,7 @@ static int resp_k(lua_State *L, int status, lua_KContext kc) {
   hconn *c = lua_touserdata(L, R_CONN);
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, resp_k);
-  casync__timer_remove(t->loop, &t->timer);
+  CASYNC_RESUMED(L, t, kc, resp_k);
   c->writer = NULL;
   if (t->wake == WAKE_CANCEL) {
     conn_close(c);
@@ -886,7 +896,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
     lua_pop(L, 1);
     if (lua_getfield(L, R_RESULT, "body") == LUA_TNIL &&
         lua_getfield(L, R_RESULT, "json") != LUA_TNIL) {
-      lua_getiuservalue(L, lua_upvalueindex(3), 4); /* encode */
+      lua_getiuservalue(L, lua_upvalueindex(2), 4); /* encode */
       lua_insert(L, -2);
       lua_call(L, 1, 1);
       json = 1;
@@ -971,7 +981,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
 }
 
 /* The body of a request task: handler(req), then the answer.
- * Upvalues: the loop context, the net state, the server userdata. */
+ * Upvalues: the loop context, the server userdata. */
 static int request_body(lua_State *L) {
   lua_settop(L, R_CONN);
   lua_pushvalue(L, 1);
@@ -984,25 +994,25 @@ static int request_body(lua_State *L) {
 
 static void on_connection(uv_stream_t *h, int status) {
   hserver *srv = container_of(h, hserver, tcp);
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->hd.ctx;
   hconn *c;
-  if (status < 0 || !net->alive) return; /* EMFILE ...: libuv goes on */
+  if (status < 0 || !ctx->alive) return; /* EMFILE ...: libuv goes on */
   c = calloc(1, sizeof *c);
   if (!c) return;
-  if (uv_tcp_init(net->lp->loop, &c->tcp) < 0) {
+  if (uv_tcp_init(ctx->loop, &c->tcp) < 0) {
     free(c);
     return;
   }
-  c->tcp.data = net->luvh; /* see casync_net */
+  casync__handle_init(ctx, &c->hd, &conn_class, (uv_handle_t *)&c->tcp);
   c->srv = srv;
   srv->blocks++;
-  net->http_blocks++;
+  ctx->http_blocks++;
   casync__hmsg_init(&c->msg, HTTP_REQUEST, srv->max_head, srv->max_body,
                     srv->max_headers);
   c->timer.fire = on_conn_timer;
   if (uv_accept(h, (uv_stream_t *)&c->tcp) < 0) {
     c->flags |= CF_CLOSING;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    casync__handle_close(&c->hd);
     return;
   }
   c->next = srv->conns;
@@ -1022,33 +1032,33 @@ static void on_connection(uv_stream_t *h, int status) {
     conn_close(c);
 }
 
-static void on_listener_close(uv_handle_t *h) {
-  srv_unref(container_of(h, hserver, tcp));
+static void listener_closed(casync_handle *h) {
+  srv_unref(container_of(h, hserver, hd));
 }
+
+static const casync_hclass listener_class = {"http listener", NULL,
+                                             listener_closed};
 
 /* Stops listening; closes idle connections; with `cancel`, cancels the
  * running request tasks (the others finish their answer, then close). */
 static void server_close(lua_State *L, hserver *srv, int cancel) {
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->hd.ctx;
   hconn *c, *next;
   if (srv->ud) {
     srv->ud->srv = NULL;
     srv->ud = NULL;
   }
-  if (srv->pin_ref != LUA_NOREF) {
-    casync__net_unanchor(net, srv->pin_ref);
-    srv->pin_ref = LUA_NOREF;
-  }
+  casync__handle_unpin(&srv->hd);
   for (c = srv->conns; c; c = next) {
     next = c->next;
     if (!c->task)
       conn_close(c);
-    else if (cancel && net->alive)
-      casync__cancel(L, net->lp, c->task, 0);
+    else if (cancel && ctx->alive)
+      casync__cancel(L, ctx, c->task, 0);
     else
       c->flags |= CF_CLOSE_AFTER;
   }
-  uv_close((uv_handle_t *)&srv->tcp, on_listener_close);
+  casync__handle_close(&srv->hd);
 }
 
 /* ============================================================ Lua side */
@@ -1081,7 +1091,7 @@ static size_t opt_size(lua_State *L, const char *field, lua_Integer def) {
  * max_body_size (1 MiB; 413), header_timeout (10 s; 408), body_timeout
  * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s), backlog. */
 static int fn_serve(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2), backlog, maxc;
   struct sockaddr_storage ss;
@@ -1108,7 +1118,7 @@ static int fn_serve(lua_State *L) {
   ims = opt_ms(L, "keep_alive_timeout", 5);
   ws = casync__net_opt_seconds(L, 4, "write_timeout");
   if (ws < 0) ws = 30;
-  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+  if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
@@ -1119,13 +1129,12 @@ static int fn_serve(lua_State *L) {
   luaL_setmetatable(L, HTTP_SERVER_MT);
   lua_pushvalue(L, 3);
   lua_setiuservalue(L, 5, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &hooks_key);
+  push_hooks(L);
   lua_getfield(L, -1, "reqmeta");
   lua_setiuservalue(L, 5, 2);
-  casync__loop_push(L);
-  lua_pushvalue(L, lua_upvalueindex(2));
+  casync__ctx_push(L);
   lua_pushvalue(L, 5);
-  lua_pushcclosure(L, request_body, 3);
+  lua_pushcclosure(L, request_body, 2);
   lua_setiuservalue(L, 5, 3);
   lua_getfield(L, -1, "encode");
   lua_setiuservalue(L, 5, 4);
@@ -1134,13 +1143,10 @@ static int fn_serve(lua_State *L) {
   lua_setiuservalue(L, 5, 5);
   srv = calloc(1, sizeof *srv);
   if (!srv) return luaL_error(L, "not enough memory");
-  uv_tcp_init(net->lp->loop, &srv->tcp);
-  srv->tcp.data = net->luvh;
-  srv->net = net;
-  net->refs++;
-  net->http_blocks++;
+  uv_tcp_init(ctx->loop, &srv->tcp);
+  casync__handle_init(ctx, &srv->hd, &listener_class, (uv_handle_t *)&srv->tcp);
+  ctx->http_blocks++;
   srv->blocks = 1;
-  srv->pin_ref = LUA_NOREF;
   srv->max_conn = maxc;
   srv->max_head = mhead;
   srv->max_body = mbody;
@@ -1154,12 +1160,12 @@ static int fn_serve(lua_State *L) {
   if (r == 0)
     r = uv_listen((uv_stream_t *)&srv->tcp, (int)backlog, on_connection);
   if (r < 0) {
-    uv_close((uv_handle_t *)&srv->tcp, on_listener_close);
+    casync__handle_close(&srv->hd);
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
   }
-  srv->pin_ref = casync__net_anchor(L, net, 5);
+  casync__handle_pin(L, &srv->hd, 5);
   srv->ud = u;
   u->srv = srv;
   return 1;
@@ -1262,7 +1268,7 @@ static int meta_tostring(lua_State *L) {
  * tests) */
 static int fn_stats(lua_State *L) {
   lua_createtable(L, 0, 1);
-  lua_pushinteger(L, CASYNC_NET(L)->http_blocks);
+  lua_pushinteger(L, CASYNC_CTX(L)->http_blocks);
   lua_setfield(L, -2, "blocks");
   return 1;
 }
@@ -1272,12 +1278,11 @@ static int fn_stats(lua_State *L) {
 static int fn_setup(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   casync__check_callable(L, 2);
-  lua_createtable(L, 0, 2);
+  push_hooks(L);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "reqmeta");
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "encode");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &hooks_key);
   return 0;
 }
 
@@ -1294,16 +1299,16 @@ void casync__http_server_open(lua_State *L) {
                                  {NULL, NULL}};
   luaL_newmetatable(L, HTTP_SERVER_MT);
   lua_newtable(L);
-  casync__net_setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  casync__net_setfuncs(L, (const luaL_Reg[]){{"__close", meth_close},
+  casync__ctx_setfuncs(L, (const luaL_Reg[]){{"__close", meth_close},
                                              {"__gc", meta_gc},
                                              {"__tostring", meta_tostring},
                                              {NULL, NULL}});
   lua_pop(L, 1);
-  lua_createtable(L, 0, 2); /* placeholder hooks until http.lua sets them */
+  push_hooks(L); /* placeholder hooks until http.lua sets them */
   lua_newtable(L);
   lua_setfield(L, -2, "reqmeta");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &hooks_key);
-  casync__net_setfuncs(L, fns);
+  lua_pop(L, 1);
+  casync__ctx_setfuncs(L, fns);
 }

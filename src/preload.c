@@ -3,7 +3,8 @@
  * time by cmake/embed_lua.cmake); casync_preload registers them and the C
  * core in package.preload, so `require "casync"` in that Lua state loads
  * this build's casync, whatever LUA_PATH says. */
-#include "internal.h"
+#include <lauxlib.h>
+#include "casync.h"
 
 typedef struct { const char *name, *chunkname, *src; size_t len; } casync_embedded_t;
 extern const casync_embedded_t casync_embedded_lua[];

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <lualib.h>
-#include "internal.h"
+#include "context.h"
 
 static const char *progname = "casync";
 

@@ -12,13 +12,14 @@
  * or handle, a cancelled wait cancels the request (uv.cancel) or closes the
  * handle.
  *
- * The scheduler is touched in three places only: casync__require_task and
- * casync__suspend before the wait, casync__wake from the callback, and the
- * cancel function below.
+ * The wait is the wait protocol's (ARCHITECTURE.md): casync__wait_begin,
+ * casync__park with a kind of its own per wrapped function (named after
+ * it, with a cancel hook that abandons the call), CASYNC_RESUMED and
+ * casync__woken in the continuation; the callback calls casync__wake.
  */
 #include <stdio.h>
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 #define CALL_MT "casync.WrapCall"
 #define MAX_NARGS 200
@@ -79,10 +80,12 @@ static int push_results(lua_State *L, int idx) {
   return (int)n;
 }
 
-/* The task was cancelled while it waited: the callback will be dropped. */
-static int call_cancel(casync_ctx *lp, casync_task *t) {
-  call *c = t->wait_data;
+/* The task was cancelled (or its scope's deadline passed) while it
+ * waited: the callback will be dropped. */
+static int call_cancel(casync_ctx *lp, casync_task *t, int why) {
+  call *c = t->wait_obj;
   (void)lp;
+  (void)why;
   c->state = C_ABANDONED;
   c->task = NULL;
   return 1;
@@ -116,14 +119,18 @@ static void abort_operation(lua_State *L, int idx) {
   lua_setiuservalue(L, idx, 2);
 }
 
-static int wrapped_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int wrapped_wait_k(lua_State *L, int status, lua_KContext kc) {
+  call *c = lua_touserdata(L, 1);
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, wrapped_wait_k);
-  if (t->wake == WAKE_CANCEL) {
+  CASYNC_RESUMED(L, t, kc, wrapped_wait_k);
+  if (c->state == C_ABANDONED) { /* cancelled: undo the operation first */
     abort_operation(L, 1);
-    return casync__raise_cancel(L, t);
+    if (casync__woken(L, t) == WAKE_TIMEOUT) /* raises a cancellation */
+      return casync__timeout_error(L, lua_tostring(L, lua_upvalueindex(4)), 0),
+             lua_error(L);
   }
+  casync__woken(L, t); /* the values are kept (CASYNC_WK_KEEPS) */
   return push_results(L, 1);
 }
 
@@ -147,8 +154,8 @@ static int wrapped_called_k(lua_State *L, int status, lua_KContext ctx) {
                        casync__tostring(L, base + 2));
     return lua_error(L);
   }
-  t = CASYNC_CTX(L)->current;
-  if (!t || t->co != L) /* fn suspended and came back elsewhere?  never */
+  t = casync__resumed(L);
+  if (!t) /* fn suspended and came back elsewhere?  never */
     return luaL_error(L, "wrap: lost its task");
   if (nres >= 1) { /* a luv request or handle: for cancellation */
     lua_pushvalue(L, base + 1);
@@ -157,21 +164,20 @@ static int wrapped_called_k(lua_State *L, int status, lua_KContext ctx) {
   lua_settop(L, 1);
   c->state = C_WAITING;
   c->task = t;
-  t->wait_data = c;
-  return casync__suspend(L, t, lua_tostring(L, lua_upvalueindex(4)),
-                         call_cancel, wrapped_wait_k);
+  return casync__park(L, t, lua_touserdata(L, lua_upvalueindex(6)), c, 0,
+                      wrapped_wait_k, 0);
 }
 
 /* The wrapped function: fn(args..., callback), then waits for the callback.
  * Upvalues: 1 context, 2 fn, 3 nargs (-1: all the arguments), 4 name,
- * 5 on_drop or nil. */
+ * 5 on_drop or nil, 6 its wait kind (a userdata). */
 static int wrapped(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   lua_Integer nargs = lua_tointeger(L, lua_upvalueindex(3));
   int n = lua_gettop(L), i, base;
   call *c;
-  casync_task *t = casync__require_task(L, lp, lua_tostring(L, lua_upvalueindex(4)));
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  /* in a task, able to yield, no cancellation pending (raised here) */
+  (void)casync__wait_begin(L, lua_tostring(L, lua_upvalueindex(4)));
   if (nargs >= 0) n = (int)nargs; /* the callback goes at nargs + 1 */
   lua_settop(L, n);
   luaL_checkstack(L, n + 8, "too many arguments");
@@ -200,6 +206,7 @@ static int wrapped(lua_State *L) {
  * values of a callback that came after the task was cancelled. */
 static int fn_wrap(lua_State *L) {
   lua_Integer nargs = -1;
+  casync_wait_kind *kind;
   casync__check_callable(L, 1);
   if (!lua_isnoneornil(L, 2)) {
     int isnum;
@@ -213,7 +220,7 @@ static int fn_wrap(lua_State *L) {
                   "nargs must be between 0 and 200");
   }
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  casync__loop_push(L);
+  casync__ctx_push(L);
   lua_pushvalue(L, 1);
   lua_pushinteger(L, nargs);
   if (lua_istable(L, 3) && lua_getfield(L, 3, "name") != LUA_TNIL) {
@@ -230,7 +237,13 @@ static int fn_wrap(lua_State *L) {
     lua_pop(L, lua_istable(L, 3) ? 1 : 0);
     lua_pushnil(L);
   }
-  lua_pushcclosure(L, wrapped, 5);
+  /* its wait kind: named after it (the name lives in upvalue 4); a wake
+   * hands over the callback's values, kept from a later cancellation */
+  kind = lua_newuserdatauv(L, sizeof *kind, 0);
+  kind->op = kind->what = lua_tostring(L, -3);
+  kind->cancel = call_cancel;
+  kind->flags = CASYNC_WK_KEEPS;
+  lua_pushcclosure(L, wrapped, 6);
   return 1;
 }
 
@@ -239,9 +252,8 @@ static int fn_wrap(lua_State *L) {
  * ("fname: must be called inside a task ...", or "fname: cannot suspend a
  * coroutine that casync does not manage ...").  For the Lua modules. */
 static int fn_require_task(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__require_task(L, lp, luaL_checkstring(L, 1));
-  return casync__push_task(L, lp, t);
+  casync_task *t = casync__task_begin(L, luaL_checkstring(L, 1));
+  return casync__push_task(L, CASYNC_CTX(L), t);
 }
 
 void casync__wrap_open(lua_State *L) {
@@ -250,5 +262,5 @@ void casync__wrap_open(lua_State *L) {
                                  {NULL, NULL}};
   luaL_newmetatable(L, CALL_MT);
   lua_pop(L, 1);
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
 }

@@ -16,9 +16,22 @@ local casync = {
   current = core.current,
   call_later = core.call_later,
 
-  -- time (timer.c)
+  -- time (timer.c, sleep_until.c)
   sleep = core.sleep,
+  sleep_until = core.sleep_until,
   now = core.now,
+
+  -- scopes, deadlines, cancellation (scope.c, deadline.c, cscope.c)
+  scope = core.scope,
+  timeout = core.timeout,
+  fail_after = core.fail_after,
+  move_on_after = core.move_on_after,
+  deadline = core.deadline,
+  shield = core.shield,
+  checkpoint = core.checkpoint,
+
+  -- task-local context (tcontext.c)
+  context = core.context,
 
   -- combinators (combinators.c)
   gather = core.gather,
@@ -69,6 +82,7 @@ local casync = {
   _run_report = core._run_report,
   _stats = core._stats,
   _require_task = core._require_task,
+  _debug = core._debug, -- test builds (CASYNC_TESTING) only
 }
 
 -- Lua names a C function in "bad argument" messages by searching

@@ -63,6 +63,53 @@ function casync.sleep(seconds) end
 ---@return casync.seconds
 function casync.now() end
 
+---Suspends the calling task until casync.now() >= t; a time in the past lets the other ready tasks run first.
+---@param t casync.seconds a time on casync.now()'s clock
+function casync.sleep_until(t) end
+
+-- ================================== scopes, deadlines and cancellation
+
+---A scope that owns the tasks spawned in it: `local s <close> = casync.scope()`, or casync.scope(fn, ...) for fn(s, ...)'s results.
+---Closing it waits for every task; the first failure cancels the body and
+---the rest and is raised unchanged (several: an error of kind "group").
+---@param fn? fun(s: casync.Scope, ...): any
+---@param ... any
+---@return casync.Scope|any
+function casync.scope(fn, ...) end
+
+---A deadline for the rest of the block: `local d <close> = casync.timeout(2)`; it then ends with an error of kind "timeout".
+---@param seconds casync.seconds? nil: no deadline, only d:cancel()
+---@return casync.CancelScope
+function casync.timeout(seconds) end
+
+---fn(...)'s results, or an error of kind "timeout" when the deadline cuts it short.
+---@param seconds casync.seconds
+---@param fn function
+---@param ... any
+---@return any ...
+function casync.fail_after(seconds, fn, ...) end
+
+---true and fn(...)'s results, or false when the deadline cut it short.
+---@param seconds casync.seconds
+---@param fn function
+---@param ... any
+---@return boolean ok
+---@return any ...
+function casync.move_on_after(seconds, fn, ...) end
+
+---The innermost deadline the running task is under (casync.now()'s clock), or nil.
+---@return casync.seconds?
+function casync.deadline() end
+
+---Runs fn(...) to its end even if the caller is cancelled meanwhile (raised at its next wait); an options table first: {timeout =}.
+---@param fn function|{timeout: casync.seconds?}
+---@param ... any
+---@return any ...
+function casync.shield(fn, ...) end
+
+---Raises a pending cancellation, then lets every other ready task run.
+function casync.checkpoint() end
+
 -- ========================================================== combinators
 
 ---Waits for every task or function (spawned) and returns their first results in order.
@@ -232,6 +279,31 @@ function casync.stdout() end
 function casync.stderr() end
 
 -- =============================================================== modules
+
+---Task-local context: values inherited by the tasks a task spawns (copied on write), copied into thread and process-pool jobs.
+---@class casync.context
+casync.context = {}
+
+---The value the running task (or, outside tasks, the root context) has for key, or nil.
+---@param key any
+---@return any
+function casync.context.get(key) end
+
+---Sets key for the running task and the tasks it spawns from now on (nil removes it).
+---@param key any
+---@param value any
+function casync.context.set(key, value) end
+
+---fn(...) with the keys of values added to the context; as before once fn has returned or raised.
+---@param values table
+---@param fn function
+---@param ... any
+---@return any ...
+function casync.context.with(values, fn, ...) end
+
+---A copy of every value of the running task's context.
+---@return table
+function casync.context.all() end
 
 ---Streams of descriptors.
 ---@class casync.stream
@@ -827,6 +899,56 @@ function Task:name() end
 ---Its number, unique in this Lua state.
 ---@return integer
 function Task:id() end
+
+---A scope that owns its tasks (casync.scope).
+---@class casync.Scope
+local Scope = {}
+
+---Runs fn(...) as a task of the scope; raises once the scope is closed.
+---@param fn function|{name: string?}
+---@param ... any
+---@return casync.Task
+function Scope:spawn(fn, ...) end
+
+---Cancels the body and every task of the scope.
+function Scope:cancel() end
+
+---Whether it was cancelled (or a task of it failed).
+---@return boolean
+function Scope:cancelled() end
+
+---Waits for every task of the scope, then raises its failure(s), if any (also its __close).
+function Scope:close() end
+
+---Whether it has ended.
+---@return boolean
+function Scope:closed() end
+
+---How many of its tasks are still running.
+---@return integer
+function Scope:tasks() end
+
+---A cancel scope with a deadline (casync.timeout).
+---@class casync.CancelScope
+local CancelScope = {}
+
+---Cancels the block now: every wait in it raises.
+function CancelScope:cancel() end
+
+---Whether it was cancelled (or its deadline passed).
+---@return boolean
+function CancelScope:cancelled() end
+
+---Whether its deadline cancelled it.
+---@return boolean
+function CancelScope:expired() end
+
+---Its deadline on casync.now()'s clock, or nil.
+---@return casync.seconds?
+function CancelScope:deadline() end
+
+---Leaves the block; its own expiry on the way out becomes an error of kind "timeout" (also its __close).
+function CancelScope:close() end
 
 ---An error casync raises or returns: kind ("timeout", "cancelled", "closed", "io", ...), message, code ("ENOENT").
 ---@class casync.Error
