@@ -6,7 +6,10 @@
 #include <lauxlib.h>
 #include "casync.h"
 
-typedef struct { const char *name, *chunkname, *src; size_t len; } casync_embedded_t;
+typedef struct {
+  const char *name, *chunkname, *src;
+  size_t len;
+} casync_embedded_t;
 extern const casync_embedded_t casync_embedded_lua[];
 
 static int load_embedded(lua_State *L) {

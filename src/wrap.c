@@ -148,10 +148,11 @@ static int wrapped_called_k(lua_State *L, int status, lua_KContext ctx) {
     c->state = C_ABANDONED;
     lua_pushnil(L); /* and no on_drop for it */
     lua_setiuservalue(L, 1, 3);
-    casync__error_push(L, "io", lua_type(L, base + 3) == LUA_TSTRING
-                                    ? lua_tostring(L, base + 3) : NULL,
-                       "%s: %s", lua_tostring(L, lua_upvalueindex(4)),
-                       casync__tostring(L, base + 2));
+    casync__error_push(
+        L, "io",
+        lua_type(L, base + 3) == LUA_TSTRING ? lua_tostring(L, base + 3) : NULL,
+        "%s: %s", lua_tostring(L, lua_upvalueindex(4)),
+        casync__tostring(L, base + 2));
     return lua_error(L);
   }
   t = casync__resumed(L);
@@ -257,9 +258,8 @@ static int fn_require_task(lua_State *L) {
 }
 
 void casync__wrap_open(lua_State *L) {
-  static const luaL_Reg fns[] = {{"wrap", fn_wrap},
-                                 {"_require_task", fn_require_task},
-                                 {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"wrap", fn_wrap}, {"_require_task", fn_require_task}, {NULL, NULL}};
   luaL_newmetatable(L, CALL_MT);
   lua_pop(L, 1);
   casync__ctx_setfuncs(L, fns);
