@@ -936,7 +936,7 @@ describe("examples", function()
       lua_started = true
       for _, o in pairs(runs) do finish(o) end
       for _, f in ipairs(files) do
-        if not EXCLUSIVE[f] then start(f, true) end
+        if not EXCLUSIVE[f] and (not ONLY or ONLY == f) then start(f, true) end
       end
     end
     if not lua_runs[file] then
@@ -1031,7 +1031,7 @@ describe("examples", function()
   -- alone after those.  Not under the sanitizers, whose runtime lua5.4
   -- does not load first (the casync runs cover the sanitized build).
   for _, file in ipairs(files) do
-    it(file .. " under lua5.4", function()
+    if not ONLY or ONLY == file then it(file .. " under lua5.4", function()
       if SANITIZED then
         pending("lua5.4 cannot load a sanitized casync.core without LD_PRELOAD")
         return
@@ -1046,6 +1046,6 @@ describe("examples", function()
         if ok then break end
         if try == tries then error(err, 0) end
       end
-    end)
+    end) end
   end
 end)

@@ -21,6 +21,7 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
+/* Registers casync.core and the embedded Lua modules in package.preload. */
 CASYNC_API void casync_preload(lua_State *L) {
   const casync_embedded_t *e;
   luaL_checkstack(L, 4, NULL);
