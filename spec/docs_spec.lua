@@ -216,7 +216,7 @@ describe("the documents", function()
   end)
 
   it("the man page renders without warnings and covers every option of --help", function()
-    local code, _, err = helper.sh("man --warnings -l docs/casync.1 >/dev/null")
+    local code, _, err = helper.sh("env -u LD_PRELOAD man --warnings -l docs/casync.1 >/dev/null")
     if code == 127 or err:find("not found") then pending("man is not installed") return end
     assert.equal(0, code, err)
     assert.equal("", err)
