@@ -21,7 +21,7 @@ local layer_of = {
   ["casync.h"] = 0, ["context.h"] = 0,
   ["scheduler.h"] = 1,
   ["prim.h"] = 2, ["chan.h"] = 2, ["sync.h"] = 2,
-  ["io.h"] = 3, ["stream.h"] = 3,
+  ["io.h"] = 3, ["stream.h"] = 3, ["tls.h"] = 3, ["fs.h"] = 3,
   ["http.h"] = 4, ["http_parse.h"] = 4,
 }
 local names = {[0] = "context", "scheduler", "primitives", "I/O", "HTTP"}
@@ -29,12 +29,13 @@ local names = {[0] = "context", "scheduler", "primitives", "I/O", "HTTP"}
 -- each C file's layer (ARCHITECTURE.md); a new file is added here
 local file_layer = {
   [0] = {"context", "error"},
-  {"sched", "life", "wait", "waitq", "task", "timer", "sleep_until", "cscope", "deadline", "scope", "tcontext", "loop",
+  {"sched", "life", "wait", "waitq", "task", "timer", "sleep_until", "cscope", "deadline", "scope", "tcontext", "trace", "loop",
    "interrupt", "watchdog"},
   {"combinators", "channel", "queue", "select", "sync", "copy", "thread",
    "worker", "wrap"},
   {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp",
-   "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp"},
+   "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp",
+   "tls_conf", "tls_lua", "connect"},
   {"http_parse", "http", "http_server"},
 }
 local layer_of_file = {}

@@ -370,6 +370,20 @@ describe("the casync runner", function()
     assert.matches(":1: main failed\nstack traceback:", err)
   end)
 
+  it("says that run's options cannot apply in its main task, whose loop already runs", function()
+    local code, _, err = run("-e " .. q([[
+      casync.run(function() end, {clock = "virtual"})
+    ]]))
+    assert.equal(1, code)
+    assert.matches("run: options %(clock, seed, preempt%) cannot apply in the casync " ..
+                   "runner's main task", err)
+    -- a table that is not options is an argument, as under lua5.4
+    code, _, err = run("-e " .. q([[
+      assert(casync.run(function(t) return t.x end, {x = 1}) == 1)
+    ]]))
+    assert.equal(0, code, err)
+  end)
+
   it("still refuses a nested run from another task or a plain coroutine", function()
     local code, out, err = run("-e " .. q([[
       local t = casync.spawn(function() return casync.run(function() end) end)

@@ -127,6 +127,18 @@ struct casync_ctx {
   int grace_expired;
   uint64_t rng;             /* select's random choice */
   int pool_len;             /* recycled coroutines available */
+  /* testing and seeing what runs (timer.c, sched.c, trace.c, debug.c) */
+  uint64_t clock_offset;    /* casync.now() = real time + this (ns) */
+  int virtual_clock;        /* time jumps when every task waits on time */
+  int external;             /* tasks waiting on I/O, threads, processes */
+  int seeded;               /* ready tasks run in a seeded random order */
+  uint64_t seed, seed_rng;
+  uint64_t preempt_ns;      /* opt-in: a task running longer is yielded */
+  int preempted;            /* preempt_ns was set once: hooks to mind */
+  int slice_over;           /* a task was preempted: the drain ends */
+  uint64_t run_start;       /* when the running task was resumed (ns) */
+  struct casync_trace *trace; /* the recorder, NULL when off */
+  int debug;                /* debug mode: cycles, leaks, CPU time */
   int root_context;         /* code outside tasks has context values */
   /* published around each lua_resume for the watchdog thread: odd while
    * a task runs; only the loop's thread writes them */
@@ -146,6 +158,7 @@ struct casync_ctx {
   int pins;                 /* values anchored for libuv */
   int requests;             /* requests in flight (debug counts) */
   int http_blocks;          /* HTTP server and connection blocks */
+  int fs_blocks;            /* fs request blocks not yet freed */
 };
 
 /* context.c */

@@ -663,7 +663,7 @@ static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken write is done: its fate is kept. */
 static const casync_wait_kind resp_write_wait = {
-  "write", "http response write", write_cancel, CASYNC_WK_KEEPS};
+  "write", "http response write", write_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 

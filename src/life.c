@@ -237,6 +237,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
     casync_task *by = lp->current;
     if (by ? (by->flags & TF_CONTEXT) != 0 : lp->root_context)
       casync__context_inherit(L, by, t, tidx);
+    if (lp->trace) casync__trace_spawn(L, lp, t, tidx, by);
   }
   return t;
 }
@@ -384,6 +385,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   }
   lua_pop(L, 1);
   if (t->cscope) casync__scope_task_ended(L, lp, t, tidx);
+  if (lp->trace) casync__trace_end(lp, t);
   t->co = NULL;
   t->state = T_DONE;
   t->wait = NULL;

@@ -19,6 +19,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__cscope_open(L);
   casync__scope_open(L);
   casync__tcontext_open(L);
+  casync__trace_open(L);
   casync__task_open(L);
   casync__watchdog_open(L);
   /* primitives */
@@ -37,6 +38,8 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__tcp_open(L);
   casync__pipe_open(L);
   casync__dns_open(L);
+  casync__tls_open(L);
+  casync__udp_open(L);
   casync__fs_open(L);
   casync__signal_open(L);
   casync__process_open(L);

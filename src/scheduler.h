@@ -59,6 +59,7 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_NAMED 0x80u          /* extras.name is set */
 #define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
 #define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
+#define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
 #define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
 #define TF_HOST_MAIN 0x400u     /* main task of a host's _run_report (the
                                    casync runner): casync.run called in it
@@ -132,6 +133,10 @@ typedef struct casync_wait_kind {
  * write): a cancellation requested after the wake is raised at the next
  * suspension point instead, so nothing handed over is lost. */
 #define CASYNC_WK_KEEPS 0x1u
+
+/* The wait is on something outside the tasks (I/O, a thread, a process, a
+ * signal): the virtual clock does not jump while a task waits so. */
+#define CASYNC_WK_EXTERNAL 0x2u
 
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
@@ -239,6 +244,9 @@ void casync__task_open(lua_State *L);
 void casync__timer_add(casync_ctx *lp, casync_tnode *n, double seconds);
 void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
+uint64_t casync__now_ns(const casync_ctx *lp);
+int casync__clock_jump(casync_ctx *lp);
+void casync__clock_advance(casync_ctx *lp, uint64_t ns);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
@@ -298,6 +306,17 @@ casync_task *casync__task_begin(lua_State *L, const char *fname);
 int casync__task_msgh(lua_State *co);
 int casync__reraise(lua_State *L, casync_task *t);
 void casync__cscope_open(lua_State *L);
+
+/* trace.c: the recorder of casync.trace (off: ctx->trace is NULL) */
+typedef struct casync_trace casync_trace;
+void casync__trace_run(casync_ctx *lp, casync_task *t, uint64_t start);
+void casync__trace_park(casync_ctx *lp, casync_task *t,
+                        const casync_wait_kind *k);
+void casync__trace_wake(casync_ctx *lp, casync_task *t);
+void casync__trace_end(casync_ctx *lp, casync_task *t);
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
+                         int tidx, casync_task *by);
+void casync__trace_open(lua_State *L);
 
 /* tcontext.c: task-local context */
 void casync__context_inherit(lua_State *L, casync_task *spawner,

@@ -145,7 +145,7 @@ static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken wait has its signal: kept. */
 static const casync_wait_kind signal_wait = {"wait", "signal wait",
-                                             wait_cancel, CASYNC_WK_KEEPS};
+                                             wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int wait_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

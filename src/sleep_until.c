@@ -26,10 +26,11 @@ static int fn_sleep_until(lua_State *L) {
   casync_task *t;
   luaL_argcheck(L, !isnan(at), 1, "number expected, got NaN");
   t = casync__wait_begin(L, "sleep_until");
-  if (at * 1e9 <= (double)uv_hrtime())
+  if (at * 1e9 <= (double)casync__now_ns(t->loop))
     return casync__requeue(L, t, &until_wait, until_k, 0);
-  return casync__park(L, t, &until_wait, NULL,
-                      at >= 1e9 ? UINT64_MAX - 1 : (uint64_t)(at * 1e9),
+  return casync__park(L, t, &until_wait, NULL, /* real-time ns, as always */
+                      at >= 1e9 ? UINT64_MAX - 1
+                                : (uint64_t)(at * 1e9) - t->loop->clock_offset,
                       until_k, 0);
 }
 

@@ -56,6 +56,11 @@ int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
   t->wait = kind;
   t->wait_obj = obj;
   t->wake = WAKE_OK;
+  if (kind->flags & CASYNC_WK_EXTERNAL) { /* holds a virtual clock still */
+    t->flags |= TF_EXTERNAL;
+    t->loop->external++;
+  }
+  if (t->loop->trace) casync__trace_park(t->loop, t, kind);
   if (deadline) {
     t->timer.fire = on_deadline;
     casync__timer_add_ns(t->loop, &t->timer, deadline);

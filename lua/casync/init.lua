@@ -20,6 +20,7 @@ local casync = {
   sleep = core.sleep,
   sleep_until = core.sleep_until,
   now = core.now,
+  advance = core.advance,
 
   -- scopes, deadlines, cancellation (scope.c, deadline.c, cscope.c)
   scope = core.scope,
@@ -62,8 +63,9 @@ local casync = {
   -- callback APIs as waits (wrap.c)
   wrap = core.wrap,
 
-  -- the watchdog (watchdog.c)
+  -- the watchdog (watchdog.c), the recorder (trace.c)
   watchdog = core.watchdog,
+  trace = core.trace,
 
   -- I/O: streams, TCP, Unix sockets, stdio, DNS, files, processes, signals
   stdin = core.stdin,
@@ -71,6 +73,8 @@ local casync = {
   stderr = core.stderr,
   stream = core.stream,
   tcp = core.tcp,
+  tls = core.tls,
+  udp = core.udp,
   pipe = core.pipe,
   dns = core.dns,
   fs = core.fs,
@@ -82,6 +86,7 @@ local casync = {
   _run_report = core._run_report,
   _stats = core._stats,
   _require_task = core._require_task,
+  _trace_span = core._trace_span,
   _debug = core._debug, -- test builds (CASYNC_TESTING) only
 }
 

@@ -63,6 +63,10 @@ function casync.sleep(seconds) end
 ---@return casync.seconds
 function casync.now() end
 
+---Moves the clock ahead by hand: the timers due fire (with the virtual clock, or to make time pass in a test).
+---@param seconds casync.seconds
+function casync.advance(seconds) end
+
 ---Suspends the calling task until casync.now() >= t; a time in the past lets the other ready tasks run first.
 ---@param t casync.seconds a time on casync.now()'s clock
 function casync.sleep_until(t) end
@@ -235,6 +239,13 @@ function casync.new_error(kind, message, code) end
 ---@return boolean
 function casync.is_error(v, kind) end
 
+---Starts recording what the tasks do (a table: file =, limit =), stops and returns the recording (false), or returns it so far (no argument).
+---The recording is {t0, t1, tasks, events}; with file, it is written as
+---Chrome trace-event JSON (Perfetto and chrome://tracing open it).
+---@param opts? {file: string?, limit: integer?}|false
+---@return table? recording
+function casync.trace(opts) end
+
 ---Turns the watchdog on (a table), off (false), or reports its state (no argument).
 ---opts.threshold (0.1 s): how long a task may run without suspending;
 ---opts.on_block(report) instead of a message on stderr.
@@ -335,6 +346,51 @@ function casync.tcp.connect(host, port, opts) end
 ---@return casync.Server|nil server
 ---@return casync.Error? err
 function casync.tcp.listen(host, port, handler, opts) end
+
+---TLS (OpenSSL 3) as a layer inside casync streams; refusals are errors of kind "tls" saying why.
+---@class casync.tls
+---@field library string the OpenSSL version in use
+casync.tls = {}
+
+---A TCP connection to host with a TLS handshake; the certificate checked against the system's CAs (opts.ca instead) and host (opts.server_name).
+---opts: ca, cert, key, server_name, verify (false: no checks), alpn,
+---min_version, max_version, ciphers, ciphersuites, timeout.
+---@param host string
+---@param port integer
+---@param opts? table
+---@return casync.Stream|nil stream
+---@return casync.Error? err
+function casync.tls.connect(host, port, opts) end
+
+---A TCP server whose connections speak TLS: handler(stream) runs once the handshake is done.
+---opts: cert, key (files or PEM text), ca (require client certificates),
+---alpn, handshake_timeout (30 s), on_error(err).
+---@param host string
+---@param port integer
+---@param handler fun(stream: casync.Stream)
+---@param opts table
+---@return casync.Server|nil server
+---@return casync.Error? err
+function casync.tls.listen(host, port, handler, opts) end
+
+---Starts TLS on an open stream (STARTTLS) and returns it once the handshake is done; opts.server = true for the server side.
+---@param stream casync.Stream
+---@param opts table
+---@return casync.Stream|nil stream
+---@return casync.Error? err
+function casync.tls.wrap(stream, opts) end
+
+---UDP sockets.
+---@class casync.udp
+casync.udp = {}
+
+---A UDP socket bound to host:port (0: a free port); opts.reuseaddr, opts.ipv6only.  A host name needs a task.
+---@param host string
+---@param port integer
+---@param opts? {reuseaddr: boolean?, ipv6only: boolean?}
+---@return casync.UdpSocket|nil sock
+---@return casync.Error? err
+function casync.udp.bind(host, port, opts) end
 
 ---Unix-domain sockets.
 ---@class casync.pipe
@@ -1330,6 +1386,109 @@ function Stream:set_nodelay(on) end
 ---"tcp", "pipe" or "tty".
 ---@return string
 function Stream:kind() end
+
+---What the TLS handshake agreed: {version, cipher, alpn, server_name, peer_subject, verified}; nil for a plain stream.
+---@return table?
+function Stream:tls_info() end
+
+---A UDP socket (casync.udp.bind).
+---@class casync.UdpSocket
+local UdpSocket = {}
+
+---The next datagram and who sent it: data, host, port, truncated (longer than max_size, default 65536).
+---@param max_size? integer
+---@param timeout? casync.seconds
+---@return string|nil data
+---@return string|casync.Error|nil host
+---@return integer? port
+---@return boolean? truncated
+function UdpSocket:recv(max_size, timeout) end
+
+---Sends one datagram to host:port, or to the connected peer without them.
+---@param data string
+---@param host? string
+---@param port? integer
+---@param timeout? casync.seconds
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:send(data, host, port, timeout) end
+
+---Sends go to host:port only, and only its datagrams are received.
+---@param host string
+---@param port integer
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:connect(host, port) end
+
+---Undoes connect.
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:disconnect() end
+
+---The local address: host, port.
+---@return string|nil host
+---@return integer|casync.Error|nil port
+function UdpSocket:sockname() end
+
+---The connected peer: host, port.
+---@return string|nil host
+---@return integer|casync.Error|nil port
+function UdpSocket:peername() end
+
+---Whether it may send to broadcast addresses.
+---@param on boolean
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:set_broadcast(on) end
+
+---The unicast time to live (1..255).
+---@param n integer
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:set_ttl(n) end
+
+---The multicast time to live (0 keeps it on this host).
+---@param n integer
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:set_multicast_ttl(n) end
+
+---Whether its own multicast comes back.
+---@param on boolean
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:set_multicast_loop(on) end
+
+---The interface multicast goes out of (an address of this host).
+---@param addr string
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:set_multicast_interface(addr) end
+
+---Joins a multicast group.
+---@param group string
+---@param interface? string
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:join(group, interface) end
+
+---Leaves a multicast group.
+---@param group string
+---@param interface? string
+---@return true|nil ok
+---@return casync.Error? err
+function UdpSocket:leave(group, interface) end
+
+---The default timeout of send and recv (nil: none).
+---@param seconds casync.seconds?
+function UdpSocket:set_timeout(seconds) end
+
+---Closes it; a task waiting in recv gets an error of kind "closed".
+function UdpSocket:close() end
+
+---Whether it is closed.
+---@return boolean
+function UdpSocket:closed() end
 
 ---A listener (casync.tcp.listen, casync.pipe.listen).
 ---@class casync.Server
