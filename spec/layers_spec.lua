@@ -28,8 +28,8 @@ local names = {[0] = "context", "scheduler", "primitives", "I/O", "HTTP"}
 
 -- each C file's layer (ARCHITECTURE.md); a new file is added here
 local file_layer = {
-  [0] = {"context", "error"},
-  {"sched", "life", "wait", "waitq", "task", "timer", "sleep_until", "cscope", "deadline", "scope", "tcontext", "trace", "loop",
+  [0] = {"context", "error", "signame"},
+  {"sched", "life", "wait", "waitq", "task", "timer", "sleep_until", "cscope", "deadline", "scope", "tcontext", "trace", "debug", "loop",
    "interrupt", "watchdog"},
   {"combinators", "channel", "queue", "select", "sync", "copy", "thread",
    "worker", "wrap"},

@@ -121,6 +121,7 @@ struct casync_ctx {
   uint64_t armed_for;       /* deadline the uv timer is armed for, 0 = none */
   int in_timer;             /* inside on_timer: rearm once at the end */
   lua_Integer next_id;
+  lua_Integer next_obj_id;  /* channel#3, lock#1, ...: ids for dumps */
   int live;                 /* tasks not yet ended */
   int running;              /* inside casync.run: 1, 2 once main ended */
   int draining;             /* inside the drain (a libuv callback) */
@@ -177,6 +178,10 @@ casync_handle *casync__handle_of(uv_handle_t *uvh);
 void casync__handle_pin(lua_State *L, casync_handle *h, int idx);
 void casync__handle_unpin(casync_handle *h);
 int casync__ctx_debug(lua_State *L);
+
+/* signame.c: signals by name ("SIGTERM", "term") and number */
+int casync__signal_number(lua_State *L, int arg);
+const char *casync__signal_name(int signum);
 
 /* error.c: error values (kind, code, message; tostring "kind: message") */
 #define CASYNC_ERROR_MT "casync.Error"

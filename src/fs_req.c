@@ -194,8 +194,15 @@ static int fs_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken file operation is done: its result is kept. */
+static void fs_describe(lua_State *L, casync_task *t) {
+  casync_fsreq *r = t->wait_obj;
+  const char *op = r && r->failed_op ? r->failed_op : "file operation";
+  if (r && r->path) lua_pushfstring(L, "fs %s '%s'", op, r->path);
+  else lua_pushfstring(L, "fs %s", op);
+}
+
 static const casync_wait_kind fs_wait = {"fs", "file operation", fs_cancel,
-                                         CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, fs_describe};
 
 /* Suspends the running task t until request r (its userdata at index ctx
  * of L) ends, then continues in k; at once if it already ended (its first

@@ -12,8 +12,6 @@ void casync__fs_open(lua_State *L);
 int casync__fs_fileno(lua_State *L, int idx);
 
 /* signal.c, process.c */
-int casync__signal_number(lua_State *L, int arg);
-const char *casync__signal_name(int signum);
 void casync__signal_open(lua_State *L);
 void casync__process_open(lua_State *L);
 

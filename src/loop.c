@@ -36,6 +36,7 @@ static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   if (lp->live > 1)
     lua_pushfstring(L, " (%d other task%s waiting too)", lp->live - 1,
                     lp->live > 2 ? "s are" : " is");
+  casync__push_blocked(L, main); /* every blocked task, and a cycle */
   lua_concat(L, lua_gettop(L) - top);
   casync__error_push(L, "deadlock", NULL, "%s", lua_tostring(L, -1));
   lua_remove(L, -2);
@@ -190,6 +191,7 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
     }
   }
   lp->running = 2;
+  if (!deadlock) casync__report_leaks(L, lp); /* debug mode */
   casync__unhold(lp); /* what was ready when main ended: cancelled now */
   cancel_all(L, lp, NULL);
   unwind(lp);

@@ -21,6 +21,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__tcontext_open(L);
   casync__trace_open(L);
   casync__task_open(L);
+  casync__debug_open(L); /* adds task:info */
   casync__watchdog_open(L);
   /* primitives */
   casync__combinators_open(L);

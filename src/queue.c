@@ -70,9 +70,14 @@ static int meth_task_done(lua_State *L) {
 }
 
 /* A woken join is done: kept. */
+static void join_describe(lua_State *L, casync_task *t) {
+  chan *c = t->wait_obj;
+  lua_pushfstring(L, "join on queue#%I (%I unfinished)", c->id, c->unfinished);
+}
+
 static const casync_wait_kind join_wait = {"join", "queue join",
                                            casync__chan_cancel,
-                                           CASYNC_WK_KEEPS};
+                                           CASYNC_WK_KEEPS, join_describe};
 
 static int join_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

@@ -180,6 +180,7 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   CASYNC_RUN_END(lp);
   lp->current = NULL;
   if (lp->trace) casync__trace_run(lp, t, lp->run_start);
+  if (lp->debug) t->cpu_ns += casync__now_ns(lp) - lp->run_start;
   if (status == LUA_YIELD) {
     if (t->state == T_RUNNING) { /* a plain coroutine.yield(): requeue */
       lua_pop(co, nres);

@@ -127,6 +127,12 @@ typedef struct casync_wait_kind {
   casync_cancel_fn cancel; /* NULL: the wait cannot be cut short; a
                               cancellation is raised once it ends */
   unsigned flags;          /* CASYNC_WK_* */
+  /* optional, for task dumps: pushes what t waits on in words a person
+   * reads ("recv on channel#3 (cap 0, 2 senders waiting)") */
+  void (*describe)(lua_State *L, casync_task *t);
+  /* optional, for stuck tasks: the tasks that must act before t can go on
+   * (a lock's holder, the task waited for); returns how many (<= max) */
+  int (*blockers)(lua_State *L, casync_task *t, casync_task **out, int max);
 } casync_wait_kind;
 
 /* A wake hands the task something (a value, a permit, the fate of its
@@ -154,6 +160,8 @@ struct casync_task {
   int nres;            /* number of results once ended */
   int spawn_line;      /* line that spawned it (0 if unknown) */
   lua_Integer id;
+  lua_Integer parent_id;    /* the task that spawned it, 0: none */
+  uint64_t cpu_ns;          /* time it ran (measured in debug mode) */
   const casync_wait_kind *wait; /* its current (or last) wait */
   void *wait_obj;           /* what it waits on (the wait's own state) */
   casync_tnode timer;       /* its wait's deadline (or its sleep) */
@@ -317,6 +325,17 @@ void casync__trace_end(casync_ctx *lp, casync_task *t);
 void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
                          int tidx, casync_task *by);
 void casync__trace_open(lua_State *L);
+
+/* debug.c: task dumps, debug mode, stuck tasks */
+void casync__push_task_label(lua_State *L, casync_task *t);
+casync_task *casync__live_task(lua_State *L, lua_Integer id);
+void casync__push_waiting_on(lua_State *L, casync_task *t);
+void casync__push_dump(lua_State *L);
+void casync__check_cycle(lua_State *L, casync_task *t);
+void casync__push_blocked(lua_State *L, casync_task *main);
+void casync__report_leaks(lua_State *L, casync_ctx *lp);
+void casync__ps_path(char *buf, size_t size, int pid);
+void casync__debug_open(lua_State *L);
 
 /* tcontext.c: task-local context */
 void casync__context_inherit(lua_State *L, casync_task *spawner,

@@ -102,9 +102,27 @@ static int close_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 0; /* woken when the last child has ended */
 }
 
+static void close_describe(lua_State *L, casync_task *t) {
+  casync_cscope *s = t->wait_obj;
+  lua_pushfstring(L, "scope close: waiting for its %d task%s%s",
+                  s->nchildren, s->nchildren == 1 ? "" : "s",
+                  s->flags & CS_CANCELLED ? " (cancelled)" : "");
+}
+
+static int close_blockers(lua_State *L, casync_task *t, casync_task **out,
+                          int max) {
+  casync_cscope *s = t->wait_obj;
+  casync_task *c;
+  int n = 0;
+  (void)L;
+  for (c = s->tasks; c && n < max; c = c->cs_next)
+    if (c != t && (c->flags & TF_SCOPE_CHILD)) out[n++] = c;
+  return n;
+}
+
 static const casync_wait_kind close_wait = {
   "scope", "scope close (waiting for its tasks)", close_cancel,
-  CASYNC_WK_KEEPS};
+  CASYNC_WK_KEEPS, close_describe, close_blockers};
 
 /* The body is over (with its error at eidx, 0 for none): a failure of its
  * own counts and cancels the children; a cancellation does not count but

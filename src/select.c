@@ -29,8 +29,50 @@ static int select_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+static void select_describe(lua_State *L, casync_task *t) {
+  casync_select *s = t->wait_obj;
+  int i, top = lua_gettop(L);
+  lua_pushfstring(L, "select on %d case%s", s->n, s->n == 1 ? "" : "s");
+  for (i = 0; i < s->n && i < 8; i++) {
+    casync_selcase *c = &s->c[i];
+    lua_pushstring(L, i ? "; " : ": ");
+    if (c->watched) {
+      casync__push_task_label(L, c->watched);
+      lua_pushfstring(L, "task:wait() for %s", lua_tostring(L, -1));
+      lua_remove(L, -2);
+    } else if (c->w.op == K_ACQUIRE)
+      casync__sync_describe(L, container_of(c->w.queue, sem, waiters));
+    else if (c->w.op == K_EVENT)
+      lua_pushfstring(L, "wait on event#%I",
+                      container_of(c->w.queue, event, waiters)->id);
+    else if (c->w.op == K_SEND || c->w.op == K_PUT)
+      casync__chan_describe(L, container_of(c->w.queue, chan, senders),
+                            c->w.op == K_PUT ? "put" : "send");
+    else if (c->w.queue)
+      casync__chan_describe(L, container_of(c->w.queue, chan, receivers),
+                            c->w.op == K_GET ? "get" : "recv");
+    else
+      lua_pushliteral(L, "?");
+  }
+  lua_concat(L, lua_gettop(L) - top);
+}
+
+static int select_blockers(lua_State *L, casync_task *t, casync_task **out,
+                           int max) {
+  casync_select *s = t->wait_obj;
+  int i, n = 0;
+  for (i = 0; i < s->n && n < max; i++) {
+    casync_selcase *c = &s->c[i];
+    if (c->watched) out[n++] = c->watched;
+    else if (c->w.op == K_ACQUIRE && c->w.queue)
+      n += casync__sync_blockers(L, container_of(c->w.queue, sem, waiters),
+                                 out + n, max - n);
+  }
+  return n;
+}
+
 static const casync_wait_kind select_wait = {"select", "select",
-                                             select_cancel, CASYNC_WK_KEEPS};
+  select_cancel, CASYNC_WK_KEEPS, select_describe, select_blockers};
 
 /* Pushes the object of case i (cases at 1). */
 static void *case_obj(lua_State *L, int i) {

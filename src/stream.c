@@ -152,6 +152,33 @@ void casync__stream_close(casync_stream *s, int wake) {
     fcntl(s->stdio_fd, F_SETFL, s->stdio_flags);
 }
 
+/* Pushes "read on tcp 127.0.0.1:8080" (the peer), for task dumps. */
+void casync__stream_describe(lua_State *L, casync_stream *s, const char *op) {
+  if (s->kind == CASYNC_TCP) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN + 1] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)&ss, &len) == 0) {
+      uv_ip_name((struct sockaddr *)&ss, host, sizeof host);
+      port = ntohs(ss.ss_family == AF_INET6
+                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    lua_pushfstring(L, ss.ss_family == AF_INET6 ? "%s on tcp [%s]:%d"
+                                                 : "%s on tcp %s:%d",
+                    op, host, port);
+  } else if (s->kind == CASYNC_PIPE) {
+    char path[256];
+    size_t len = sizeof path;
+    if (uv_pipe_getpeername(&s->u.pipe, path, &len) == 0 && len > 0)
+      lua_pushfstring(L, "%s on pipe %s", op, path);
+    else
+      lua_pushfstring(L, "%s on a pipe", op);
+  } else
+    lua_pushfstring(L, "%s on a tty", op);
+}
+
 /* The block of the stream userdata at idx, NULL if it is closed. */
 casync_stream *casync__stream_of(lua_State *L, int idx) {
   stream_ud *u = luaL_checkudata(L, idx, CASYNC_STREAM_MT);

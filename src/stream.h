@@ -74,6 +74,7 @@ size_t casync__stream_opt_count(lua_State *L, int arg, size_t def,
                                 const char *what);
 void casync__stream_ref_handle(casync_stream *s, int on);
 void casync__stream_wake_slot(casync_stream *s, casync_task **slot);
+void casync__stream_describe(lua_State *L, casync_stream *s, const char *op);
 
 /* stream_read.c: the buffer, for the TLS layer */
 int casync__stream_reserve(casync_stream *s, size_t n);

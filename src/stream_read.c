@@ -185,11 +185,17 @@ static int read_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+static void read_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, t->wait_obj, t->wait->op);
+}
+
 static const casync_wait_kind read_waits[] = {
-  {"read", "read", read_cancel, CASYNC_WK_EXTERNAL},
-  {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL},
-  {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL},
-  {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL}};
+  {"read", "read", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+  {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+  {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL,
+   read_describe},
+  {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL,
+   read_describe}};
 
 /* What a read call asks for, parsed from its arguments (stack: [1 self]
  * [2 n|max|delim] [3 timeout|max] [4 timeout]). */

@@ -46,8 +46,12 @@ static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken write is done: the caller learns its fate even if cancelled. */
+static void write_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, ((wreq *)t->wait_obj)->s, "write");
+}
+
 static const casync_wait_kind write_wait = {"write", "write", write_cancel,
-                                            CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, write_describe};
 
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -231,9 +235,12 @@ static int shutdown_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken shutdown was done: its result is kept. */
+static void shutdown_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, t->wait_obj, "shutdown");
+}
+
 static const casync_wait_kind shutdown_wait = {"shutdown", "shutdown",
-                                               shutdown_cancel,
-                                               CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+  shutdown_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, shutdown_describe};
 
 static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);

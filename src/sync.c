@@ -31,11 +31,16 @@ int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
   permit *p = lua_newuserdatauv(L, sizeof *p, 1);
   p->s = s;
   p->owner = t;
+  p->owner_id = t ? t->id : 0;
   p->prev = NULL;
   p->next = s->held;
   if (s->held) s->held->prev = p;
   s->held = p;
-  if (s->is_lock) s->owner = t;
+  if (s->is_lock) {
+    s->owner = t;
+  s->owner_id = t->id;
+    s->owner_id = t ? t->id : 0;
+  }
   lua_pushvalue(L, sidx);
   lua_setiuservalue(L, -2, 1); /* keeps the semaphore alive */
   luaL_setmetatable(L, PERMIT_MT);
@@ -46,8 +51,12 @@ int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
 static void give_back(casync_ctx *lp, sem *s) {
   casync_wnode *w = casync__wq_pop(&s->waiters);
   s->owner = NULL;
+  s->owner_id = 0;
   if (w) {
-    if (s->is_lock) s->owner = w->task;
+    if (s->is_lock) {
+      s->owner = w->task;
+      s->owner_id = w->task->id;
+    }
     casync__wq_serve(lp, w, WN_OK); /* its permit, straight away */
   } else
     s->count++;
@@ -95,12 +104,64 @@ static int sync_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken acquire holds its permit, a woken event or condition wait its
  * notification: kept even if a cancellation comes after. */
-static const casync_wait_kind sem_acquire_wait = {"acquire", "semaphore acquire",
-                                          sync_cancel, CASYNC_WK_KEEPS};
+/* Pushes "acquire lock#1 held by task #12 'writer'" or "acquire
+ * semaphore#2 (0 of 3 free, 1 more waiting)". */
+void casync__sync_describe(lua_State *L, sem *s) {
+  casync_task *holder;
+  if (s->is_lock && (holder = casync__live_task(L, s->owner_id)) != NULL) {
+    casync__push_task_label(L, holder);
+    lua_pushfstring(L, "acquire lock#%I held by %s", s->id,
+                    lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (s->is_lock)
+    lua_pushfstring(L, "acquire lock#%I (%s)", s->id,
+                    s->count ? "free" : "held outside any task");
+  else {
+    const casync_wnode *w;
+    int n = 0;
+    for (w = s->waiters.head; w; w = w->next) n++;
+    lua_pushfstring(L, "acquire semaphore#%I (%I of %I free, %d waiting)",
+                    s->id, s->count, s->initial, n);
+  }
+}
+
+/* Who holds what s's waiter waits for: the lock's holder, the tasks that
+ * hold permits of the semaphore. */
+int casync__sync_blockers(lua_State *L, sem *s, casync_task **out, int max) {
+  permit *p;
+  int n = 0;
+  if (s->is_lock) {
+    casync_task *h = casync__live_task(L, s->owner_id);
+    if (h && max > 0) out[n++] = h;
+    return n;
+  }
+  for (p = s->held; p && n < max; p = p->next) {
+    casync_task *h = casync__live_task(L, p->owner_id);
+    if (h) out[n++] = h;
+  }
+  return n;
+}
+
+static void acquire_describe(lua_State *L, casync_task *t) {
+  casync__sync_describe(L, t->wait_obj);
+}
+
+static int acquire_blockers(lua_State *L, casync_task *t, casync_task **out,
+                            int max) {
+  return casync__sync_blockers(L, t->wait_obj, out, max);
+}
+
+static void event_describe(lua_State *L, casync_task *t) {
+  lua_pushfstring(L, "wait on event#%I", ((event *)t->wait_obj)->id);
+}
+
+static const casync_wait_kind sem_acquire_wait = {"acquire",
+  "semaphore acquire", sync_cancel, CASYNC_WK_KEEPS, acquire_describe,
+  acquire_blockers};
 static const casync_wait_kind lock_wait = {"acquire", "lock acquire",
-                                           sync_cancel, CASYNC_WK_KEEPS};
+  sync_cancel, CASYNC_WK_KEEPS, acquire_describe, acquire_blockers};
 static const casync_wait_kind event_wait = {"wait", "event wait", sync_cancel,
-                                            CASYNC_WK_KEEPS};
+                                            CASYNC_WK_KEEPS, event_describe};
 static const casync_wait_kind cond_wait = {"wait", "condition wait",
                                            sync_cancel, CASYNC_WK_KEEPS};
 /* not cancellable: a cancellation is raised once the lock is back */
@@ -217,6 +278,7 @@ static int meta_sem_tostring(lua_State *L) {
 static sem *new_sem(lua_State *L, lua_Integer n, int is_lock) {
   sem *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
+  s->id = ++CASYNC_CTX(L)->next_obj_id;
   s->count = s->initial = n;
   s->is_lock = is_lock;
   luaL_setmetatable(L, is_lock ? LOCK_MT : SEM_MT);
@@ -294,6 +356,7 @@ static int meth_ev_is_set(lua_State *L) {
 static int fn_event(lua_State *L) {
   event *e = lua_newuserdatauv(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
+  e->id = ++CASYNC_CTX(L)->next_obj_id;
   luaL_setmetatable(L, EVENT_MT);
   return 1;
 }
@@ -321,6 +384,7 @@ static int reacquire_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   CASYNC_RESUMED(L, t, kc, reacquire_k);
   s->owner = t;
+  s->owner_id = t->id;
   /* cancelled while it waited on the condition: raised now that the lock
    * is back.  Cancelled after notify woke it: the notification is kept
    * (wait returns true), and the cancellation waits for the next

@@ -324,7 +324,14 @@ static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1; /* the timer was called off with the wait */
 }
 
-static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0};
+static void sleep_describe(lua_State *L, casync_task *t) {
+  double left = t->timer.list ? ((double)t->timer.deadline -
+                                 (double)casync__now_ns(t->loop)) / 1e9 : 0;
+  lua_pushfstring(L, "sleep, %f s left", left > 0 ? left : 0.0);
+}
+
+static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0,
+                                            sleep_describe};
 
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

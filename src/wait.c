@@ -61,6 +61,7 @@ int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
     t->loop->external++;
   }
   if (t->loop->trace) casync__trace_park(t->loop, t, kind);
+  if (t->loop->debug && kind->blockers) casync__check_cycle(L, t);
   if (deadline) {
     t->timer.fire = on_deadline;
     casync__timer_add_ns(t->loop, &t->timer, deadline);
