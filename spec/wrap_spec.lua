@@ -208,6 +208,30 @@ describe("casync.wrap", function()
     assert.matches("wrapped function: must be called inside a task", helper.errmsg(anon))
   end)
 
+  it("says what a task waits on in its info and in task dumps", async(function()
+    local w = casync.wrap(function(cb) casync.call_later(0.05, cb, "done") end, 0,
+                          {name = "load_level"})
+    local t = casync.spawn(w)
+    casync.sleep(0.01)
+    assert.matches("load_level: waiting for its callback", t:info().waiting_on)
+    assert.equal("done", t:wait())
+  end))
+
+  it("holds the virtual clock still while it waits, as I/O does", function()
+    local uv = require "luv"
+    local took = casync.run(function()
+      local w = casync.wrap(function(ms, cb)
+        local timer = uv.new_timer()
+        timer:start(ms, 0, function() timer:close(); cb() end)
+      end, 1)
+      local t0 = casync.now()
+      casync.spawn(function() casync.sleep(3600) end) -- would jump the clock
+      w(30)
+      return casync.now() - t0
+    end, {clock = "virtual"})
+    assert.is_true(took < 1, "the clock jumped while a callback was awaited: " .. took)
+  end)
+
   it("names the wait in a deadlock message", function()
     -- in a process of its own: handles other specs left on this loop
     -- (a child still running) would keep it from being a deadlock

@@ -45,8 +45,10 @@ static void usage(FILE *f) {
     "  --version show version information and exit\n"
     "  --        stop handling options\n"
     "  -         stop handling options and execute stdin\n"
-    "Environment: CASYNC_DEBUG=1 turns the watchdog on; LUA_INIT_5_4 or\n"
-    "LUA_INIT, LUA_PATH_5_4 or LUA_PATH, LUA_CPATH_5_4 or LUA_CPATH as for lua.\n"
+    "Environment: CASYNC_DEBUG=1 turns the watchdog and debug mode on (a dump\n"
+    "of the task tree on SIGUSR1); CASYNC_SEED=n orders the ready tasks by a\n"
+    "seed; LUA_INIT_5_4 or LUA_INIT, LUA_PATH_5_4 or LUA_PATH, LUA_CPATH_5_4\n"
+    "or LUA_CPATH as for lua.\n"
     "Exit status: 0, 1 when the script fails, 130 after Ctrl-C, or os.exit's.\n",
     progname);
   fflush(f);

@@ -91,6 +91,11 @@ static int call_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+/* For task dumps: what t waits on, in words. */
+static void call_describe(lua_State *L, casync_task *t) {
+  lua_pushfstring(L, "%s: waiting for its callback", t->wait->op);
+}
+
 /* After a cancelled wait: cancels the luv request or closes the luv handle
  * fn returned (the call block at idx), ignoring errors. */
 static void abort_operation(lua_State *L, int idx) {
@@ -241,9 +246,13 @@ static int fn_wrap(lua_State *L) {
   /* its wait kind: named after it (the name lives in upvalue 4); a wake
    * hands over the callback's values, kept from a later cancellation */
   kind = lua_newuserdatauv(L, sizeof *kind, 0);
+  memset(kind, 0, sizeof *kind); /* optional hooks left out are NULL */
   kind->op = kind->what = lua_tostring(L, -3);
   kind->cancel = call_cancel;
-  kind->flags = CASYNC_WK_KEEPS;
+  kind->describe = call_describe;
+  /* the callback comes from outside the tasks (I/O, luv): the virtual
+   * clock does not jump while a task waits for one */
+  kind->flags = CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL;
   lua_pushcclosure(L, wrapped, 6);
   return 1;
 }

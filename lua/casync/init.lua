@@ -63,9 +63,13 @@ local casync = {
   -- callback APIs as waits (wrap.c)
   wrap = core.wrap,
 
-  -- the watchdog (watchdog.c), the recorder (trace.c)
+  -- seeing what runs: the watchdog (watchdog.c), the recorder (trace.c),
+  -- the task tree and debug mode (debug.c)
   watchdog = core.watchdog,
   trace = core.trace,
+  tasks = core.tasks,
+  dump = core.dump,
+  debug = core.debug,
 
   -- I/O: streams, TCP, Unix sockets, stdio, DNS, files, processes, signals
   stdin = core.stdin,

@@ -246,6 +246,22 @@ function casync.is_error(v, kind) end
 ---@return table? recording
 function casync.trace(opts) end
 
+---Every live task.
+---@return casync.Task[]
+function casync.tasks() end
+
+---The task tree as text (what each task waits on, where it was spawned, its traceback), written to file (a handle or a path; io.stderr by default) and returned.
+---@param file? file*|string
+---@return string
+function casync.dump(file) end
+
+---Turns debug mode on (tasks' CPU time, wait-for cycles reported as they form, tasks still blocked when run returns) or off (false).
+---opts.signal: a dump of the task tree on stderr when it arrives ("SIGUSR1"
+---with CASYNC_DEBUG=1); opts.socket = true: a socket `casync ps PID` reads.
+---@param opts? {signal: string?, socket: boolean?}|false
+---@return true
+function casync.debug(opts) end
+
 ---Turns the watchdog on (a table), off (false), or reports its state (no argument).
 ---opts.threshold (0.1 s): how long a task may run without suspending;
 ---opts.on_block(report) instead of a message on stderr.
@@ -955,6 +971,10 @@ function Task:name() end
 ---Its number, unique in this Lua state.
 ---@return integer
 function Task:id() end
+
+---What the task is and does now: {id, name, state, parent, children, spawned_at, waiting_on, traceback, context, cpu}.
+---@return table
+function Task:info() end
 
 ---A scope that owns its tasks (casync.scope).
 ---@class casync.Scope
