@@ -188,6 +188,6 @@ void casync__queue_open(lua_State *L) {
     {"unfinished", meth_unfinished}, {"closed", meth_q_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring,
-                        meth_qsize);
+  casync__ctx_get(L)->queue_mt = casync__chan_new_type(
+      L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring, meth_qsize);
 }

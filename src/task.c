@@ -7,7 +7,7 @@
 
 /* The task userdata at idx, or an argument error. */
 casync_task *casync__check_task(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_TASK_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->task_mt, CASYNC_TASK_MT);
 }
 
 /* casync.spawn([opts,] fn, ...) -> task: runs fn(...) as a new task soon;
@@ -285,10 +285,12 @@ void casync__task_open(lua_State *L) {
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CASYNC_TASK_MT);
+  casync__ctx_get(L)->task_mt = lua_topointer(L, -1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, meta_tostring);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, meta_tostring, 1);
   lua_setfield(L, -2, "__tostring");
   lua_pushcfunction(L, meta_gc);
   lua_setfield(L, -2, "__gc");

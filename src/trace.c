@@ -248,6 +248,7 @@ static void trace_free(lua_State *L, casync_ctx *lp) {
   casync_trace *tr = lp->trace;
   if (!tr) return;
   lp->trace = NULL;
+  casync__observe(lp);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->tasks_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->names_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->file_ref);
@@ -324,6 +325,7 @@ static int fn_trace(lua_State *L) {
   lua_newtable(L);
   tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lp->trace = tr;
+  casync__observe(lp);
   lua_pushboolean(L, 1);
   return 1;
 }
