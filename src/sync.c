@@ -38,8 +38,7 @@ int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
   s->held = p;
   if (s->is_lock) {
     s->owner = t;
-  s->owner_id = t->id;
-    s->owner_id = t ? t->id : 0;
+    s->owner_id = t ? t->id : 0; /* t is NULL outside tasks (try_acquire) */
   }
   lua_pushvalue(L, sidx);
   lua_setiuservalue(L, -2, 1); /* keeps the semaphore alive */
