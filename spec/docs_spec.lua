@@ -78,15 +78,22 @@ local function all_methods()
   return names
 end
 
--- resolve("casync.fs.stat") -> whether the name exists in casync
+-- resolve("casync.fs.stat") -> whether the name exists in casync, or in a
+-- module of its own ("casync.timeline.chart": require "casync.timeline")
 local function resolve(path)
-  local v = {casync = casync}
-  for part in path:gmatch("[^.]+") do
-    if type(v) ~= "table" then return false end
-    v = v[part]
-    if v == nil then return false end
+  local parts = {}
+  for part in path:gmatch("[^.]+") do parts[#parts + 1] = part end
+  local function walk(v, from)
+    for i = from, #parts do
+      if type(v) ~= "table" then return false end
+      v = v[parts[i]]
+      if v == nil then return false end
+    end
+    return true
   end
-  return true
+  if walk({casync = casync}, 1) then return true end
+  local ok, mod = pcall(require, "casync." .. (parts[2] or ""))
+  return ok and type(mod) == "table" and walk(mod, 3)
 end
 
 -- The problems with one signature listing: names that do not exist.

@@ -10,6 +10,10 @@
  *     -E        ignore LUA_INIT, LUA_PATH and LUA_CPATH
  *     -W        turn warnings on
  *     -h        (--help) print the usage and exit
+ *     --trace file          record a timeline (casync.trace) from before the
+ *                           script to its end, written as Chrome JSON
+ *     --timeline[=file.svg] at the end, draw the timeline: a chart on
+ *                           stderr, or an SVG file
  *     --        stop handling options
  *     -         run standard input as the script
  *
@@ -18,6 +22,7 @@
  * so a script ending with casync.run(main) runs here and under lua5.4.
  */
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +48,14 @@ static void usage(FILE *f) {
     "  -W        turn warnings on\n"
     "  -h        show this help (also --help)\n"
     "  --version show version information and exit\n"
+    "  --trace file\n"
+    "            record what the tasks do (casync.trace) and write it\n"
+    "            to file as Chrome trace-event JSON (Perfetto opens it)\n"
+    "  --timeline\n"
+    "            at the end, print a chart of the tasks on stderr: a row\n"
+    "            a task, time across, and the concurrency figure\n"
+    "  --timeline=file.svg\n"
+    "            at the end, write that chart as an SVG file\n"
     "  --        stop handling options\n"
     "  -         stop handling options and execute stdin\n"
     "Environment: CASYNC_DEBUG=1 turns the watchdog and debug mode on (a dump\n"
@@ -58,6 +71,92 @@ static void print_version(void) {
   printf("casync %s (%s, libuv %s)\n", CASYNC_VERSION, LUA_RELEASE,
          uv_version_string());
   fflush(stdout);
+}
+
+/* ------------------------------------------------- --trace, --timeline */
+
+static const char *trace_file;    /* --trace file */
+static const char *timeline_file; /* --timeline=file.svg */
+static int timeline;              /* --timeline (to stderr, or the file) */
+
+/* Takes a --trace or --timeline option at argv[*i]: 1 if it was one, -1
+ * if it lacks its argument, 0 if it is another option. */
+static int trace_option(char **argv, int argc, int *i) {
+  const char *a = argv[*i];
+  if (strcmp(a, "--trace") == 0 || strncmp(a, "--trace=", 8) == 0) {
+    trace_file = a[7] == '=' ? a + 8 : (*i + 1 < argc ? argv[++*i] : NULL);
+    return trace_file && *trace_file ? 1 : -1;
+  }
+  if (strcmp(a, "--timeline") == 0) {
+    timeline = 1;
+    return 1;
+  }
+  if (strncmp(a, "--timeline=", 11) == 0) {
+    timeline = 1;
+    timeline_file = a + 11;
+    return *timeline_file ? 1 : -1;
+  }
+  return 0;
+}
+
+/* Starts recording before the script runs: casync.trace{file = ...}.
+ * Stack: ... casync */
+static void trace_begin(lua_State *L) {
+  if (!trace_file && !timeline) return;
+  lua_getfield(L, -1, "trace");
+  lua_createtable(L, 0, 1);
+  if (trace_file) {
+    lua_pushstring(L, trace_file);
+    lua_setfield(L, -2, "file");
+  }
+  lua_call(L, 1, 0);
+}
+
+/* At the end: stops recording (which writes --trace's file) and draws
+ * the chart (on stderr, as wide as the terminal) or the SVG. */
+static const char trace_end_lua[] =
+  "local casync, svg_file, show, width = ...\n"
+  "local rec = casync.trace(false)\n"
+  "if not (show and rec) then return end\n"
+  "local timeline = require 'casync.timeline'\n"
+  "if svg_file then\n"
+  "  local f, err = io.open(svg_file, 'w')\n"
+  "  if not f then error('--timeline: ' .. err, 0) end\n"
+  "  local name = arg and arg[0] and arg[0]:match('[^/]*$') or 'casync'\n"
+  "  f:write(timeline.svg(rec, {title = 'casync timeline of ' .. name}))\n"
+  "  f:close()\n"
+  "else\n"
+  "  io.stdout:flush()\n"
+  "  io.stderr:write(timeline.chart(rec, {width = width}))\n"
+  "end\n";
+
+/* Runs trace_end_lua; returns 0 and prints why if it failed. */
+static int trace_end(lua_State *L) {
+  int width = 80, ok;
+  struct winsize ws;
+  const char *cols = getenv("COLUMNS");
+  if (!trace_file && !timeline) return 1;
+  if (isatty(2) && ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 30)
+    width = ws.ws_col;
+  else if (cols && atoi(cols) >= 30)
+    width = atoi(cols);
+  if (luaL_loadbuffer(L, trace_end_lua, sizeof trace_end_lua - 1,
+                      "=casync") != LUA_OK)
+    return lua_error(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "casync");
+  lua_call(L, 1, 1);
+  if (timeline_file) lua_pushstring(L, timeline_file);
+  else lua_pushnil(L);
+  lua_pushboolean(L, timeline);
+  lua_pushinteger(L, width);
+  ok = lua_pcall(L, 4, 0, 0) == LUA_OK;
+  if (!ok) {
+    fprintf(stderr, "%s: %s\n", progname, casync__tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 1);
+  }
+  return ok;
 }
 
 static int msgh(lua_State *L) {
@@ -195,7 +294,8 @@ enum { HAS_E = 1, HAS_I = 2, HAS_V = 4, HAS_BIG_E = 8, HAS_W = 16 };
 
 /* Checks the options (as lua(1) does, before running anything); sets
  * *script to the index of the script (0: none) and returns the flags, or
- * -1 after printing what is wrong, -2 for -h / --help, -3 for --version. */
+ * -1 after printing what is wrong, -2 for -h / --help, -3 for --version,
+ * -4 for an option without its argument, -5 for --trace without a file. */
 static int collect_args(int argc, char **argv, int *script, const char **bad) {
   int i, flags = 0;
   *script = 0;
@@ -207,6 +307,11 @@ static int collect_args(int argc, char **argv, int *script, const char **bad) {
     if (strcmp(a, "--") == 0) { *script = i + 1 < argc ? i + 1 : 0; return flags; }
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -2;
     if (strcmp(a, "--version") == 0) return -3;
+    switch (trace_option(argv, argc, &i)) {
+    case 1: continue;
+    case -1: return -5; /* needs a file name */
+    default: break;
+    }
     switch (a[1]) {
     case 'i': case 'v': case 'E': case 'W':
       if (a[2]) return -1;
@@ -266,6 +371,7 @@ static int pmain(lua_State *L) {
   flags = collect_args(argc, argv, &script, &bad);
   if (flags == -1) return bad_usage(L, "unrecognized option '%s'", bad);
   if (flags == -4) return bad_usage(L, "'%s' needs argument", bad);
+  if (flags == -5) return bad_usage(L, "'%s' needs a file name", bad);
   if (flags == -2) {
     usage(stdout);
     return 0;
@@ -293,6 +399,7 @@ static int pmain(lua_State *L) {
   lua_call(L, 1, 1);
   lua_pushvalue(L, -1);
   lua_setglobal(L, "casync");
+  trace_begin(L); /* --trace, --timeline: recording from here */
   /* casync._run_report(driver, steps, args, quiet, repl) */
   lua_getfield(L, -1, "_run_report");
   if (luaL_loadbuffer(L, driver, sizeof driver - 1, "=casync") != LUA_OK)
@@ -345,6 +452,9 @@ static int pmain(lua_State *L) {
     return lua_error(L);
   lua_call(L, 5, 3);
   code = report(L, quiet);
+  /* the recording ends (its file written, the chart drawn) after the
+   * report; failing to write it fails a script that ran well */
+  if (!trace_end(L) && code < 0) code = EXIT_FAILURE;
   if (code < 0) lua_pushboolean(L, 1);
   else lua_pushinteger(L, code);
   return 1;

@@ -117,7 +117,8 @@ static int join_blockers(lua_State *L, casync_task *t, casync_task **out,
 }
 
 static const casync_wait_kind join_wait = {"wait", "task:wait()", join_cancel,
-                                           0, join_describe, join_blockers};
+                                           CASYNC_WK_ON_TASKS, join_describe,
+                                           join_blockers};
 
 static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   if (t->outcome == OUT_OK) return casync__push_results(L, t, tidx, 0);
@@ -276,7 +277,8 @@ static int meta_gc(lua_State *L) {
 void casync__task_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", fn_spawn}, {"current", fn_current},
-    {"call_later", fn_call_later}, {NULL, NULL}};
+    {"call_later", fn_call_later},
+    {"on_unobserved", casync__fn_on_unobserved}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"wait", meth_wait}, {"cancel", meth_cancel}, {"done", meth_done},
     {"cancelled", meth_cancelled}, {"result", meth_result},

@@ -59,6 +59,7 @@ local casync = {
   -- errors (error.c)
   new_error = core.new_error,
   is_error = core.is_error,
+  on_unobserved = core.on_unobserved,
 
   -- callback APIs as waits (wrap.c)
   wrap = core.wrap,

@@ -233,6 +233,11 @@ function casync.wrap(fn, nargs, opts) end
 ---@return casync.Error
 function casync.new_error(kind, message, code) end
 
+---Sends the report of every failure that would be printed as lost (a task that failed with nothing waiting for it, a done callback that failed) to fn instead of stderr; nil: stderr again.  Returns the previous handler.
+---@param fn fun(report: {task: casync.Task?, error: any, traceback: string?, message: string})|nil
+---@return function? previous
+function casync.on_unobserved(fn) end
+
 ---Whether v is a casync error (of that kind).
 ---@param v any
 ---@param kind? string
