@@ -22,11 +22,14 @@ build() { # dir, extra cmake args...
     cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
 }
 
-# busted in TAP form; counts "ok"/"not ok" lines. $1 = label, rest = env
+# busted in TAP form; counts "ok"/"not ok" lines. $1 = label, rest = env.
+# Run by lua5.4 itself: `busted` starts with whatever `lua` is (Debian's
+# luarocks makes it lua5.1) and would relaunch itself through /bin/sh,
+# which the ThreadSanitizer runtime preloaded below crashes.
 specs() {
   local label=$1; shift
   local out
-  out=$(env "$@" busted -o TAP ${spec_files:-} 2>&1)
+  out=$(env "$@" lua5.4 "$(command -v busted)" -o TAP ${spec_files:-} 2>&1)
   local ok bad
   ok=$(grep -c '^ok ' <<<"$out")
   bad=$(grep -c '^not ok ' <<<"$out")
