@@ -416,7 +416,7 @@ enum {
   K_V10,
   K_METHODS
 };
-#define N_METHODS 64 /* http_parser's methods (34 in 2.9) fit */
+#define N_METHODS 64 /* llhttp's method numbers (0..45 in 8.1) fit */
 
 static void push_keys(lua_State *L) {
   static const char *const names[] = {"method",  "target", "path", "version",
@@ -428,8 +428,8 @@ static void push_keys(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   for (i = 0; i < N_METHODS; i++) {
-    const char *m = http_method_str((enum http_method)i);
-    if (m[0] == '<') break; /* "<unknown>": past the last one */
+    const char *m = casync__http_method_name(i);
+    if (!m) continue;
     lua_pushstring(L, m);
     lua_rawseti(L, -2, K_METHODS + i);
   }
@@ -455,7 +455,7 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
   lua_createtable(L, 0, v10 || m->body.len ? 8 : 4);
   if (lua_rawgeti(L, kidx, K_METHODS + (int)m->p.method) != LUA_TSTRING) {
     lua_pop(L, 1);
-    lua_pushstring(L, http_method_str((enum http_method)m->p.method));
+    lua_pushstring(L, casync__http_method_name(m->p.method));
   }
   set_key(L, kidx, K_METHOD);
   q = memchr(url, '?', ulen);

@@ -1,5 +1,5 @@
 /* fuzz_http.c: a fuzz target for casync's HTTP message layer
- * (src/http_parse.c on http_parser): request and response parsing fed in
+ * (src/http_parse.c on llhttp): request and response parsing fed in
  * random pieces, pipelined messages, the end of the stream, the limits,
  * and a round trip through the response-head serializer (what the server
  * writes must parse back to the same status and headers, and header text
@@ -195,7 +195,7 @@ static void round_trip(const uint8_t *data, size_t size) {
       }
     }
   } else {
-    /* http_parser refuses some bytes a header value may hold (controls) */
+    /* llhttp refuses some bytes a header value may hold (controls) */
     CHECK(m.state == HM_ERROR);
   }
   casync__hmsg_free(&m);

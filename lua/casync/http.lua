@@ -110,15 +110,112 @@ local function check_header(k, v, level)
   return vs
 end
 
--- Resolves a redirect's Location against the URL it came from.
-local function resolve(base, loc)
-  if loc:match("^%a[%w+.-]*://") then return loc end
-  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if loc:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. loc end
-  if loc:sub(1, 1) == "/" then return origin .. loc end
-  local dir = base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")
-  return dir .. loc
+-- Splits a URI reference into its five parts (RFC 3986 appendix B):
+-- scheme, authority, path, query, fragment (nil when absent).
+local function split_uri(s)
+  local scheme, rest = s:match("^(%a[%w+.-]*):(.*)$")
+  if not scheme then rest = s end
+  local frag
+  local h = rest:find("#", 1, true)
+  if h then rest, frag = rest:sub(1, h - 1), rest:sub(h + 1) end
+  local query
+  local q = rest:find("?", 1, true)
+  if q then rest, query = rest:sub(1, q - 1), rest:sub(q + 1) end
+  local auth
+  if rest:sub(1, 2) == "//" then
+    auth, rest = rest:match("^//([^/]*)(.*)$")
+  end
+  return scheme, auth, rest, query, frag
 end
+
+-- parse_url(url) -> {scheme=, host=, port=, path=, query=, fragment=,
+-- userinfo=} | nil, message: an absolute http(s)/ws(s) URL
+local function parse_url(url)
+  local scheme, auth, path, query, frag = split_uri(url)
+  if not scheme or not auth or auth == "" then
+    return nil, ("invalid URL '%s'"):format(url)
+  end
+  local u = {scheme = scheme:lower(), query = query, fragment = frag}
+  local userinfo, hostport = auth:match("^(.*)@(.*)$")
+  u.userinfo = userinfo
+  hostport = hostport or auth
+  local host, port = hostport:match("^%[([%x:.]+)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:%[%]]+):?(%d*)$") end
+  if not host or host == "" then
+    return nil, ("invalid URL '%s'"):format(url)
+  end
+  u.host = host
+  if port ~= "" then
+    u.port = tonumber(port)
+    if u.port > 65535 then return nil, ("invalid URL '%s'"):format(url) end
+  elseif hostport:sub(-1) == ":" then
+    return nil, ("invalid URL '%s'"):format(url)
+  end
+  if path ~= "" then u.path = path end
+  return u
+end
+http.parse_url = parse_url
+
+-- RFC 3986 5.2.4: removes "." and ".." segments.
+local function remove_dots(input)
+  local out = {}
+  while #input > 0 do
+    if input:sub(1, 3) == "../" then input = input:sub(4)
+    elseif input:sub(1, 2) == "./" then input = input:sub(3)
+    elseif input:sub(1, 3) == "/./" then input = input:sub(3)
+    elseif input == "/." then input = "/"
+    elseif input:sub(1, 4) == "/../" then
+      input = input:sub(4)
+      out[#out] = nil
+    elseif input == "/.." then
+      input = "/"
+      out[#out] = nil
+    elseif input == "." or input == ".." then input = ""
+    else
+      local seg = input:match("^/?[^/]*")
+      out[#out + 1] = seg
+      input = input:sub(#seg + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- Resolves a redirect's Location against the URL it came from (RFC 3986
+-- 5.2.2).
+local function resolve(base, loc)
+  local bs, ba, bp, bq = split_uri(base)
+  local rs, ra, rp, rq, rf = split_uri(loc)
+  local s, a, p, q
+  if rs then
+    s, a, p, q = rs, ra, remove_dots(rp), rq
+  else
+    s = bs
+    if ra then
+      a, p, q = ra, remove_dots(rp), rq
+    else
+      a = ba
+      if rp == "" then
+        p, q = bp, rq or bq
+      else
+        if rp:sub(1, 1) == "/" then
+          p = remove_dots(rp)
+        elseif ba and bp == "" then
+          p = remove_dots("/" .. rp)
+        else
+          p = remove_dots((bp:match("^(.*/)") or "") .. rp)
+        end
+        q = rq
+      end
+    end
+  end
+  local t = {s, ":"}
+  if a then t[#t + 1] = "//" .. a end
+  t[#t + 1] = p
+  if q then t[#t + 1] = "?" .. q end
+  if rf then t[#t + 1] = "#" .. rf end
+  return table.concat(t)
+end
+http._resolve = resolve
 
 -- A pool of idle keep-alive connections, per "host:port".
 local Pool = {}
@@ -370,7 +467,7 @@ local function do_request(pool, opts, level)
   local r = prepare(opts, level + 1)
   local redirects = 0
   while true do
-    local u = C.parse_url(r.url)
+    local u = parse_url(r.url)
     if not u or not u.host then
       error(("request: invalid URL '%s'"):format(r.url), level)
     end
