@@ -364,6 +364,16 @@ struct casync_net {
                          uv.walk); the blocks are found from the handles */
 };
 
+/* A C owner of a stream (server.c's handler connections, the HTTP
+ * server's connections): told when the stream closes and, when on_data is
+ * set, when bytes came or reading ended (s->rerr) instead of a Lua
+ * reader; the owner then parses s->rbuf [rhead, rtail) itself and calls
+ * casync__stream_consume.  s->owner_data is its own. */
+typedef struct casync_stream_owner {
+  void (*on_data)(casync_stream *s);
+  void (*on_closed)(casync_stream *s);
+} casync_stream_owner;
+
 /* The libuv side of a stream: owned by libuv from init until on_close. */
 struct casync_stream {
   union {
@@ -389,7 +399,8 @@ struct casync_stream {
   int npins, pin_ref;       /* the userdata, pinned while requests fly */
   uv_connect_t creq;
   uv_shutdown_t sreq;
-  casync_conn *conn;        /* accepted by a server: its connection */
+  const casync_stream_owner *owner; /* its C owner, or NULL */
+  void *owner_data;
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
 };
 
@@ -429,6 +440,19 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
                            lua_KContext kc);
 int casync__stream_connect_status(lua_State *L, int sidx);
 void casync__stream_open(lua_State *L);
+void casync__stream_consume(casync_stream *s, size_t n);
+int casync__stream_read_start(casync_stream *s);
+void casync__stream_read_stop(casync_stream *s);
+
+/* stream_send.c: writes for a C owner.  done(arg, status) runs once libuv
+ * has written (or failed: UV_ECANCELED when the stream closed) the part
+ * the kernel did not take at once. */
+typedef void (*casync_send_cb)(void *arg, int status);
+int casync__stream_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
+                        casync_send_cb done, void *arg);
+size_t casync__stream_write_queue(casync_stream *s);
+int casync__stream_shutdown(casync_stream *s, uv_shutdown_t *req,
+                            uv_shutdown_cb cb);
 
 /* stdio.c */
 void casync__stdio_open(lua_State *L);
@@ -440,7 +464,12 @@ uv_stream_t *casync__server_handle(casync_server *srv);
 int casync__server_listen(lua_State *L, casync_server *srv, int sidx,
                           int backlog, const char *path);
 void casync__server_close(lua_State *L, casync_server *srv, int cancel);
-void casync__server_stream_closed(casync_stream *s);
+/* Instead of a handler task per connection: hook(L, data, s, sidx) with
+ * the new stream's userdata at sidx (protected, on the main thread). */
+typedef void (*casync_accept_hook)(lua_State *L, void *data, casync_stream *s,
+                                   int sidx);
+void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
+                               void *data);
 void casync__server_open(lua_State *L);
 
 /* tcp.c, pipe.c, dns.c */

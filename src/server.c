@@ -30,6 +30,8 @@ struct casync_server {
   lua_Integer nconn, accepted, errors;
   int last_error;
   char *path;            /* a pipe's socket file, removed at close */
+  casync_accept_hook hook; /* or a handler task per connection */
+  void *hook_data;
 };
 
 struct casync_conn {
@@ -64,18 +66,20 @@ static void conn_ended(casync_ctx *lp, casync_obs *o, casync_task *ended) {
   if (c->s) {
     casync_stream *s = c->s;
     c->s = NULL;
-    s->conn = NULL;
+    s->owner = NULL;
     casync__stream_close(s, 1);
   }
   conn_unlink(c);
   free(c);
 }
 
-/* Stream s of a connection closed before its task ended. */
-void casync__server_stream_closed(casync_stream *s) {
-  s->conn->s = NULL;
-  s->conn = NULL;
+/* The stream of a connection closed before its task ended. */
+static void conn_stream_closed(casync_stream *s) {
+  casync_conn *c = s->owner_data;
+  c->s = NULL;
 }
+
+static const casync_stream_owner conn_owner = {NULL, conn_stream_closed};
 
 static void on_server_close(uv_handle_t *h) {
   casync_server *srv = container_of(h, casync_server, u.h);
@@ -95,6 +99,14 @@ static void on_server_close(uv_handle_t *h) {
 }
 
 uv_stream_t *casync__server_handle(casync_server *srv) { return &srv->u.s; }
+
+/* Makes srv hand each accepted stream to hook instead of spawning a
+ * handler task (the HTTP server). */
+void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
+                               void *data) {
+  srv->hook = hook;
+  srv->hook_data = data;
+}
 
 /* Creates a server userdata (pushed; user value 1 the handler at hidx)
  * and its block with an initialized handle.  Raises only for memory. */
@@ -146,8 +158,12 @@ static int accept_one(lua_State *L) {
     return 0;
   }
   if (srv->kind == CASYNC_TCP) uv_tcp_nodelay(&s->u.tcp, 1);
-  t = casync__spawn(L, net->lp, 3, 1, 0);
   srv->accepted++;
+  if (srv->hook) {
+    srv->hook(L, srv->hook_data, s, 4);
+    return 0;
+  }
+  t = casync__spawn(L, net->lp, 3, 1, 0);
   /* without its record (no memory) the connection is not counted, and its
    * stream is closed by the garbage collector instead of at the end */
   if ((c = malloc(sizeof *c)) == NULL) return 0;
@@ -156,7 +172,8 @@ static int accept_one(lua_State *L) {
   casync__obs_link(t, &c->obs);
   c->s = s;
   c->task = t;
-  s->conn = c;
+  s->owner = &conn_owner;
+  s->owner_data = c;
   c->srv = srv;
   c->next = srv->conns;
   if (srv->conns) srv->conns->prev = c;

@@ -194,7 +194,11 @@ void casync__stream_close(casync_stream *s, int wake) {
     wake_slot(s, &s->connecter);
   } else
     s->reader = s->writer = s->shutter = s->connecter = NULL;
-  if (s->conn) casync__server_stream_closed(s);
+  if (s->owner) {
+    const casync_stream_owner *o = s->owner;
+    s->owner = NULL;
+    if (o->on_closed) o->on_closed(s);
+  }
   s->net->open--;
   uv_close(&s->u.h, on_close);
   /* a stdio descriptor stays open (libuv does not close fds 0-2): give it
@@ -367,6 +371,10 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   } else
     return;
   if (!s->net->alive) return;
+  if (s->owner && s->owner->on_data) { /* a C owner reads */
+    s->owner->on_data(s);
+    return;
+  }
   if (s->reader && !(s->flags & SF_WOKEN) && read_ready(s)) {
     /* the reader stays in its slot until its continuation runs, so no
      * other task starts reading in between */
@@ -389,6 +397,16 @@ static int start_reading(casync_stream *s, int force) {
   s->flags |= SF_READING;
   return 0;
 }
+
+/* For a C owner: consumes n buffered bytes; starts reading (0 or a
+ * libuv error) or stops. */
+void casync__stream_consume(casync_stream *s, size_t n) { consume(s, n); }
+
+int casync__stream_read_start(casync_stream *s) {
+  return start_reading(s, 1);
+}
+
+void casync__stream_read_stop(casync_stream *s) { stop_reading(s); }
 
 /* Clears the reader slot if t holds it. */
 static void release_reader(casync_stream *s, casync_task *t) {
