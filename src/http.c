@@ -136,7 +136,16 @@ static int meth_message(lua_State *L) {
     const casync_hfield *f = &m->fields[i];
     lua_pushlstring(L, head + f->name, f->nlen);
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
+    if (f->nlen == 10 && memcmp(head + f->name, "set-cookie", 10) == 0) {
+      /* kept apart, one string per line: a cookie's Expires has a comma,
+       * so joined lines could not be split again (RFC 9110 5.3) */
+      if (lua_rawget(L, -3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+      }
+      lua_pushlstring(L, head + f->value, f->vlen);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    } else if (lua_rawget(L, -3) == LUA_TNIL) {
       lua_pop(L, 1);
       lua_pushlstring(L, head + f->value, f->vlen);
     } else {
@@ -165,6 +174,13 @@ static int meta_gc(lua_State *L) {
   return 0;
 }
 
+/* casync.core.http._check_task(fname): raises the core's message when the
+ * caller cannot wait (outside a task, or in a plain coroutine) */
+static int fn_check_task(lua_State *L) {
+  casync__net_task(L, luaL_checkstring(L, 1));
+  return 0;
+}
+
 /* casync.core.http.reason(status) -> the reason phrase ("Not Found") */
 static int fn_reason(lua_State *L) {
   lua_pushstring(L, casync__http_reason((int)luaL_checkinteger(L, 1)));
@@ -188,6 +204,7 @@ void casync__http_open(lua_State *L) {
                                      {NULL, NULL}};
   static const luaL_Reg fns[] = {{"parser", fn_parser},
                                  {"reason", fn_reason},
+                                 {"_check_task", fn_check_task},
                                  {"date", fn_date},
                                  {NULL, NULL}};
   luaL_newmetatable(L, HTTP_PARSER_MT);
@@ -199,5 +216,6 @@ void casync__http_open(lua_State *L) {
   lua_newtable(L);
   casync__net_setfuncs(L, fns);
   casync__http_server_open(L);
+  casync__ws_open(L);
   lua_setfield(L, -2, "http");
 }

@@ -292,6 +292,26 @@ static int fn_stats(lua_State *L) {
   return 1;
 }
 
+/* _upgrade() -> stream | nil, err: the connection of the calling request
+ * task, handed over for a WebSocket (req:websocket() in lua/casync/http.lua
+ * writes the 101 and frames on it); nil and an error once an answer has
+ * begun.  The stream closes when the request task ends. */
+static int fn_upgrade(lua_State *L) {
+  casync_task *t = casync__net_task(L, "websocket");
+  hconn *c = casync__hconn_of_task(t);
+  if (!c)
+    return luaL_error(L, "websocket: not called from the task of an HTTP "
+                         "request handler");
+  if (!casync__hconn_upgrade(L, c)) {
+    lua_pushnil(L);
+    casync__error_push(L, "closed", NULL,
+                       "websocket: the request was already answered or its "
+                       "connection closed");
+    return 2;
+  }
+  return 1;
+}
+
 /* _setup(reqmeta, encode): the request metatable and the JSON encoder
  * (from lua/casync/http.lua) for the servers made afterwards. */
 static int fn_setup(lua_State *L) {
@@ -316,6 +336,7 @@ void casync__http_server_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"serve", fn_serve},
                                  {"_setup", fn_setup},
                                  {"_stats", fn_stats},
+                                 {"_upgrade", fn_upgrade},
                                  {NULL, NULL}};
   luaL_newmetatable(L, HTTP_SERVER_MT);
   lua_newtable(L);

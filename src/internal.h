@@ -484,5 +484,6 @@ void casync__dns_open(lua_State *L);
 /* http.c, http_server.c (issue 4; the message layer is http_parse.h) */
 void casync__http_open(lua_State *L);
 void casync__http_server_open(lua_State *L);
+void casync__ws_open(lua_State *L);
 
 #endif
