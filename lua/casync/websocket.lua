@@ -171,10 +171,10 @@ function WS:_on_close(payload)
     end
   end
   self.close_code, self.close_reason = code, reason
-  if not self.close_sent then
+  if not self.close_sent then -- the code (and reason) echoed
     self.close_sent = true
     pcall(self._send_frame, self, 0x80 | OP_CLOSE,
-          code == 1005 and "" or string.pack(">I2", code))
+          code == 1005 and "" or string.pack(">I2", code) .. reason)
   end
   self.state = "closed"
   self.s:close()
@@ -182,13 +182,17 @@ function WS:_on_close(payload)
   return self:_closed_error()
 end
 
--- Reads the next frame (its state kept in self.hdr across cancellations):
--- returns fin, opcode, payload, or nil, err.
-function WS:_read_frame()
+-- Reads the next frame (its state kept in self.hdr across cancellations
+-- and timeouts) before `deadline` (nil: none): returns fin, opcode,
+-- payload, or nil, err.
+function WS:_read_frame(deadline)
   local s = self.s
   local h = self.hdr
+  local function left()
+    return deadline and math.max(0, deadline - now()) or nil
+  end
   if not h then
-    local b, err = s:read_exactly(2)
+    local b, err = s:read_exactly(2, left())
     if not b then return nil, err end
     local b0, b1 = b:byte(1, 2)
     h = {fin = b0 & 0x80 ~= 0, rsv = b0 & 0x70, op = b0 & 0x0f,
@@ -198,7 +202,7 @@ function WS:_read_frame()
   if h.ext == nil then
     local need = h.len == 126 and 2 or h.len == 127 and 8 or 0
     if need > 0 then
-      local b, err = s:read_exactly(need)
+      local b, err = s:read_exactly(need, left())
       if not b then return nil, err end
       if need == 2 then h.len = string.unpack(">I2", b)
       else
@@ -226,13 +230,13 @@ function WS:_read_frame()
     end
   end
   if h.masked and not h.key then
-    local k, err = s:read_exactly(4)
+    local k, err = s:read_exactly(4, left())
     if not k then return nil, err end
     h.key = k
   end
   local payload = ""
   if h.len > 0 then
-    local p, err = s:read_exactly(h.len)
+    local p, err = s:read_exactly(h.len, left())
     if not p then return nil, err end
     payload = p
   end
@@ -241,17 +245,22 @@ function WS:_read_frame()
   return h.fin, h.op, payload
 end
 
--- ws:recv() -> message, "text" | "binary", or nil, err once the connection
--- closed (err.kind "closed" for a normal close, "websocket" for a protocol
--- error, with err.close_code and err.close_reason); pings are answered and
--- the peer's close is answered while a task waits here
-function WS:recv()
+-- ws:recv([timeout]) -> message, "text" | "binary", or nil, err once the
+-- connection closed (err.kind "closed" for a normal close, "websocket" for
+-- a protocol error, with err.close_code and err.close_reason) or the
+-- timeout passed (kind "timeout": the connection stays usable); pings and
+-- the peer's close are answered while a task waits here
+function WS:recv(timeout)
   check_ws(self, "recv")
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
+    argerr(2, "recv", "timeout must be a number")
+  end
+  local deadline = timeout and now() + math.max(0, timeout)
   while true do
     if self.state == "closed" then return nil, self:_closed_error() end
-    local fin, op, payload = self:_read_frame()
+    local fin, op, payload = self:_read_frame(deadline)
     if fin == nil then
-      if self.state == "closed" then return nil, op end
+      if self.state == "closed" then return nil, self:_closed_error() end
       if op and (op.kind == "cancelled" or op.kind == "timeout") then
         return nil, op
       end
@@ -363,9 +372,8 @@ function WS:close(code, reason)
   end
   self.close_code, self.close_reason = code or 1000, reason or ""
   local deadline = now() + self.close_timeout
-  self.s:set_timeout(self.close_timeout)
   while self.state ~= "closed" and now() < deadline do
-    local fin, op, payload = self:_read_frame()
+    local fin, op, payload = self:_read_frame(deadline)
     if fin == nil then break end
     if op == OP_CLOSE then
       self.state = "closed"
