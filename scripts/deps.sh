@@ -12,8 +12,10 @@ for p in "${PKGS[@]}"; do
 done
 # the specs' WebSocket peer on Node (spec/peers/package.json), from npm
 npm_peers() {
-  if command -v npm >/dev/null && [ ! -d spec/peers/node_modules/ws ]; then
-    (cd "$(dirname "$0")/../spec/peers" &&
+  local peers
+  peers="$(cd "$(dirname "$0")/.." && pwd)/spec/peers"
+  if command -v npm >/dev/null && [ ! -d "$peers/node_modules/ws" ]; then
+    (cd "$peers" &&
        npm install --no-audit --no-fund --silent >/dev/null 2>&1) ||
       echo "deps.sh: npm install in spec/peers failed (the Node ws specs skip)"
   fi

@@ -488,6 +488,18 @@ describe("http.serve limits", function()
 end)
 
 describe("http.serve failures", function()
+  it("closes a server left open once when the Lua state closes (its listener too)", function()
+    local code, out, err = helper.lua([[
+      local casync = require "casync"
+      casync.run(function()
+        _G.left_open = assert(casync.http.serve("127.0.0.1", 0, function() return "x" end))
+        print(assert(casync.http.get(left_open:url("/"))).body)
+      end)
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("x\n", out)
+  end)
+
   it("answers 500 when the handler fails, and the failure is reported", function()
     local code, out, err = helper.lua([[
       local casync = require "casync"

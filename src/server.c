@@ -265,7 +265,9 @@ static int meth_close(lua_State *L) {
 
 static int meta_close(lua_State *L) {
   server_ud *u = luaL_checkudata(L, 1, CASYNC_SERVER_MT);
-  if (u->srv) casync__server_close(L, u->srv, 0);
+  /* a listener with an accept hook belongs to its C owner, which closes
+   * it (its own __gc may run after this one's) */
+  if (u->srv && !u->srv->hook) casync__server_close(L, u->srv, 0);
   return 0;
 }
 
