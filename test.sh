@@ -16,7 +16,8 @@ failed=0
 
 build() { # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASYNC_WERROR=ON "$@" >/dev/null &&
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCASYNC_WERROR=ON \
+    -DCASYNC_TESTING=ON "$@" >/dev/null &&
     cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
 }
 

@@ -171,7 +171,8 @@ describe("tcp and luv", function()
     assert.equal("before", c:read_line())
     local seen = 0
     uv.walk(function(h)
-      if tostring(h):match("casync network handle") then
+      local class = tostring(h):match("casync (%a+) handle")
+      if class == "stream" or class == "server" then
         seen = seen + 1
         assert.is_true(h:is_closing()) -- so loops that close everything skip it
         h:close()                      -- and closing it does nothing
@@ -240,7 +241,7 @@ describe("tcp.connect", function()
     l:close()
     assert.is_truthy(err, "64 connections to a full listen queue")
     assert.equal("timeout", err.kind)
-    assert.equal("connect: timed out", err.message)
+    assert.equal("connect: timed out after 0.1 s", err.message)
     assert.is_true(dt >= 0.09 and dt < 2, "took " .. dt)
   end))
 

@@ -9,7 +9,7 @@
  * have ended, so nothing outlives the call that started it.
  */
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 enum { M_GATHER, M_SETTLED, M_RACE, M_WAIT_ALL, M_WAIT_FIRST,
        M_WAIT_ERROR, M_WAIT_FOR };
@@ -108,20 +108,18 @@ static void member_notify(casync_ctx *lp, casync_obs *o, casync_task *t) {
   member_ended(m->g, (int)(m - m->g->m));
 }
 
-static void group_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *w = container_of(n, casync_task, timer);
-  group *g = w->wait_data;
+/* The waiter was cancelled or its timeout passed.  Wait-style groups
+ * wake at once; the others cancel their members first (wait_for on its
+ * timeout too) and wake when those have unwound. */
+static int group_cancel(casync_ctx *lp, casync_task *w, int why) {
+  group *g = w->wait_obj;
   (void)lp;
-  g->timed_out = 1;
-  if (g->mode == M_WAIT_FOR) cancel_members(g);
-  maybe_wake(g);
-}
-
-/* The waiter was cancelled: wait-style groups wake at once; the others
- * cancel their members first and wake when those have unwound. */
-static int group_cancel(casync_ctx *lp, casync_task *w) {
-  group *g = w->wait_data;
-  casync__timer_remove(lp, &w->timer);
+  if (why == WAKE_TIMEOUT) {
+    g->timed_out = 1;
+    if (g->mode == M_WAIT_FOR) cancel_members(g);
+    maybe_wake(g);
+    return 0; /* maybe_wake has woken it, or will */
+  }
   g->outer_cancel = 1;
   if (g->mode >= M_WAIT_ALL && g->mode <= M_WAIT_ERROR) {
     unlink_all(g);
@@ -135,6 +133,16 @@ static int group_cancel(casync_ctx *lp, casync_task *w) {
   }
   return 0;
 }
+
+/* The continuation decides what a cancellation does to the results. */
+static const casync_wait_kind group_waits[] = {
+  {"gather", "gather", group_cancel, CASYNC_WK_KEEPS},
+  {"all_settled", "all_settled", group_cancel, CASYNC_WK_KEEPS},
+  {"race", "race", group_cancel, CASYNC_WK_KEEPS},
+  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
+  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
+  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
+  {"wait_for", "wait_for", group_cancel, CASYNC_WK_KEEPS}};
 
 /* ------------------------------------------------------------- results */
 
@@ -246,8 +254,7 @@ static int group_results(lua_State *L, group *g, int tasks, int varargs) {
     if (t->outcome == OUT_OK) return casync__push_results(L, t, -1, 0);
     if (g->timed_out && t->outcome == OUT_CANCELLED) {
       t->flags |= TF_OBSERVED;
-      casync__error_push(L, "timeout", NULL, "wait_for: timed out after %f s",
-                         g->timeout);
+      casync__timeout_error(L, "wait_for", g->timeout);
       return lua_error(L);
     }
     return raise_member_error(L, tasks, 0);
@@ -258,11 +265,12 @@ static int group_results(lua_State *L, group *g, int tasks, int varargs) {
   }
 }
 
-static int group_k(lua_State *L, int status, lua_KContext ctx) {
-  int gidx = (int)ctx;
+static int group_k(lua_State *L, int status, lua_KContext kc) {
+  int gidx = (int)kc;
   group *g = lua_touserdata(L, gidx);
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, g->waiter, ctx, group_k);
+  CASYNC_RESUMED(L, t, kc, group_k);
   return group_results(L, g, gidx - 1, lua_toboolean(L, gidx + 1));
 }
 
@@ -350,22 +358,10 @@ static int start(lua_State *L, casync_ctx *lp, casync_task *self, int mode,
     unlink_all(g);
     return group_results(L, g, tasks, varargs);
   }
-  if (!lua_isyieldable(L)) {
-    unlink_all(g);
-    return luaL_error(L, "%s: cannot suspend across a C call boundary",
-                      mode_names[mode]);
-  }
   g->suspended = 1;
-  self->wait_data = g;
-  if (timeout > 0) {
-    self->timer.fire = group_timeout;
-    casync__timer_add(lp, &self->timer, timeout);
-  }
-  self->state = T_WAITING;
-  self->waiting_on = mode_names[mode];
-  self->cancel_wait = group_cancel;
-  self->wake = WAKE_OK;
-  return lua_yieldk(L, 0, (lua_KContext)gidx, group_k);
+  return casync__park(L, self, &group_waits[mode], g,
+                      timeout > 0 ? casync__deadline(timeout) : 0, group_k,
+                      (lua_KContext)gidx);
 }
 
 /* Common front: checks the caller, then the list argument at 1 (or the
@@ -373,8 +369,8 @@ static int start(lua_State *L, casync_ctx *lp, casync_task *self, int mode,
 static int front(lua_State *L, int mode, int allow_varargs, int nargs_keep,
                  double timeout) {
   casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *self;
   const char *name = mode_names[mode];
-  casync_task *self = casync__require_task(L, lp, name);
   int varargs = allow_varargs &&
                 !(lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TTABLE &&
                   !casync__is_callable(L, 1));
@@ -385,10 +381,8 @@ static int front(lua_State *L, int mode, int allow_varargs, int nargs_keep,
     n = (int)lua_rawlen(L, 1);
     lua_settop(L, nargs_keep);
   }
-  if (self->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, self);
   if (mode == M_RACE && n == 0) luaL_argerror(L, 1, "list is empty");
-  if (!lua_isyieldable(L)) /* before spawning anything */
-    return luaL_error(L, "%s: cannot suspend across a C call boundary", name);
+  self = casync__wait_begin(L, name); /* before spawning anything */
   collect(L, lp, self, name, 1, n, 1, varargs);
   return start(L, lp, self, mode, timeout, varargs);
 }
@@ -446,15 +440,13 @@ static int fn_wait(lua_State *L) {
  * "timeout" (nil seconds: no limit). Cancelling the caller cancels it too. */
 static int fn_wait_for(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *self = casync__require_task(L, lp, "wait_for");
+  casync_task *self;
   double timeout;
   if (!luaL_testudata(L, 1, CASYNC_TASK_MT) && !casync__is_callable(L, 1))
     luaL_typeerror(L, 1, "task or function");
   timeout = casync__check_seconds(L, 2, 1);
   lua_settop(L, 1);
-  if (self->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, self);
-  if (!lua_isyieldable(L)) /* before spawning anything */
-    return luaL_error(L, "wait_for: cannot suspend across a C call boundary");
+  self = casync__wait_begin(L, "wait_for"); /* before spawning anything */
   lua_createtable(L, 1, 0);
   lua_insert(L, 1);
   lua_rawseti(L, 1, 1);
@@ -467,5 +459,5 @@ void casync__combinators_open(lua_State *L) {
     {"gather", fn_gather}, {"all_settled", fn_all_settled},
     {"race", fn_race}, {"wait", fn_wait}, {"wait_for", fn_wait_for},
     {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
 }

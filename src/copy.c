@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 #define MAX_DEPTH 100                    /* nested tables, each way */
 #define MAX_BYTES ((size_t)1 << 30)      /* 1 GiB of encoded data */

@@ -8,14 +8,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define DNS_MT "casync.DnsLookup"
 
 typedef struct gai_ud gai_ud;
 typedef struct gai_req {
   uv_getaddrinfo_t req;
-  casync_net *net;
+  casync_ctx *ctx;      /* referenced until the request is freed */
   gai_ud *ud;           /* NULL once Lua let go */
   casync_task *task;    /* the waiting task, NULL once it stopped waiting */
   struct addrinfo *res;
@@ -28,7 +28,7 @@ struct gai_ud {
 
 static void free_req(gai_req *r) {
   if (r->res) uv_freeaddrinfo(r->res);
-  casync__net_unref(r->net);
+  casync__ctx_unref(r->ctx);
   free(r);
 }
 
@@ -37,15 +37,15 @@ static void on_gai(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   r->status = status;
   r->res = res;
   r->done = 1;
+  r->ctx->requests--;
   if (!r->ud) { /* nobody wants it any more */
     free_req(r);
     return;
   }
-  if (r->task && r->net->alive) {
+  if (r->task && r->ctx->alive) {
     casync_task *t = r->task;
     r->task = NULL;
-    casync__timer_remove(r->net->lp, &t->timer);
-    casync__wake(r->net->lp, t, WAKE_OK);
+    casync__wake(r->ctx, t, WAKE_OK);
   }
 }
 
@@ -63,13 +63,17 @@ static int gai_gc(lua_State *L) {
   return 0;
 }
 
-static int lookup_cancel(casync_ctx *lp, casync_task *t) {
-  gai_req *r = t->wait_data;
-  casync__timer_remove(lp, &t->timer);
+static int lookup_cancel(casync_ctx *lp, casync_task *t, int why) {
+  gai_req *r = t->wait_obj;
+  (void)lp;
+  (void)why;
   r->task = NULL;
   uv_cancel((uv_req_t *)&r->req); /* if it has not started */
   return 1;
 }
+
+static const casync_wait_kind lookup_wait = {"resolve", "resolve",
+                                             lookup_cancel, 0};
 
 /* Starts resolving host (service: a port number as a string, or NULL) for
  * family (AF_UNSPEC, AF_INET, AF_INET6); pushes the lookup userdata and
@@ -78,7 +82,7 @@ static int lookup_cancel(casync_ctx *lp, casync_task *t) {
 int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
                        const char *service, int family, uint64_t deadline,
                        lua_KFunction k, lua_KContext kc) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   struct addrinfo hints;
   gai_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   gai_req *r;
@@ -91,21 +95,22 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
   hints.ai_family = family;
   hints.ai_socktype = SOCK_STREAM;
   if (service) hints.ai_flags = AI_NUMERICSERV;
-  r->net = net;
+  r->ctx = ctx;
   r->req.data = r;
-  net->refs++;
+  ctx->refs++;
+  ctx->requests++;
   u->r = r;
   r->ud = u;
-  rc = uv_getaddrinfo(net->lp->loop, &r->req, on_gai, host, service, &hints);
+  rc = uv_getaddrinfo(ctx->loop, &r->req, on_gai, host, service, &hints);
   if (rc < 0) { /* no callback will come */
+    ctx->requests--;
     r->status = rc;
     r->done = 1;
     t->wake = WAKE_OK;
     return k(L, LUA_OK, kc);
   }
   r->task = t;
-  return casync__net_suspend(L, t, "resolve", lookup_cancel, r, deadline, k,
-                             kc);
+  return casync__park(L, t, &lookup_wait, r, deadline, k, kc);
 }
 
 /* The answer of the lookup userdata at idx: the list, or NULL and *status
@@ -144,11 +149,13 @@ static int resolve_k(lua_State *L, int status, lua_KContext kc) {
   struct addrinfo *ai;
   int st, n = 0;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, resolve_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "resolve");
+  CASYNC_RESUMED(L, t, kc, resolve_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
+    lua_pushnil(L);
+    casync__timeout_error(L, "resolve",
+                          casync__net_opt_seconds(L, 2, "timeout"));
+    return 2;
+  }
   ai = casync__dns_result(L, 3, &st);
   if (st < 0) {
     lua_pushnil(L);
@@ -195,10 +202,9 @@ static int fn_resolve(lua_State *L) {
     timeout = casync__net_opt_seconds(L, 2, "timeout");
   }
   lua_settop(L, 2);
-  t = casync__net_task(L, "resolve");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "resolve");
   return casync__dns_lookup(L, t, host, NULL, family,
-                            casync__net_deadline(timeout), resolve_k, 0);
+                            casync__deadline(timeout), resolve_k, 0);
 }
 
 void casync__dns_open(lua_State *L) {
@@ -208,6 +214,6 @@ void casync__dns_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "dns");
 }

@@ -7,7 +7,7 @@
  */
 #include <stdarg.h>
 #include <string.h>
-#include "internal.h"
+#include "context.h"
 
 /* Pushes a new error value; returns 1. `code` may be NULL. */
 int casync__error_push(lua_State *L, const char *kind, const char *code,

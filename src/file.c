@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
 
 #define DEFAULT_READ 65536u
 #define LOOP(L) (CASYNC_CTX(L)->loop)
@@ -79,8 +79,8 @@ static int fn_open(lua_State *L) {
                   "\"r+\", \"w+\", \"a+\", with \"x\" or \"b\")");
   }
   mode = casync__fs_opt_perm(L, 3, 0666);
-  t = casync__fs_task(L, "open");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "open");
+
   lua_settop(L, 3);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   r->req_dirty = 1;
@@ -132,8 +132,8 @@ static int meth_read(lua_State *L) {
     luaL_argcheck(L, n >= 0 && n <= 0x40000000, 2,
                   "count must be between 0 and 2^30");
   }
-  t = casync__fs_task(L, "read");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "read");
+
   if (n == 0 && !all) {
     lua_pushliteral(L, "");
     return 1;
@@ -163,10 +163,10 @@ static int meth_write(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   int64_t off = opt_offset(L, 3);
-  casync_task *t = casync__fs_task(L, "write");
+  casync_task *t = casync__wait_begin(L, "write");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 3);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_FWRITE);
   use_file(r, u);
@@ -183,10 +183,10 @@ static int meth_write(lua_State *L) {
 /* file:stat() -> table | nil, err (as casync.fs.stat) */
 static int meth_stat(lua_State *L) {
   file_ud *u = check_file(L, "stat");
-  casync_task *t = casync__fs_task(L, "stat");
+  casync_task *t = casync__wait_begin(L, "stat");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   use_file(r, u);
@@ -198,10 +198,10 @@ static int meth_stat(lua_State *L) {
 /* file:sync() -> true | nil, err: flushes the file to the disk (fsync) */
 static int meth_sync(lua_State *L) {
   file_ud *u = check_file(L, "sync");
-  casync_task *t = casync__fs_task(L, "sync");
+  casync_task *t = casync__wait_begin(L, "sync");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   use_file(r, u);
@@ -218,8 +218,8 @@ static int meth_truncate(lua_State *L) {
   casync_fsreq *r;
   int rc;
   luaL_argcheck(L, size >= 0, 2, "size must be non-negative");
-  t = casync__fs_task(L, "truncate");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "truncate");
+
   lua_settop(L, 2);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   use_file(r, u);
@@ -304,7 +304,7 @@ void casync__file_open(lua_State *L) {
     {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_FILE_MT);
   lua_newtable(L);
-  casync__setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, meth_close);
   lua_setfield(L, -2, "__gc");
@@ -313,5 +313,5 @@ void casync__file_open(lua_State *L) {
   lua_pushcfunction(L, meta_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
-  casync__setfuncs(L, (const luaL_Reg[]){{"open", fn_open}, {NULL, NULL}});
+  casync__ctx_setfuncs(L, (const luaL_Reg[]){{"open", fn_open}, {NULL, NULL}});
 }

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
 
 #define FS_REQ_MT "casync.FsRequest"
 #define FIRST_READ 65536u /* read_file of a file whose size stat cannot tell */
@@ -70,6 +70,7 @@ static void free_req(casync_fsreq *r) {
   }
   free(r->buf);
   free(r->path);
+  casync__ctx_unref(r->lp);
   free(r);
 }
 
@@ -96,6 +97,8 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op) {
   r = calloc(1, sizeof *r);
   if (!r) luaL_error(L, "not enough memory");
   r->lp = lp;
+  lp->refs++; /* until the block is freed */
+  lp->requests++; /* until it is done */
   r->op = op;
   r->fd = -1;
   r->offset = -1;
@@ -110,6 +113,7 @@ casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op) {
 /* The operation ended (r->status set): wake the task or free the block. */
 static void finish_req(casync_fsreq *r) {
   r->done = 1;
+  r->lp->requests--;
   if (r->file) { /* the descriptor is free for close() now */
     r->file->inflight--;
     casync__fs_file_release(r->file);
@@ -377,47 +381,40 @@ void casync__fs_cb(uv_fs_t *req) {
 
 /* ============================================================== waiting */
 
-static int fs_cancel(casync_ctx *lp, casync_task *t) {
-  casync_fsreq *r = t->wait_data;
+static int fs_cancel(casync_ctx *lp, casync_task *t, int why) {
+  casync_fsreq *r = t->wait_obj;
   (void)lp;
+  (void)why;
   r->task = NULL;
   uv_cancel((uv_req_t *)&r->req); /* if a worker has not taken it yet */
   return 1;
 }
 
-/* The running task, checked to be able to suspend; raises naming fname. */
-casync_task *casync__fs_task(lua_State *L, const char *fname) {
-  casync_task *t = casync__require_task(L, CASYNC_CTX(L), fname);
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
-  return t;
-}
+/* A woken file operation is done: its result is kept. */
+static const casync_wait_kind fs_wait = {"fs", "file operation", fs_cancel,
+                                         CASYNC_WK_KEEPS};
 
 /* Suspends the running task t until request r (its userdata at index ctx
  * of L) ends; rc is what starting it returned (< 0: it did not start, and
  * k runs at once).  Continues in k. */
 int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
-                    int ctx,
-                   const char *what, lua_KFunction k) {
+                    int ctx, const char *what, lua_KFunction k) {
   if (!r->failed_op) r->failed_op = what; /* the default name in errors */
   if (rc < 0) { /* no callback will come */
     fail(r, r->failed_op ? r->failed_op : what, rc);
     r->done = 1;
+    r->lp->requests--;
     if (r->file) {
       r->file->inflight--;
       casync__fs_file_release(r->file);
       r->file = NULL;
     }
     t->wake = WAKE_OK;
+    t->wait = &fs_wait;
     return k(L, LUA_OK, (lua_KContext)ctx);
   }
   r->task = t;
-  t->wait_data = r;
-  t->state = T_WAITING;
-  t->waiting_on = what;
-  t->cancel_wait = fs_cancel;
-  t->wake = WAKE_OK;
-  return lua_yieldk(L, 0, (lua_KContext)ctx, k);
+  return casync__park(L, t, &fs_wait, r, 0, k, (lua_KContext)ctx);
 }
 
 static const char *type_name(uint64_t mode) {
@@ -531,10 +528,10 @@ static int fs_results(lua_State *L, int ctx) {
 
 /* The continuation of every fs call but dir. */
 int casync__fs_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = CASYNC_CTX(L)->current;
+  casync_task *t;
   (void)status;
-  if (!t || t->co != L) return casync__not_resumed(L, ctx, casync__fs_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  CASYNC_RESUMED(L, t, ctx, casync__fs_k);
+  casync__woken(L, t);
   return fs_results(L, (int)ctx);
 }
 
@@ -572,10 +569,9 @@ int casync__fs_opt_perm(lua_State *L, int arg, int def) {
  * NARGS+1 by the caller); `what` names the operation. */
 #define START_SIMPLE(L, nargs, what, call)                                  \
   do {                                                                      \
-    casync_task *t_ = casync__fs_task(L, what);                             \
+    casync_task *t_ = casync__wait_begin(L, what);                          \
     casync_fsreq *r_;                                                       \
     int rc_;                                                                \
-    if (t_->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t_);   \
     lua_settop(L, nargs);                                                   \
     r_ = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);                     \
     r_->req_dirty = 1;                                                      \
@@ -657,10 +653,10 @@ static int fn_chmod(lua_State *L) {
  * directory (as os.remove does) */
 static int fn_remove(lua_State *L) {
   const char *p = casync__fs_check_path(L, 1);
-  casync_task *t = casync__fs_task(L, "remove");
+  casync_task *t = casync__wait_begin(L, "remove");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_REMOVE);
   r->path = strdup(p);
@@ -688,8 +684,8 @@ static int fn_mkdir(lua_State *L) {
     lua_pop(L, 1);
   } else if (!lua_isnoneornil(L, 2))
     mode = casync__fs_opt_perm(L, 2, 0777);
-  t = casync__fs_task(L, "mkdir");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "mkdir");
+
   lua_settop(L, 2);
   if (!recursive) {
     r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
@@ -713,10 +709,10 @@ static int fn_mkdir(lua_State *L) {
 /* casync.fs.read_file(path) -> string | nil, err: the whole file */
 static int fn_read_file(lua_State *L) {
   const char *p = casync__fs_check_path(L, 1);
-  casync_task *t = casync__fs_task(L, "read_file");
+  casync_task *t = casync__wait_begin(L, "read_file");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_READ_FILE);
   r->step = S_OPEN;
@@ -744,8 +740,8 @@ static int fn_write_file(lua_State *L) {
     mode = casync__fs_opt_perm(L, -1, 0666);
     lua_pop(L, 2);
   }
-  t = casync__fs_task(L, "write_file");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  t = casync__wait_begin(L, "write_file");
+
   lua_settop(L, 3);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_WRITE_FILE);
   /* a copy: a worker thread writes from it after the task may be gone */
@@ -812,11 +808,11 @@ static int push_dir_iter(lua_State *L, casync_fsreq *r) {
 /* The continuation of dir: raises the error instead of returning it (dir
  * is used as `for name, type in fs.dir(p)`). */
 static int dir_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = CASYNC_CTX(L)->current;
+  casync_task *t;
   int n;
   (void)status;
-  if (!t || t->co != L) return casync__not_resumed(L, ctx, dir_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
+  CASYNC_RESUMED(L, t, ctx, dir_k);
+  casync__woken(L, t);
   n = fs_results(L, (int)ctx);
   if (n == 2 && lua_isnil(L, -2)) return lua_error(L);
   return n;
@@ -829,10 +825,10 @@ static int dir_k(lua_State *L, int status, lua_KContext ctx) {
  * error value (kind "io", code "ENOENT", ...). */
 static int fn_dir(lua_State *L) {
   const char *p = casync__fs_check_path(L, 1);
-  casync_task *t = casync__fs_task(L, "dir");
+  casync_task *t = casync__wait_begin(L, "dir");
   casync_fsreq *r;
   int rc;
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+
   lua_settop(L, 1);
   r = casync__fs_req(L, CASYNC_CTX(L), FSOP_SIMPLE);
   r->req_dirty = 1;
@@ -855,7 +851,7 @@ void casync__fs_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   casync__file_open(L); /* fs.open and the files (file.c) */
   lua_setfield(L, -2, "fs");
 }

@@ -6,7 +6,7 @@
  */
 #include <string.h>
 #include <time.h>
-#include "internal.h"
+#include "http.h"
 #include "http_parse.h"
 
 #define HTTP_PARSER_MT "casync.HttpParser"
@@ -177,7 +177,7 @@ static int meta_gc(lua_State *L) {
 /* casync.core.http._check_task(fname): raises the core's message when the
  * caller cannot wait (outside a task, or in a plain coroutine) */
 static int fn_check_task(lua_State *L) {
-  casync__net_task(L, luaL_checkstring(L, 1));
+  casync__wait_begin(L, luaL_checkstring(L, 1));
   return 0;
 }
 
@@ -214,7 +214,7 @@ void casync__http_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   casync__http_server_open(L);
   casync__ws_open(L);
   lua_setfield(L, -2, "http");

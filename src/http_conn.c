@@ -17,13 +17,34 @@
 
 /* ============================================================ lifetime */
 
+/* Takes c out of its server's list (at free) and out of the count of
+ * open connections (at close). */
+static void conn_uncount(hconn *c) {
+  if (c->flags & CF_COUNTED) {
+    c->flags &= ~CF_COUNTED;
+    c->srv->nconn--;
+  }
+}
+
+static void conn_unlist(hconn *c) {
+  hserver *srv = c->srv;
+  conn_uncount(c);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    srv->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+}
+
 static void conn_free(hconn *c) {
   hserver *srv = c->srv;
-  if (srv->net->alive) casync__timer_remove(srv->net->lp, &c->timer);
+  if (srv->ctx->alive) casync__timer_remove(srv->ctx, &c->timer);
+  conn_unlist(c);
   casync__hmsg_free(&c->msg);
   casync__hbuf_free(&c->out);
   free(c);
-  srv->net->http_blocks--;
+  srv->ctx->http_blocks--;
   casync__hserver_unref(srv);
 }
 
@@ -32,49 +53,49 @@ static void conn_free(hconn *c) {
  * will end. */
 static void conn_maybe_free(hconn *c) {
   if (c->s || c->inflight) return;
-  if (c->task && c->srv->net->alive) return;
+  if (c->task && c->srv->ctx->alive) return;
   conn_free(c);
 }
 
 /* The same, for http_respond.c's write callback. */
 void casync__hconn_release(hconn *c) { conn_maybe_free(c); }
 
-static void conn_unlist(hconn *c) {
-  hserver *srv = c->srv;
-  if (!c->prev && srv->conns != c) return; /* not listed */
-  if (c->prev)
-    c->prev->next = c->next;
+/* The Lua state is closing (the server's __gc, which a running request
+ * task would have kept from running otherwise): c's task will never end,
+ * so c forgets it and goes once libuv is done with its writes. */
+void casync__hconn_orphan(hconn *c) {
+  if (c->task) {
+    casync__obs_unlink(c->task, &c->obs);
+    c->task = NULL;
+    c->writer = NULL;
+  }
+  c->flags |= CF_ORPHAN;
+  if (c->s)
+    casync__stream_close(c->s, 0); /* calls on_stream_closed */
   else
-    srv->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
-  c->next = c->prev = NULL;
-  if (!(c->flags & CF_REJECTED)) srv->nconn--;
+    conn_maybe_free(c);
 }
 
 /* The stream closed (by casync__hconn_close, or with the Lua state).  The
  * block is freed later (from its timer, or when its task or its last
  * write ends), never under a caller that may still look at it. */
-static void on_stream_closed(casync_stream *s) {
-  hconn *c = s->owner_data;
-  casync_net *net = c->srv->net;
+static void on_stream_closed(casync_stream *s, void *arg) {
+  hconn *c = arg;
+  casync_ctx *ctx = c->srv->ctx;
+  s->on_close = NULL;
   c->flags |= CF_CLOSING;
   c->s = NULL;
-  conn_unlist(c);
-  casync__net_unanchor(net, c->sref);
+  conn_uncount(c);
+  casync__unpin(ctx, c->sref);
   c->sref = LUA_NOREF;
-  if (!net->alive) {
+  if (!ctx->alive || (c->flags & CF_ORPHAN)) {
     conn_maybe_free(c);
     return;
   }
-  casync__timer_remove(net->lp, &c->timer);
-  if (!c->task) casync__timer_add(net->lp, &c->timer, 0);
+  casync__timer_remove(ctx, &c->timer);
+  if (!c->task) casync__timer_add(ctx, &c->timer, 0);
 }
 
-static void on_data(casync_stream *s);
-
-static const casync_stream_owner http_owner = {on_data, on_stream_closed};
-/* after req:websocket(): Lua reads; the close is still the connection's */
-static const casync_stream_owner upgraded_owner = {NULL, on_stream_closed};
 
 /* Hands c's stream to the request task (req:websocket()): from now on Lua
  * reads and writes it; it is closed when that task ends.  Returns the
@@ -84,9 +105,9 @@ casync_stream *casync__hconn_upgrade(lua_State *L, hconn *c) {
   if (c->flags & (CF_CLOSING | CF_SENT | CF_UPGRADED | CF_LINGER))
     return NULL;
   c->flags |= CF_UPGRADED;
-  c->s->owner = &upgraded_owner;
-  casync__timer_remove(c->srv->net->lp, &c->timer);
-  casync__net_push_anchor(L, c->sref);
+  c->s->on_data = NULL; /* Lua reads from now on; the close is still ours */
+  casync__timer_remove(c->srv->ctx, &c->timer);
+  casync__push_pinned(L, c->sref);
   return c->s;
 }
 
@@ -107,7 +128,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 /* Sets c to fire no later than ms from now (loop time). */
 void casync__hconn_deadline(hconn *c, uint64_t ms) {
-  casync_ctx *lp = c->srv->net->lp;
+  casync_ctx *lp = c->srv->ctx;
   uint64_t now = uv_now(lp->loop);
   c->deadline = now + ms;
   if (c->timer.list && c->timer_at <= c->deadline) return;
@@ -217,8 +238,8 @@ static void conn_read_start(hconn *c) {
 }
 
 /* Bytes came, or the stream ended (s->rerr). */
-static void on_data(casync_stream *s) {
-  hconn *c = s->owner_data;
+static void on_data(casync_stream *s, void *arg) {
+  hconn *c = arg;
   if (c->flags & CF_UPGRADED) return;
   if (c->flags & CF_LINGER) {
     casync__stream_consume(s, s->rtail - s->rhead);
@@ -289,7 +310,7 @@ static void on_conn_timer(casync_ctx *lp, casync_tnode *n) {
 void casync__hconn_accept(lua_State *L, void *data, casync_stream *s,
                           int sidx) {
   hserver *srv = data;
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->ctx;
   hconn *c = calloc(1, sizeof *c);
   if (!c) {
     casync__stream_close(s, 0);
@@ -297,11 +318,12 @@ void casync__hconn_accept(lua_State *L, void *data, casync_stream *s,
   }
   c->s = s;
   c->srv = srv;
-  c->sref = casync__net_anchor(L, net, sidx);
-  s->owner = &http_owner;
-  s->owner_data = c;
+  c->sref = casync__pin(L, ctx, sidx);
+  s->on_data = on_data;
+  s->on_close = on_stream_closed;
+  s->on_close_arg = c;
   srv->blocks++;
-  net->http_blocks++;
+  ctx->http_blocks++;
   casync__hmsg_init(&c->msg, HTTP_REQUEST, srv->max_head, srv->max_body,
                     srv->max_headers);
   c->timer.fire = on_conn_timer;
@@ -315,6 +337,7 @@ void casync__hconn_accept(lua_State *L, void *data, casync_stream *s,
     return;
   }
   srv->nconn++;
+  c->flags |= CF_COUNTED;
   srv->accepted++;
   casync__hconn_deadline(c, srv->header_ms);
   if (casync__stream_read_start(s) < 0) casync__hconn_close(c);
@@ -460,7 +483,7 @@ static int dispatch_p(lua_State *L) {
   hconn *c = lua_touserdata(L, 1);
   hserver *srv = c->srv;
   casync_task *t;
-  casync__net_push_anchor(L, srv->pin_ref); /* 2: the server userdata */
+  casync__push_pinned(L, srv->pin_ref); /* 2: the server userdata */
   lua_getiuservalue(L, 2, 5);               /* 3: the keys */
   lua_getiuservalue(L, 2, 3);               /* 4: the request body fn */
   lua_getiuservalue(L, 2, 1);               /* 5: the handler */
@@ -468,7 +491,7 @@ static int dispatch_p(lua_State *L) {
   lua_getiuservalue(L, 2, 2);
   lua_setmetatable(L, 6);
   lua_pushlightuserdata(L, c); /* 7: conn */
-  t = casync__spawn(L, srv->net->lp, 4, 3, 0);
+  t = casync__spawn(L, srv->ctx, 4, 3, 0);
   c->task = t;
   c->obs.notify = conn_task_ended;
   casync__obs_link(t, &c->obs);
@@ -480,7 +503,7 @@ static int dispatch_p(lua_State *L) {
 static void dispatch(hconn *c) {
   hserver *srv = c->srv;
   casync_hmsg *m = &c->msg;
-  lua_State *L = srv->net->L;
+  lua_State *L = srv->ctx->L;
   int top;
   c->flags &= ~CF_PER_REQUEST;
   if (m->p.method == HTTP_HEAD) c->flags |= CF_HEAD;

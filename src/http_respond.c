@@ -17,10 +17,10 @@ static void on_sent(void *arg, int status) {
   hconn *c = arg;
   c->inflight--;
   c->wstatus = status;
-  if (c->writer && c->srv->net->alive) {
+  if (c->writer && c->srv->ctx->alive) {
     casync_task *t = c->writer;
     c->writer = NULL;
-    casync__wake(c->srv->net->lp, t, WAKE_OK);
+    casync__wake(c->srv->ctx, t, WAKE_OK);
   }
   if (!c->s) casync__hconn_release(c); /* maybe the last user */
 }
@@ -40,12 +40,17 @@ int casync__hconn_send(hconn *c, uv_buf_t *bufs, unsigned n) {
   return r;
 }
 
-static int write_cancel(casync_ctx *lp, casync_task *t) {
-  hconn *c = t->wait_data;
+static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
+  hconn *c = t->wait_obj;
   (void)lp;
+  (void)why;
   c->writer = NULL; /* the data stays with libuv until on_sent */
   return 1;
 }
+
+/* A woken write is done: its fate is kept. */
+static const casync_wait_kind resp_write_wait = {
+    "write", "http response write", write_cancel, CASYNC_WK_KEEPS};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 
@@ -59,8 +64,7 @@ static int wait_write(lua_State *L, hconn *c, lua_KContext kc) {
   c->wqueue = casync__stream_write_queue(c->s);
   casync__timer_remove(t->loop, &c->timer);
   casync__hconn_deadline(c, c->srv->write_ms);
-  return casync__net_suspend(L, t, "http response write", write_cancel, c, 0,
-                             resp_k, kc);
+  return casync__park(L, t, &resp_write_wait, c, 0, resp_k, kc);
 }
 
 static int respond_done(hconn *c) {
@@ -166,7 +170,7 @@ static int resp_k(lua_State *L, int status, lua_KContext kc) {
   hconn *c = lua_touserdata(L, R_CONN);
   casync_task *t;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, resp_k);
+  CASYNC_RESUMED(L, t, kc, resp_k);
   c->writer = NULL;
   if (t->wake == WAKE_CANCEL) {
     casync__hconn_close(c);
@@ -279,7 +283,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
     lua_pop(L, 1);
     if (lua_getfield(L, R_RESULT, "body") == LUA_TNIL &&
         lua_getfield(L, R_RESULT, "json") != LUA_TNIL) {
-      lua_getiuservalue(L, lua_upvalueindex(3), 4); /* encode */
+      lua_getiuservalue(L, lua_upvalueindex(2), 4); /* encode */
       lua_insert(L, -2);
       lua_call(L, 1, 1);
       json = 1;
@@ -364,7 +368,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
 }
 
 /* The body of a request task: handler(req), then the answer.
- * Upvalues: the loop context, the net state, the server userdata. */
+ * Upvalues: the loop context, the server userdata. */
 int casync__hresp_request_body(lua_State *L) {
   lua_settop(L, R_CONN);
   lua_pushvalue(L, 1);

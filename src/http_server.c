@@ -21,14 +21,20 @@
 #define HTTP_SERVER_MT "casync.HttpServer"
 #define DEFAULT_BACKLOG 511
 
-static char hooks_key; /* registry: {reqmeta, encode} from casync.http */
+/* Pushes the hooks http.lua set ({reqmeta=, encode=}). */
+static void push_hooks(lua_State *L) {
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_HTTP);
+  lua_remove(L, -2);
+}
 
 /* Drops one hold on srv: a connection block, or the server's own until it
  * is closed; the last one frees it. */
 void casync__hserver_unref(hserver *srv) {
   if (--srv->blocks > 0) return;
-  srv->net->http_blocks--;
-  casync__net_unref(srv->net);
+  if (srv->ublock) *srv->ublock = NULL; /* the userdata outlives it */
+  srv->ctx->http_blocks--;
+  casync__ctx_unref(srv->ctx);
   free(srv);
 }
 
@@ -47,22 +53,24 @@ const char *casync__hserver_date(hserver *srv) {
 /* Stops listening; closes idle connections; with `cancel`, cancels the
  * running request tasks (the others finish their answer, then close). */
 static void server_close(lua_State *L, hserver *srv, int cancel) {
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->ctx;
   hconn *c, *next;
   if (srv->ud) {
     srv->ud->srv = NULL;
     srv->ud = NULL;
   }
   if (srv->pin_ref != LUA_NOREF) {
-    casync__net_unanchor(net, srv->pin_ref);
+    casync__unpin(ctx, srv->pin_ref);
     srv->pin_ref = LUA_NOREF;
   }
   for (c = srv->conns; c; c = next) {
     next = c->next;
+    if (c->flags & CF_CLOSING)
+      continue;
     if (!c->task)
       casync__hconn_close(c);
-    else if (cancel && net->alive)
-      casync__cancel(L, net->lp, c->task, 0);
+    else if (cancel && ctx->alive)
+      casync__cancel(L, ctx, c->task, 0);
     else
       c->flags |= CF_CLOSE_AFTER;
   }
@@ -103,7 +111,7 @@ static size_t opt_size(lua_State *L, const char *field, lua_Integer def) {
  * max_body_size (1 MiB; 413), header_timeout (10 s; 408), body_timeout
  * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s), backlog. */
 static int fn_serve(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2), backlog, maxc;
   struct sockaddr_storage ss;
@@ -128,24 +136,23 @@ static int fn_serve(lua_State *L) {
   bms = opt_ms(L, "body_timeout", 30);
   ims = opt_ms(L, "keep_alive_timeout", 5);
   wms = opt_ms(L, "write_timeout", 30);
-  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+  if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
   }
   /* the userdata: closed until it listens */
   u = lua_newuserdatauv(L, sizeof *u, 6); /* 5 */
-  u->srv = NULL;
+  u->srv = u->block = NULL;
   luaL_setmetatable(L, HTTP_SERVER_MT);
   lua_pushvalue(L, 3);
   lua_setiuservalue(L, 5, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &hooks_key);
+  push_hooks(L);
   lua_getfield(L, -1, "reqmeta");
   lua_setiuservalue(L, 5, 2);
-  casync__loop_push(L);
-  lua_pushvalue(L, lua_upvalueindex(2));
+  casync__ctx_push(L);
   lua_pushvalue(L, 5);
-  lua_pushcclosure(L, casync__hresp_request_body, 3);
+  lua_pushcclosure(L, casync__hresp_request_body, 2);
   lua_setiuservalue(L, 5, 3);
   lua_getfield(L, -1, "encode");
   lua_setiuservalue(L, 5, 4);
@@ -154,10 +161,12 @@ static int fn_serve(lua_State *L) {
   lua_setiuservalue(L, 5, 5);
   srv = calloc(1, sizeof *srv);
   if (!srv) return luaL_error(L, "not enough memory");
-  srv->net = net;
-  net->refs++;
-  net->http_blocks++;
-  srv->blocks = 1;
+  srv->ctx = ctx;
+  ctx->refs++;
+  ctx->http_blocks++;
+  srv->blocks = 1; /* until it is closed */
+  u->block = srv;
+  srv->ublock = &u->block;
   srv->pin_ref = LUA_NOREF;
   srv->max_conn = maxc;
   srv->max_head = mhead;
@@ -169,7 +178,7 @@ static int fn_serve(lua_State *L) {
   srv->write_ms = wms;
   srv->date_sec = -1;
   /* the listener: server.c's, handing each stream to http_conn.c */
-  srv->lsn = casync__server_new(L, net, CASYNC_TCP, 3); /* 6 */
+  srv->lsn = casync__server_new(L, ctx, CASYNC_TCP, 3); /* 6 */
   lua_pushvalue(L, 6);
   lua_setiuservalue(L, 5, 6);
   casync__server_set_accept(srv->lsn, casync__hconn_accept, srv);
@@ -182,7 +191,7 @@ static int fn_serve(lua_State *L) {
     casync__error_uv(L, "serve", r);
     return 2;
   }
-  srv->pin_ref = casync__net_anchor(L, net, 5);
+  srv->pin_ref = casync__pin(L, ctx, 5);
   srv->ud = u;
   u->srv = srv;
   lua_settop(L, 5);
@@ -206,9 +215,22 @@ static int meth_close(lua_State *L) {
   return 0;
 }
 
+/* __gc: closes it; a request task would have kept it reachable, so a
+ * connection that still has one is being dropped with the Lua state. */
 static int meta_gc(lua_State *L) {
   hserver_ud *u = lua_touserdata(L, 1);
+  hserver *srv = u->block;
+  hconn *c, *next;
+  if (!srv) return 0;
+  u->block = NULL;
+  srv->ublock = NULL;
   if (u->srv) server_close(L, u->srv, 0);
+  srv->blocks++; /* its connections may free it meanwhile */
+  for (c = srv->conns; c; c = next) {
+    next = c->next;
+    casync__hconn_orphan(c);
+  }
+  casync__hserver_unref(srv);
   return 0;
 }
 
@@ -287,7 +309,7 @@ static int meta_tostring(lua_State *L) {
  * tests) */
 static int fn_stats(lua_State *L) {
   lua_createtable(L, 0, 1);
-  lua_pushinteger(L, CASYNC_NET(L)->http_blocks);
+  lua_pushinteger(L, CASYNC_CTX(L)->http_blocks);
   lua_setfield(L, -2, "blocks");
   return 1;
 }
@@ -297,7 +319,7 @@ static int fn_stats(lua_State *L) {
  * writes the 101 and frames on it); nil and an error once an answer has
  * begun.  The stream closes when the request task ends. */
 static int fn_upgrade(lua_State *L) {
-  casync_task *t = casync__net_task(L, "websocket");
+  casync_task *t = casync__wait_begin(L, "websocket");
   hconn *c = casync__hconn_of_task(t);
   if (!c)
     return luaL_error(L, "websocket: not called from the task of an HTTP "
@@ -317,12 +339,11 @@ static int fn_upgrade(lua_State *L) {
 static int fn_setup(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   casync__check_callable(L, 2);
-  lua_createtable(L, 0, 2);
+  push_hooks(L);
   lua_pushvalue(L, 1);
   lua_setfield(L, -2, "reqmeta");
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, "encode");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &hooks_key);
   return 0;
 }
 
@@ -340,16 +361,16 @@ void casync__http_server_open(lua_State *L) {
                                  {NULL, NULL}};
   luaL_newmetatable(L, HTTP_SERVER_MT);
   lua_newtable(L);
-  casync__net_setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  casync__net_setfuncs(L, (const luaL_Reg[]){{"__close", meth_close},
+  casync__ctx_setfuncs(L, (const luaL_Reg[]){{"__close", meth_close},
                                              {"__gc", meta_gc},
                                              {"__tostring", meta_tostring},
                                              {NULL, NULL}});
   lua_pop(L, 1);
-  lua_createtable(L, 0, 2); /* placeholder hooks until http.lua sets them */
+  push_hooks(L); /* placeholder hooks until http.lua sets them */
   lua_newtable(L);
   lua_setfield(L, -2, "reqmeta");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &hooks_key);
-  casync__net_setfuncs(L, fns);
+  lua_pop(L, 1);
+  casync__ctx_setfuncs(L, fns);
 }

@@ -13,7 +13,7 @@
 #ifndef CASYNC_HTTP_SERVER_H
 #define CASYNC_HTTP_SERVER_H
 
-#include "internal.h"
+#include "http.h"
 #include "http_parse.h"
 
 /* uv values of the request task's stack: [1 handler][2 req][3 conn]
@@ -37,6 +37,8 @@
 #define CF_REJECTED 0x1000u  /* over max_connections: answered 503 */
 #define CF_CHUNKED 0x2000u   /* the answer's body is chunked */
 #define CF_UPGRADED 0x4000u  /* handed to a WebSocket: not HTTP any more */
+#define CF_COUNTED 0x8000u   /* counted in srv->nconn */
+#define CF_ORPHAN 0x10000u   /* the Lua state is closing: free it when done */
 #define CF_PER_REQUEST                                                        \
   (CF_RESPONDED | CF_SENT | CF_HEAD | CF_HTTP10 | CF_CONTINUED | CF_CHUNKED)
 
@@ -46,17 +48,19 @@ typedef struct hserver hserver;
 typedef struct hconn hconn;
 
 typedef struct hserver_ud {
-  hserver *srv; /* NULL once closed */
+  hserver *srv;   /* NULL once closed */
+  hserver *block; /* NULL once the block is freed */
 } hserver_ud;
 
 struct hserver {
   casync_server *lsn; /* server.c's listener; NULL once closed */
-  casync_net *net;
+  casync_ctx *ctx;
   hserver_ud *ud; /* NULL once Lua let go */
   int pin_ref;    /* the userdata, while it listens */
-  hconn *conns;   /* open connections */
-  int nconn;      /* ... how many (rejected ones not counted) */
-  int blocks;     /* connection blocks + 1 until it is closed */
+  hconn *conns;   /* every connection block not yet freed */
+  int nconn;      /* open connections (rejected ones not counted) */
+  int blocks;     /* connection blocks, +1 until it is closed */
+  hserver **ublock; /* the userdata's pointer to it, cleared when freed */
   lua_Integer max_conn;
   size_t max_head, max_body;
   unsigned max_headers;
@@ -100,6 +104,7 @@ void casync__hconn_push_keys(lua_State *L);
 hconn *casync__hconn_of_task(casync_task *t);
 casync_stream *casync__hconn_upgrade(lua_State *L, hconn *c);
 void casync__hconn_release(hconn *c);
+void casync__hconn_orphan(hconn *c);
 
 /* http_respond.c */
 int casync__hconn_send(hconn *c, uv_buf_t *bufs, unsigned n);

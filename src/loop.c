@@ -1,201 +1,18 @@
-/* loop.c: the per-state loop context, casync.run, and the C API to pick the
- * loop.
- *
- * casync uses, in order: a loop a C host installed with casync_set_loop,
- * the loop luv already runs in this Lua state, or a loop of its own that it
- * also hands to luv, so casync and luv always share one loop.  The context
- * owns only its handles (idle, check, two timers); those are closed when
- * the Lua state closes, and an own loop is closed and freed then too.
+/* loop.c: casync.run (the main task, driving the loop until it ends, the
+ * deadlock report, cancelling and unwinding what is left, unobserved
+ * failures) and casync_spawn of the C API.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <luv/luv.h>
 #include <luv/lhandle.h>
-#include "internal.h"
+#include "scheduler.h"
 
 #define GRACE_MS 5000 /* how long run waits for cancelled tasks to unwind */
 
-static char ctx_key, extloop_key;
-
-/* The context of L's state, or NULL before the module is opened. */
-casync_ctx *casync__loop_get(lua_State *L) {
-  casync_ctx *lp = NULL;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) == LUA_TUSERDATA)
-    lp = *(casync_ctx **)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return lp;
-}
-
-/* Pushes the context userdata (its user values hold the Lua-side state). */
-void casync__loop_push(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key);
-}
-
-/* The context, and the stand-in luv_handle_t its handles' data point at:
- * luv (1.44) takes every handle on the loop for one of its own, reading
- * handle->data as a luv_handle_t (uv.walk, the __gc of a loop luv made).
- * Ours names a placeholder object whose is_closing() is true, so code that
- * walks the loop to close every handle leaves the scheduler's alone. */
-typedef struct {
-  casync_ctx ctx;
-  luv_handle_t luvh;
-} ctx_block;
-
-/* The stand-in luv_handle_t for the handles of other files that live no
- * longer than the context (signal.c, watchdog.c): their data points at it,
- * and they find their own blocks from the handle. */
-void *casync__loop_luvh(casync_ctx *lp) {
-  return &((ctx_block *)lp)->luvh;
-}
-
-static void on_check(uv_check_t *h) {
-  casync__drain(container_of(h, casync_ctx, check));
-}
-
 static void on_grace(uv_timer_t *h) {
   container_of(h, casync_ctx, grace)->grace_expired = 1;
-}
-
-static void on_handle_close(uv_handle_t *h) {
-  casync_ctx *lp = &container_of(h->data, ctx_block, luvh)->ctx;
-  if (--lp->handles_open == 0 && !lp->owns_loop) free(lp);
-}
-
-/* What uv.walk hands out for one of our handles. */
-static int placeholder_true(lua_State *L) {
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int placeholder_false(lua_State *L) {
-  lua_pushboolean(L, 0);
-  return 1;
-}
-
-static int placeholder_none(lua_State *L) {
-  (void)L;
-  return 0;
-}
-
-static int placeholder_type(lua_State *L) {
-  lua_pushliteral(L, "casync");
-  return 1;
-}
-
-static int placeholder_index(lua_State *L) {
-  const char *k = lua_tostring(L, 2);
-  if (!k) return 0;
-  if (!strcmp(k, "is_closing") || !strcmp(k, "is_active"))
-    lua_pushcfunction(L, placeholder_true);
-  else if (!strcmp(k, "has_ref"))
-    lua_pushcfunction(L, placeholder_false);
-  else if (!strcmp(k, "get_type"))
-    lua_pushcfunction(L, placeholder_type);
-  else /* close, ref, unref, ...: nothing to do */
-    lua_pushcfunction(L, placeholder_none);
-  return 1;
-}
-
-/* Makes the placeholder; returns its reference in the registry. */
-static int placeholder_ref(lua_State *L) {
-  lua_newtable(L);
-  lua_createtable(L, 0, 2);
-  lua_pushcfunction(L, placeholder_index);
-  lua_setfield(L, -2, "__index");
-  lua_pushliteral(L, "casync scheduler handle");
-  lua_setfield(L, -2, "__name");
-  lua_setmetatable(L, -2);
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-/* Closes the handles; an own loop is run until they are closed, then
- * closed and freed.  A borrowed loop frees them when it next runs. */
-static int ctx_gc(lua_State *L) {
-  casync_ctx **ud = lua_touserdata(L, 1), *lp = *ud;
-  int tries;
-  if (!lp) return 0;
-  *ud = NULL;
-  lp->closing = 1;
-  casync__timer_free_all(lp);
-  lp->qhead = lp->qtail = NULL;
-  lp->handles_open = 4;
-  uv_close((uv_handle_t *)&lp->idle, on_handle_close);
-  uv_close((uv_handle_t *)&lp->check, on_handle_close);
-  uv_close((uv_handle_t *)&lp->timer, on_handle_close);
-  uv_close((uv_handle_t *)&lp->grace, on_handle_close);
-  if (lp->owns_loop) {
-    uv_loop_t *loop = lp->loop;
-    for (tries = 0; tries < 1000 && lp->handles_open > 0; tries++)
-      uv_run(loop, UV_RUN_NOWAIT);
-    if (uv_loop_close(loop) == 0) free(loop);
-    /* NOTE: a loop still busy (luv handles nobody closed) is left open */
-    free(lp);
-  }
-  return 0;
-}
-
-/* Creates the context of this state (once) and pushes its userdata. */
-int casync__loop_init(lua_State *L) {
-  casync_ctx **ud, *lp;
-  lua_State *mainL;
-  luv_ctx_t *luv;
-  luv_handle_t *luvh;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &ctx_key) != LUA_TNIL) return 1;
-  lua_pop(L, 1);
-  ud = lua_newuserdatauv(L, sizeof *ud, 4);
-  *ud = NULL; /* harmless until complete */
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, ctx_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_newtable(L); /* 1: anchors of live tasks */
-  lua_setiuservalue(L, -2, 1);
-  lua_newtable(L); /* 2: recycled coroutines */
-  lua_setiuservalue(L, -2, 2);
-  lua_newtable(L); /* 3: failed tasks nobody observed yet (weak keys) */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setiuservalue(L, -2, 3);
-  lp = calloc(1, sizeof(ctx_block));
-  if (!lp) return luaL_error(L, "casync: not enough memory");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  mainL = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  lp->L = mainL;
-  luv = luv_context(L);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extloop_key) == LUA_TLIGHTUSERDATA)
-    lp->loop = lua_touserdata(L, -1);
-  else if (luv->loop)
-    lp->loop = luv->loop;
-  lua_pop(L, 1);
-  if (!lp->loop) {
-    lp->loop = malloc(sizeof *lp->loop);
-    if (!lp->loop || uv_loop_init(lp->loop) != 0) {
-      free(lp->loop);
-      free(lp);
-      return luaL_error(L, "casync: cannot create a libuv loop");
-    }
-    lp->owns_loop = 1;
-  }
-  if (!luv->loop) luv_set_loop(mainL, lp->loop); /* luv will share it */
-  uv_idle_init(lp->loop, &lp->idle);
-  uv_check_init(lp->loop, &lp->check);
-  uv_timer_init(lp->loop, &lp->timer);
-  uv_timer_init(lp->loop, &lp->grace);
-  luvh = &((ctx_block *)lp)->luvh;
-  luvh->ref = placeholder_ref(L);
-  luvh->callbacks[0] = luvh->callbacks[1] = LUA_NOREF;
-  luvh->ctx = luv;
-  lp->idle.data = lp->check.data = lp->timer.data = lp->grace.data = luvh;
-  uv_check_start(&lp->check, on_check);
-  uv_unref((uv_handle_t *)&lp->check); /* only pending work keeps it alive */
-  *ud = lp;
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
-  return 1;
 }
 
 /* ----------------------------------------------------------------- run */
@@ -204,17 +21,16 @@ int casync__loop_init(lua_State *L) {
 static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   casync_task *t = main;
   int hops = 0, top = lua_gettop(L);
-  lua_pushfstring(L, "the main task waits in %s",
-                  main->waiting_on ? main->waiting_on : "?");
-  while (t->waiting_on && strcmp(t->waiting_on, "task:wait()") == 0 &&
+  lua_pushfstring(L, "the main task waits in %s", casync__waiting_in(main));
+  while (t->wait && strcmp(t->wait->what, "task:wait()") == 0 &&
          hops++ < 5) {
-    t = t->wait_data;
+    t = t->wait_obj;
     if (t == main) {
       lua_pushstring(L, " for the main task itself");
       break;
     }
     lua_pushfstring(L, " for task #%I, which waits in %s", t->id,
-                    t->waiting_on ? t->waiting_on : "?");
+                    casync__waiting_in(t));
   }
   lua_pushstring(L, ", and nothing left in the loop can wake it");
   if (lp->live > 1)
@@ -227,8 +43,8 @@ static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
 
 /* Cancels every task still alive (but `keep`). */
 static void cancel_all(lua_State *L, casync_ctx *lp, casync_task *keep) {
-  casync__loop_push(L);
-  lua_getiuservalue(L, -1, 1);
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_TASKS);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     casync_task *t = luaL_testudata(L, -1, CASYNC_TASK_MT);
@@ -240,8 +56,8 @@ static void cancel_all(lua_State *L, casync_ctx *lp, casync_task *keep) {
 
 /* Reports every failure that nobody observed, and forgets them. */
 static void report_failures(lua_State *L) {
-  casync__loop_push(L);
-  lua_getiuservalue(L, -1, 3);
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_FAILED);
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     casync_task *t = luaL_testudata(L, -2, CASYNC_TASK_MT);
@@ -254,7 +70,7 @@ static void report_failures(lua_State *L) {
   lua_pushliteral(L, "k");
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
-  lua_setiuservalue(L, -2, 3);
+  lua_setiuservalue(L, -2, CTX_FAILED);
   lua_pop(L, 1);
 }
 
@@ -392,25 +208,13 @@ void casync__loop_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"run", fn_run}, {"_run_report", fn_run_report}, {"_stats", fn_stats},
     {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
 }
 
 /* ---------------------------------------------------------------- C API */
 
-CASYNC_API int casync_set_loop(lua_State *L, uv_loop_t *loop) {
-  if (casync__loop_get(L)) return -1;
-  lua_pushlightuserdata(L, loop);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &extloop_key);
-  return 0;
-}
-
-CASYNC_API uv_loop_t *casync_loop(lua_State *L) {
-  casync_ctx *lp = casync__loop_get(L);
-  return lp ? lp->loop : NULL;
-}
-
 CASYNC_API int casync_spawn(lua_State *L, int nargs) {
-  casync_ctx *lp = casync__loop_get(L);
+  casync_ctx *lp = casync__ctx_get(L);
   int fidx = lua_gettop(L) - nargs;
   if (!lp) return luaL_error(L, "casync_spawn: casync is not open");
   casync__check_callable(L, fidx);

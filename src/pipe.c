@@ -5,7 +5,7 @@
  */
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
 
 #define DEFAULT_BACKLOG 511
 
@@ -25,10 +25,13 @@ static int connect_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, connect_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, connect_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
+    lua_pushnil(L);
+    casync__timeout_error(L, "connect",
+                          casync__net_opt_seconds(L, 2, "timeout"));
+    return 2;
+  }
   st = casync__stream_connect_status(L, 3);
   if (st == 0) {
     lua_settop(L, 3);
@@ -48,7 +51,7 @@ static int connect_k(lua_State *L, int status, lua_KContext kc) {
 /* casync.pipe.connect(path [, opts]) -> stream | nil, err: connects to the
  * Unix-domain socket at path; opts.timeout */
 static int fn_connect(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *path = check_path(L, 1);
   double timeout;
   casync_task *t;
@@ -56,22 +59,21 @@ static int fn_connect(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   timeout = casync__net_opt_seconds(L, 2, "timeout");
   lua_settop(L, 2);
-  t = casync__net_task(L, "connect");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (!casync__stream_new(L, net, CASYNC_PIPE, &r)) {
+  t = casync__wait_begin(L, "connect");
+  if (!casync__stream_new(L, ctx, CASYNC_PIPE, &r)) {
     lua_pushnil(L);
     casync__error_uv(L, "connect", r);
     return 2;
   }
   return casync__stream_connect(L, t, 3, NULL, path,
-                                casync__net_deadline(timeout), connect_k, 0);
+                                casync__deadline(timeout), connect_k, 0);
 }
 
 /* casync.pipe.listen(path, handler [, opts]) -> server | nil, err: listens
  * on a new Unix-domain socket at path and runs handler(stream) in a new
  * task for each connection; opts.backlog */
 static int fn_listen(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *path = check_path(L, 1);
   lua_Integer backlog;
   casync_server *srv;
@@ -82,7 +84,7 @@ static int fn_listen(lua_State *L) {
   luaL_argcheck(L, backlog > 0 && backlog <= 0x7fffffff, 3,
                 "opts.backlog must be positive");
   lua_settop(L, 3);
-  srv = casync__server_new(L, net, CASYNC_PIPE, 2);
+  srv = casync__server_new(L, ctx, CASYNC_PIPE, 2);
   r = uv_pipe_bind((uv_pipe_t *)casync__server_handle(srv), path);
   if (r == 0) {
     r = casync__server_listen(L, srv, -1, (int)backlog, path);
@@ -101,6 +103,6 @@ void casync__pipe_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "pipe");
 }

@@ -4,17 +4,17 @@
  * other streams; proc:wait, poll, kill, close; and cpu_count and exepath
  * for the process pool.  run() and the pool are Lua (lua/casync/process.lua).
  *
- * Ownership (STYLE 5): the block holding the uv_process_t is libuv's from
- * uv_spawn until its close callback, which comes right after the exit
- * callback; it then stays with the Lua userdata (for the exit status)
- * until that is collected.  Whichever lets go last frees it.  Nothing is
- * pinned: the exit callback touches only the block and the tasks waiting
- * in proc:wait(), which the scheduler anchors anyway.
+ * Ownership: the block holding the uv_process_t is a handle block
+ * (context.h), libuv's from uv_spawn until its close callback, which comes
+ * right after the exit callback (the exit status is copied into the Lua
+ * userdata first).  Nothing is pinned: the exit callback touches only the
+ * block, the userdata if it is still there and the tasks waiting in
+ * proc:wait(), which the scheduler anchors anyway.
  */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define CASYNC_PROCESS_MT "casync.Process"
 #define MAX_FDS 16 /* stdio slots a child may get (0 .. MAX_FDS-1) */
@@ -23,47 +23,47 @@ extern char **environ;
 
 typedef struct proc_ud proc_ud;
 typedef struct proc_blk {
-  uv_process_t h;       /* first: the block is found from the handle (its
-                           data is the luv stand-in, see casync_net) */
-  casync_ctx *lp;
-  casync_net *net;      /* referenced until on_close */
+  casync_handle hd;
+  uv_process_t h;
   proc_ud *ud;          /* the Lua side, NULL once collected */
   casync_wqueue waiters; /* tasks in proc:wait() */
-  int spawned;          /* uv_spawn succeeded (else it is only closed) */
-  int exited, closed;   /* the exit callback / the close callback came */
-  int64_t status;
-  int term_signal;
 } proc_blk;
 
 struct proc_ud {
-  proc_blk *b;          /* NULL once freed */
+  proc_blk *b;          /* NULL once the child exited (or never ran) */
   int pid;
+  int exited;           /* the exit status is here */
+  int64_t status;
+  int term_signal;
 };
 
 /* ============================================================== the block */
 
-static void on_close(uv_handle_t *h) {
-  proc_blk *b = (proc_blk *)h;
-  casync_net *net = b->net;
-  b->closed = 1;
-  if (!b->ud) free(b);
-  casync__net_unref(net);
+static void proc_free(casync_handle *h) {
+  free(container_of(h, proc_blk, hd));
 }
+
+static const casync_hclass proc_class = {"process", NULL, proc_free};
 
 static void on_exit_cb(uv_process_t *h, int64_t status, int term_signal) {
-  proc_blk *b = (proc_blk *)h;
+  proc_blk *b = container_of(h, proc_blk, h);
   casync_wnode *w;
-  b->exited = 1;
-  b->status = status;
-  b->term_signal = term_signal;
+  if (b->ud) {
+    b->ud->exited = 1;
+    b->ud->status = status;
+    b->ud->term_signal = term_signal;
+    b->ud->b = NULL;
+    b->ud = NULL;
+  }
   while ((w = casync__wq_pop(&b->waiters)) != NULL) {
     w->status = WN_OK;
-    casync__timer_remove(b->lp, &w->task->timer);
-    casync__wake(b->lp, w->task, WAKE_OK);
+    casync__wake(b->hd.ctx, w->task, WAKE_OK);
   }
-  uv_close((uv_handle_t *)&b->h, on_close);
+  casync__handle_close(&b->hd);
 }
 
+/* Collected while the child runs: the block stays with libuv until the
+ * child exits (or the state closes). */
 static int meta_gc(lua_State *L) {
   proc_ud *u = lua_touserdata(L, 1);
   proc_blk *b = u->b;
@@ -73,8 +73,6 @@ static int meta_gc(lua_State *L) {
   /* nothing can wait on an unreachable process (and during lua_close the
    * waiting tasks go too): forget them */
   b->waiters.head = b->waiters.tail = NULL;
-  if (b->closed) free(b);
-  /* else the child still runs: libuv keeps the block until it exits */
   return 0;
 }
 
@@ -85,7 +83,7 @@ static proc_ud *check_proc(lua_State *L, int idx) {
 /* Pushes the exit code and the signal name (or nil) of exited block b:
  * code is the exit status, or 128 + the signal number when a signal
  * ended the process (as shells report it). */
-static int push_exit(lua_State *L, proc_blk *b) {
+static int push_exit(lua_State *L, proc_ud *b) {
   if (b->term_signal) {
     const char *name = casync__signal_name(b->term_signal);
     lua_pushinteger(L, 128 + b->term_signal);
@@ -125,7 +123,7 @@ static void check_stdio(lua_State *L, int vidx, const char *what) {
 /* Fills slot c (descriptor fd of the child) from the checked value at
  * vidx.  Returns 1 with a new stream pushed for "pipe", 0 otherwise, -1
  * (and *uverr) when the pipe cannot be made. */
-static int set_stdio(lua_State *L, casync_net *net, uv_stdio_container_t *c,
+static int set_stdio(lua_State *L, casync_ctx *ctx, uv_stdio_container_t *c,
                      int fd, int vidx, int *uverr) {
   const char *s = lua_tostring(L, vidx);
   if (lua_isnil(L, vidx) ||
@@ -135,7 +133,7 @@ static int set_stdio(lua_State *L, casync_net *net, uv_stdio_container_t *c,
   } else if (lua_type(L, vidx) == LUA_TSTRING && !strcmp(s, "ignore"))
     c->flags = UV_IGNORE;
   else if (lua_type(L, vidx) == LUA_TSTRING) { /* "pipe" */
-    casync_stream *st = casync__stream_new(L, net, CASYNC_PIPE, uverr);
+    casync_stream *st = casync__stream_new(L, ctx, CASYNC_PIPE, uverr);
     if (!st) return -1;
     c->flags = UV_CREATE_PIPE |
                (fd == 0 ? UV_READABLE_PIPE
@@ -281,7 +279,7 @@ static const char *const stdio_names[] = {"stdin", "stdout", "stderr"};
  * "pipe", ...} more descriptors the same way (proc.fds[3]).  Does not
  * suspend; fails with nil, err when the program cannot be started. */
 static int fn_spawn(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   uv_process_options_t o;
   uv_stdio_container_t stdio[MAX_FDS];
   int slot_idx[MAX_FDS]; /* stack index of each slot's stream, 0 if none */
@@ -358,7 +356,7 @@ static int fn_spawn(lua_State *L) {
       lua_pop(L, 1);
       continue;
     }
-    rc = set_stdio(L, net, &stdio[i], i, lua_gettop(L), &uverr);
+    rc = set_stdio(L, ctx, &stdio[i], i, lua_gettop(L), &uverr);
     if (rc == 1) {
       lua_remove(L, -2);
       slot_idx[i] = lua_gettop(L);
@@ -367,8 +365,7 @@ static int fn_spawn(lua_State *L) {
   }
   /* the process userdata, closed until spawned */
   u = lua_newuserdatauv(L, sizeof *u, 1);
-  u->b = NULL;
-  u->pid = 0;
+  memset(u, 0, sizeof *u);
   luaL_setmetatable(L, CASYNC_PROCESS_MT);
   lua_createtable(L, 0, 6); /* its fields: pid, stdin, stdout, stderr, fds */
   lua_pushvalue(L, -1);
@@ -377,18 +374,12 @@ static int fn_spawn(lua_State *L) {
     b = calloc(1, sizeof *b);
     if (!b) uverr = UV_ENOMEM;
     else {
-      b->lp = CASYNC_CTX(L);
-      b->net = net;
-      net->refs++;
-      b->h.data = net->luvh; /* see casync_net */
-      uverr = uv_spawn(b->lp->loop, &b->h, &o);
-      if (uverr < 0) {
-        /* the handle was initialized: it must be closed all the same;
-         * on_close frees it (no userdata points at it) */
-        b->exited = 1;
-        uv_close((uv_handle_t *)&b->h, on_close);
-      } else {
-        b->spawned = 1;
+      uverr = uv_spawn(ctx->loop, &b->h, &o);
+      /* the handle is initialized even when uv_spawn fails: closed then */
+      casync__handle_init(ctx, &b->hd, &proc_class, (uv_handle_t *)&b->h);
+      if (uverr < 0)
+        casync__handle_close(&b->hd);
+      else {
         b->ud = u;
         u->b = b;
         u->pid = b->h.pid;
@@ -429,31 +420,28 @@ static int fn_spawn(lua_State *L) {
 
 /* ============================================================== methods */
 
-static int wait_cancel(casync_ctx *lp, casync_task *t) {
+static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer);
   return 1;
 }
 
-static void on_wait_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  casync__wq_remove(&t->u.wn);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
+/* A woken wait has the exit status: kept. */
+static const casync_wait_kind proc_wait = {"wait", "process wait",
+                                           wait_cancel, CASYNC_WK_KEEPS};
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int wait_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   proc_ud *u = lua_touserdata(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, wait_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) {
+  CASYNC_RESUMED(L, t, kc, wait_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
-    casync__error_push(L, "timeout", "ETIMEDOUT", "wait: timed out");
+    casync__timeout_error(L, "wait", lua_tonumber(L, 2));
     return 2;
   }
-  return push_exit(L, u->b);
+  return push_exit(L, u);
 }
 
 /* proc:wait([timeout]) -> code, signal | nil, err: suspends until the child
@@ -461,34 +449,28 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx) {
  * ended it), signal the signal's name ("SIGKILL") or nil.  An error of kind
  * "timeout" after timeout seconds (the child goes on). */
 static int meth_wait(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   proc_ud *u = check_proc(L, 1);
   double timeout = lua_isnoneornil(L, 2) ? -1 : casync__check_seconds(L, 2, 0);
-  casync_task *t = casync__require_task(L, lp, "wait");
+  casync_task *t = casync__wait_begin(L, "wait");
   lua_settop(L, 1);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (u->b->exited) return push_exit(L, u->b);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
+  lua_pushnumber(L, timeout); /* 2: for the timeout's message */
+  if (u->exited) return push_exit(L, u);
   memset(&t->u.wn, 0, sizeof t->u.wn);
   t->u.wn.task = t;
   casync__wq_push(&u->b->waiters, &t->u.wn);
-  if (timeout >= 0) {
-    t->timer.fire = on_wait_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "process wait", wait_cancel, wait_k);
+  return casync__park(L, t, &proc_wait, u->b, casync__deadline(timeout),
+                      wait_k, 0);
 }
 
 /* proc:poll() -> nil (still running) | code, signal (as wait); does not
  * suspend */
 static int meth_poll(lua_State *L) {
   proc_ud *u = check_proc(L, 1);
-  if (!u->b->exited) {
+  if (!u->exited) {
     lua_pushnil(L);
     return 1;
   }
-  return push_exit(L, u->b);
+  return push_exit(L, u);
 }
 
 /* proc:kill([sig]) -> true | nil, err: sends sig (a number or a name like
@@ -498,7 +480,7 @@ static int meth_kill(lua_State *L) {
   proc_ud *u = check_proc(L, 1);
   int sig = lua_isnoneornil(L, 2) ? SIGTERM : casync__signal_number(L, 2);
   int rc;
-  if (u->b->exited) rc = UV_ESRCH;
+  if (u->exited) rc = UV_ESRCH;
   else rc = uv_process_kill(&u->b->h, sig);
   if (rc < 0) {
     lua_pushnil(L);
@@ -543,7 +525,7 @@ static int meth_close(lua_State *L) {
 static int meta_close(lua_State *L) {
   proc_ud *u = check_proc(L, 1);
   close_streams(L);
-  if (u->b && !u->b->exited) uv_process_kill(&u->b->h, SIGKILL);
+  if (u->b) uv_process_kill(&u->b->h, SIGKILL);
   return 0;
 }
 
@@ -562,7 +544,7 @@ static int meta_index(lua_State *L) {
 
 static int meta_tostring(lua_State *L) {
   proc_ud *u = check_proc(L, 1);
-  if (u->b->exited) lua_pushfstring(L, "casync.Process (pid %d, exited)",
+  if (u->exited) lua_pushfstring(L, "casync.Process (pid %d, exited)",
                                     u->pid);
   else lua_pushfstring(L, "casync.Process (pid %d)", u->pid);
   return 1;
@@ -657,7 +639,7 @@ void casync__process_open(lua_State *L) {
     {"_decode", fn_decode}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_PROCESS_MT);
   lua_newtable(L);
-  casync__setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "methods");
   lua_pushcfunction(L, meta_index);
   lua_setfield(L, -2, "__index");
@@ -669,6 +651,6 @@ void casync__process_open(lua_State *L) {
   lua_setfield(L, -2, "__tostring");
   lua_pop(L, 1);
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "process");
 }

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lualib.h>
-#include "internal.h"
+#include "context.h"
 
 typedef struct { const char *name, *chunkname, *src; size_t len; } casync_embedded_t;
 extern const casync_embedded_t casync_embedded_lua[];

@@ -3,9 +3,10 @@
  * pipe.c create and bind it).  The stream is closed when its handler task
  * ends.  server:close{cancel = true} also cancels the running handlers.
  *
- * Ownership: the casync_server block is libuv's until on_server_close; the
- * userdata (user value 1: the handler) is pinned while it listens, since
- * every accepted connection needs the handler.  Each running handler task
+ * Ownership: the casync_server block is a handle block (context.h),
+ * libuv's until its close callback; the userdata (user value 1: the
+ * handler) is pinned while it listens, since every accepted connection
+ * needs the handler.  Each running handler task
  * has a casync_conn: an observer of the task (so its end is seen without a
  * Lua callback) in the server's list of connections.
  */
@@ -13,19 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "io.h"
+
+typedef struct casync_conn casync_conn;
 
 struct casync_server {
+  casync_handle hd;
   union {
     uv_handle_t h;
     uv_stream_t s;
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } u;
-  casync_net *net;
   struct server_ud *ud;  /* NULL once Lua let go */
   int kind;
-  int pin_ref;
   casync_conn *conns;    /* running handler tasks */
   lua_Integer nconn, accepted, errors;
   int last_error;
@@ -66,7 +68,7 @@ static void conn_ended(casync_ctx *lp, casync_obs *o, casync_task *ended) {
   if (c->s) {
     casync_stream *s = c->s;
     c->s = NULL;
-    s->owner = NULL;
+    s->on_close = NULL;
     casync__stream_close(s, 1);
   }
   conn_unlink(c);
@@ -74,28 +76,34 @@ static void conn_ended(casync_ctx *lp, casync_obs *o, casync_task *ended) {
 }
 
 /* The stream of a connection closed before its task ended. */
-static void conn_stream_closed(casync_stream *s) {
-  casync_conn *c = s->owner_data;
+static void conn_stream_closed(casync_stream *s, void *arg) {
+  casync_conn *c = arg;
   c->s = NULL;
+  s->on_close = NULL;
 }
 
-static const casync_stream_owner conn_owner = {NULL, conn_stream_closed};
-
-static void on_server_close(uv_handle_t *h) {
-  casync_server *srv = container_of(h, casync_server, u.h);
-  casync_net *net = srv->net;
+static void server_free(casync_handle *h) {
+  casync_server *srv = container_of(h, casync_server, hd);
   casync_conn *c, *next;
   for (c = srv->conns; c; c = next) {
     next = c->next;
     c->srv = NULL;
     c->next = c->prev = NULL;
     /* once the Lua state is gone no task will end: nothing else frees it */
-    if (!net->alive) free(c);
+    if (!h->ctx->alive) free(c);
   }
-  net->servers--;
   free(srv->path);
   free(srv);
-  casync__net_unref(net);
+}
+
+static const casync_hclass server_class = {"server", NULL, server_free};
+
+/* Listeners libuv has not freed yet. */
+int casync__server_count(casync_ctx *ctx) {
+  casync_handle *h;
+  int n = 0;
+  for (h = ctx->handles; h; h = h->next) n += h->cls == &server_class;
+  return n;
 }
 
 uv_stream_t *casync__server_handle(casync_server *srv) { return &srv->u.s; }
@@ -110,7 +118,7 @@ void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
 
 /* Creates a server userdata (pushed; user value 1 the handler at hidx)
  * and its block with an initialized handle.  Raises only for memory. */
-casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,
+casync_server *casync__server_new(lua_State *L, casync_ctx *ctx, int kind,
                                   int hidx) {
   server_ud *u;
   casync_server *srv;
@@ -123,15 +131,11 @@ casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,
   lua_setiuservalue(L, -2, 1);
   srv = calloc(1, sizeof *srv);
   if (!srv) luaL_error(L, "not enough memory");
-  if (kind == CASYNC_TCP) uv_tcp_init(net->lp->loop, &srv->u.tcp);
-  else uv_pipe_init(net->lp->loop, &srv->u.pipe, 0);
-  srv->u.h.data = net->luvh; /* see casync_net */
-  srv->net = net;
+  if (kind == CASYNC_TCP) uv_tcp_init(ctx->loop, &srv->u.tcp);
+  else uv_pipe_init(ctx->loop, &srv->u.pipe, 0);
+  casync__handle_init(ctx, &srv->hd, &server_class, &srv->u.h);
   srv->ud = u;
   srv->kind = kind;
-  srv->pin_ref = LUA_NOREF;
-  net->refs++;
-  net->servers++;
   u->srv = srv;
   return srv;
 }
@@ -140,14 +144,14 @@ casync_server *casync__server_new(lua_State *L, casync_net *net, int kind,
  * main thread: [1 server block (light)]. */
 static int accept_one(lua_State *L) {
   casync_server *srv = lua_touserdata(L, 1);
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->hd.ctx;
   casync_stream *s;
   casync_task *t;
   casync_conn *c;
   int r;
-  casync__net_push_anchor(L, srv->pin_ref); /* 2: the server userdata */
-  lua_getiuservalue(L, 2, 1);               /* 3: the handler */
-  s = casync__stream_new(L, net, srv->kind, &r); /* 4: the stream */
+  casync__push_pinned(L, srv->hd.pin_ref); /* 2: the server userdata */
+  lua_getiuservalue(L, 2, 1);              /* 3: the handler */
+  s = casync__stream_new(L, ctx, srv->kind, &r); /* 4: the stream */
   if (s) r = uv_accept(&srv->u.s, &s->u.s);
   if (!s || r < 0) {
     /* NOTE: libuv stops listening until uv_accept is called; a failed
@@ -163,7 +167,7 @@ static int accept_one(lua_State *L) {
     srv->hook(L, srv->hook_data, s, 4);
     return 0;
   }
-  t = casync__spawn(L, net->lp, 3, 1, 0);
+  t = casync__spawn(L, ctx, 3, 1, 0);
   /* without its record (no memory) the connection is not counted, and its
    * stream is closed by the garbage collector instead of at the end */
   if ((c = malloc(sizeof *c)) == NULL) return 0;
@@ -172,8 +176,8 @@ static int accept_one(lua_State *L) {
   casync__obs_link(t, &c->obs);
   c->s = s;
   c->task = t;
-  s->owner = &conn_owner;
-  s->owner_data = c;
+  s->on_close = conn_stream_closed;
+  s->on_close_arg = c;
   c->srv = srv;
   c->next = srv->conns;
   if (srv->conns) srv->conns->prev = c;
@@ -191,8 +195,8 @@ static void on_connection(uv_stream_t *h, int status) {
     srv->last_error = status;
     return;
   }
-  if (!srv->net->alive || !srv->ud) return;
-  L = srv->net->L;
+  if (!srv->hd.ctx->alive || !srv->ud) return;
+  L = srv->hd.ctx->L;
   top = lua_gettop(L);
   lua_pushcfunction(L, accept_one);
   lua_pushlightuserdata(L, srv);
@@ -211,7 +215,7 @@ int casync__server_listen(lua_State *L, casync_server *srv, int sidx,
                           int backlog, const char *path) {
   int r = uv_listen(&srv->u.s, backlog, on_connection);
   if (r < 0) return r;
-  srv->pin_ref = casync__net_anchor(L, srv->net, sidx);
+  casync__handle_pin(L, &srv->hd, sidx);
   if (path) {
     srv->path = malloc(strlen(path) + 1);
     if (srv->path) strcpy(srv->path, path);
@@ -222,21 +226,18 @@ int casync__server_listen(lua_State *L, casync_server *srv, int sidx,
 /* Stops listening, cancels the running handlers if `cancel` (L: a thread
  * of the state), lets go of the block. */
 void casync__server_close(lua_State *L, casync_server *srv, int cancel) {
-  casync_net *net = srv->net;
+  casync_ctx *ctx = srv->hd.ctx;
   casync_conn *c;
-  if (cancel && net->alive)
+  if (cancel && ctx->alive)
     for (c = srv->conns; c; c = c->next)
-      casync__cancel(L, net->lp, c->task, 0);
+      casync__cancel(L, ctx, c->task, 0);
   if (srv->ud) {
     srv->ud->srv = NULL;
     srv->ud = NULL;
   }
-  if (srv->pin_ref != LUA_NOREF) {
-    casync__net_unanchor(net, srv->pin_ref);
-    srv->pin_ref = LUA_NOREF;
-  }
+  casync__handle_unpin(&srv->hd);
   if (srv->path) unlink(srv->path);
-  uv_close(&srv->u.h, on_server_close);
+  casync__handle_close(&srv->hd);
 }
 
 /* ------------------------------------------------------------- methods */
@@ -357,8 +358,8 @@ void casync__server_open(lua_State *L) {
     {"__tostring", meta_tostring}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_SERVER_MT);
   lua_newtable(L);
-  casync__net_setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  casync__net_setfuncs(L, metas);
+  casync__ctx_setfuncs(L, metas);
   lua_pop(L, 1);
 }

@@ -1,9 +1,6 @@
-/* signal.c: casync.signal.wait (a task waits for a signal), signal names
- * for process.c, and Ctrl-C during casync.run: the first SIGINT cancels
- * the main task (its <close> variables and pcalls clean up) and run then
- * fails with an error of kind "interrupted"; a second one interrupts the
- * Lua code running at that moment (a task that never suspends), or, if
- * none runs (the cleanup waits), ends the process the default way.
+/* signal.c: casync.signal.wait (a task waits for a signal), reset, raise
+ * and name, and signal names for process.c.  (Ctrl-C during casync.run is
+ * interrupt.c's.)
  *
  * Each signal a task has waited for gets one uv_signal_t, kept until the
  * Lua state closes (or casync.signal.reset): once a program handles a
@@ -18,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "io.h"
 
 #define MAX_SIG 65
 
@@ -65,41 +62,27 @@ int casync__signal_number(lua_State *L, int arg) {
 
 /* ============================================================== watchers */
 
-typedef struct sig_state sig_state;
-
-/* One signal's watcher: libuv's from uv_signal_init until on_close. */
+/* One signal's watcher: a handle block (context.h). */
 typedef struct sigw {
-  uv_signal_t h;         /* first (its data is the loop's luv stand-in) */
-  casync_ctx *lp;
-  sig_state *st;         /* NULL once the Lua state let go */
+  casync_handle hd;
+  uv_signal_t h;
   casync_wqueue waiters; /* tasks in casync.signal.wait */
   int signum;
   int pending;           /* came while nobody waited */
   int refd;              /* uv_ref'd: a task waits */
+  int gone;              /* stopped: no more waiters */
 } sigw;
 
-/* Per-Lua-state signal state: a userdata in the registry. */
-struct sig_state {
-  casync_ctx *lp;
+/* The state's watchers, by signal (ctx->sig, made on first use). */
+struct casync_signals {
   sigw *w[MAX_SIG];
-  struct run_watcher *run_h; /* casync.run's SIGINT watcher, while it runs */
-  casync_task *main;    /* the main task of that run */
-  int sigint_count;     /* SIGINTs during that run */
-  int interrupted;      /* one came */
-  int chained;          /* on_sigint_raw is installed for this run */
 };
 
-static char state_key;
-
-/* casync.run's SIGINT watcher (libuv's until its close callback). */
-typedef struct run_watcher {
-  uv_signal_t h;        /* first (its data is the loop's luv stand-in) */
-  sig_state *st;
-} run_watcher;
-
-static void free_on_close(uv_handle_t *h) {
-  free(h);
+static void sigw_free(casync_handle *h) {
+  free(container_of(h, sigw, hd));
 }
+
+static const casync_hclass sigw_class = {"signal", NULL, sigw_free};
 
 static void set_ref(sigw *w, int on) {
   if (on && !w->refd) uv_ref((uv_handle_t *)&w->h);
@@ -108,76 +91,69 @@ static void set_ref(sigw *w, int on) {
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
-  sigw *w = (sigw *)h;
+  sigw *w = container_of(h, sigw, h);
   casync_wnode *n;
   (void)signum;
-  if (!w->st) return;
+  if (w->gone) return;
   if (!w->waiters.head) {
     w->pending = 1;
     return;
   }
   while ((n = casync__wq_pop(&w->waiters)) != NULL) { /* every waiter */
     n->status = WN_OK;
-    casync__timer_remove(w->lp, &n->task->timer);
-    casync__wake(w->lp, n->task, WAKE_OK);
+    casync__wake(w->hd.ctx, n->task, WAKE_OK);
   }
   set_ref(w, 0);
 }
 
-static void close_watcher(sig_state *st, int signum) {
-  sigw *w = st->w[signum];
+static void close_watcher(casync_ctx *lp, int signum) {
+  sigw *w = lp->sig->w[signum];
   if (!w) return;
-  st->w[signum] = NULL;
-  w->st = NULL;
+  lp->sig->w[signum] = NULL;
+  if (signum == SIGINT) lp->sigint_taken = 0;
+  w->gone = 1;
   w->waiters.head = w->waiters.tail = NULL;
-  uv_close((uv_handle_t *)&w->h, free_on_close);
+  casync__handle_close(&w->hd);
 }
 
-/* Closes every watcher when the Lua state closes. */
-static int state_gc(lua_State *L) {
-  sig_state *st = lua_touserdata(L, 1);
+/* The state closes: every watcher goes. */
+static void signals_close(casync_ctx *lp) {
   int i;
-  for (i = 1; i < MAX_SIG; i++) close_watcher(st, i);
-  if (st->run_h) {
-    uv_close((uv_handle_t *)st->run_h, free_on_close);
-    st->run_h = NULL;
-  }
-  return 0;
+  if (!lp->sig) return;
+  for (i = 1; i < MAX_SIG; i++) close_watcher(lp, i);
+  free(lp->sig);
+  lp->sig = NULL;
 }
 
-static sig_state *get_state(lua_State *L) {
-  sig_state *st;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &state_key);
-  st = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  return st;
+static struct casync_signals *get_state(lua_State *L, casync_ctx *lp) {
+  if (!lp->sig && !(lp->sig = calloc(1, sizeof *lp->sig)))
+    luaL_error(L, "not enough memory");
+  lp->parts[CTX_PART_SIGNALS] = signals_close;
+  return lp->sig;
 }
 
 /* ================================================================= wait */
 
-static int wait_cancel(casync_ctx *lp, casync_task *t) {
-  sigw *w = t->wait_data;
+static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
+  sigw *w = t->wait_obj;
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer);
-  if (w->st && !w->waiters.head) set_ref(w, 0);
+  if (!w->gone && !w->waiters.head) set_ref(w, 0);
   return 1;
 }
 
-static void on_wait_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  if (t->state != T_WAITING) return;
-  wait_cancel(lp, t);
-  casync__wake(lp, t, WAKE_TIMEOUT);
-}
+/* A woken wait has its signal: kept. */
+static const casync_wait_kind signal_wait = {"wait", "signal wait",
+                                             wait_cancel, CASYNC_WK_KEEPS};
 
-static int wait_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int wait_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, wait_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) {
+  CASYNC_RESUMED(L, t, kc, wait_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
-    casync__error_push(L, "timeout", "ETIMEDOUT", "signal wait: timed out");
+    casync__timeout_error(L, "wait", lua_tonumber(L, 2));
     return 2;
   }
   if (t->u.wn.status == WN_CLOSED) {
@@ -201,8 +177,8 @@ static int fn_wait(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   int signum = casync__signal_number(L, 1);
   double timeout = lua_isnoneornil(L, 2) ? -1 : casync__check_seconds(L, 2, 0);
-  casync_task *t = casync__require_task(L, lp, "wait");
-  sig_state *st = get_state(L);
+  casync_task *t = casync__wait_begin(L, "wait");
+  struct casync_signals *st = get_state(L, lp);
   const char *name = casync__signal_name(signum);
   sigw *w;
   luaL_argcheck(L, signum != SIGKILL && signum != SIGSTOP, 1,
@@ -210,28 +186,25 @@ static int fn_wait(lua_State *L) {
   lua_settop(L, 2);
   if (name) lua_pushstring(L, name);
   else lua_pushinteger(L, signum);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
   if (!(w = st->w[signum])) {
     int rc;
     w = calloc(1, sizeof *w);
     if (!w) return luaL_error(L, "not enough memory");
     uv_signal_init(lp->loop, &w->h);
-    w->h.data = casync__loop_luvh(lp);
-    w->lp = lp;
-    w->st = st;
+    casync__handle_init(lp, &w->hd, &sigw_class, (uv_handle_t *)&w->h);
     w->signum = signum;
     w->refd = 1;
     rc = uv_signal_start(&w->h, on_signal, signum);
     if (rc < 0) {
-      uv_close((uv_handle_t *)&w->h, free_on_close);
+      w->gone = 1;
+      casync__handle_close(&w->hd);
       lua_pushnil(L);
       casync__error_uv(L, "signal wait", rc);
       return 2;
     }
     set_ref(w, 0);
     st->w[signum] = w;
+    if (signum == SIGINT) lp->sigint_taken = 1;
   }
   if (w->pending) {
     w->pending = 0;
@@ -241,12 +214,8 @@ static int fn_wait(lua_State *L) {
   t->u.wn.task = t;
   casync__wq_push(&w->waiters, &t->u.wn);
   set_ref(w, 1);
-  t->wait_data = w;
-  if (timeout >= 0) {
-    t->timer.fire = on_wait_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, "signal wait", wait_cancel, wait_k);
+  return casync__park(L, t, &signal_wait, w, casync__deadline(timeout),
+                      wait_k, 0);
 }
 
 /* casync.signal.reset(sig): stops handling sig (its default action
@@ -255,16 +224,14 @@ static int fn_wait(lua_State *L) {
 static int fn_reset(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   int signum = casync__signal_number(L, 1);
-  sig_state *st = get_state(L);
-  sigw *w = st->w[signum];
+  sigw *w = get_state(L, lp)->w[signum];
   casync_wnode *n;
   if (!w) return 0;
   while ((n = casync__wq_pop(&w->waiters)) != NULL) {
     n->status = WN_CLOSED;
-    casync__timer_remove(lp, &n->task->timer);
     casync__wake(lp, n->task, WAKE_OK);
   }
-  close_watcher(st, signum);
+  close_watcher(lp, signum);
   return 0;
 }
 
@@ -289,151 +256,11 @@ static int fn_name(lua_State *L) {
   return 1;
 }
 
-/* =================================================== Ctrl-C during run */
-
-/* A task that computes without suspending keeps the loop from seeing any
- * signal.  So while casync.run runs, a handler of our own is chained in
- * front of libuv's (which only writes to the loop's signal pipe): from the
- * second SIGINT on it interrupts the Lua code that is running, with a
- * count hook (lua_sethook may be called from a signal handler; lua.c does
- * the same), or, when no task runs, ends the process the default way.
- * One casync.run at a time owns it (another state on another thread runs
- * without it). */
-static atomic_int raw_claimed;         /* someone owns the chained handler */
-static _Atomic(casync_ctx *) raw_lp;   /* its loop context */
-static struct sigaction uv_action;     /* libuv's SIGINT action */
-static atomic_int raw_count;           /* SIGINTs seen by the handler */
-
-static void interrupt_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  casync__error_push(L, "interrupted", "SIGINT", "interrupted by SIGINT "
-                     "while running without suspending");
-  lua_error(L);
-}
-
-static void on_sigint_raw(int signum) {
-  int saved = errno;
-  casync_ctx *lp = atomic_load(&raw_lp);
-  if (uv_action.sa_handler != SIG_DFL && uv_action.sa_handler != SIG_IGN)
-    uv_action.sa_handler(signum); /* libuv: tell the loop */
-  if (lp && atomic_fetch_add(&raw_count, 1) >= 1) {
-    unsigned long seq = atomic_load(&lp->run_seq);
-    if (!(seq & 1)) { /* no Lua code runs: as the default would */
-      signal(SIGINT, SIG_DFL);
-      raise(SIGINT);
-    } else {
-      lua_State *co = atomic_load(&lp->run_co);
-      if (atomic_load(&lp->run_seq) == seq)
-        lua_sethook(co, interrupt_hook, LUA_MASKCOUNT, 1);
-    }
-  }
-  errno = saved;
-}
-
-static void on_run_sigint(uv_signal_t *h, int signum) {
-  sig_state *st = ((run_watcher *)h)->st;
-  casync_ctx *lp = st->lp;
-  lua_State *L = lp->L;
-  (void)signum;
-  /* a task that waits for SIGINT itself takes it */
-  if (st->w[SIGINT]) return;
-  st->interrupted = 1;
-  if (++st->sigint_count == 1) {
-    if (st->main && st->main->state != T_DONE) {
-      int top = lua_gettop(L);
-      lua_pushliteral(L, "interrupted (SIGINT)");
-      casync__cancel(L, lp, st->main, -1);
-      lua_settop(L, top);
-    }
-    return;
-  }
-  if (st->chained) return; /* on_sigint_raw took care of it */
-  /* again, while the cleanup runs: give up on it, as the default would */
-  signal(SIGINT, SIG_DFL);
-  raise(SIGINT);
-}
-
-/* Chains on_sigint_raw in front of libuv's handler, if nobody else has. */
-static void chain(sig_state *st) {
-  struct sigaction cur, mine;
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&raw_claimed, &expected, 1)) return;
-  if (sigaction(SIGINT, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) ||
-      cur.sa_handler == SIG_DFL || cur.sa_handler == SIG_IGN) {
-    atomic_store(&raw_claimed, 0);
-    return;
-  }
-  uv_action = cur;
-  atomic_store(&raw_count, 0);
-  atomic_store(&raw_lp, st->lp);
-  mine = cur;
-  mine.sa_handler = on_sigint_raw;
-  sigaction(SIGINT, &mine, NULL);
-  st->chained = 1;
-}
-
-static void unchain(sig_state *st) {
-  if (!st->chained) return;
-  st->chained = 0;
-  sigaction(SIGINT, &uv_action, NULL); /* libuv's again, until it stops */
-  atomic_store(&raw_lp, NULL);
-  atomic_store(&raw_claimed, 0);
-}
-
-/* casync.run starts: SIGINT cancels main from now on (unless this process
- * ignores SIGINT, as a background job does). */
-void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main) {
-  sig_state *st = get_state(L);
-  struct sigaction sa;
-  st->main = main;
-  st->sigint_count = 0;
-  st->interrupted = 0;
-  if (st->run_h || sigaction(SIGINT, NULL, &sa) != 0 ||
-      sa.sa_handler == SIG_IGN)
-    return;
-  st->run_h = malloc(sizeof *st->run_h);
-  if (!st->run_h) return;
-  uv_signal_init(lp->loop, &st->run_h->h);
-  st->run_h->h.data = casync__loop_luvh(lp);
-  st->run_h->st = st;
-  if (uv_signal_start(&st->run_h->h, on_run_sigint, SIGINT) < 0) {
-    uv_close((uv_handle_t *)st->run_h, free_on_close);
-    st->run_h = NULL;
-    return;
-  }
-  uv_unref((uv_handle_t *)st->run_h); /* it never keeps the loop alive */
-  chain(st);
-}
-
-/* casync.run ends: returns whether a SIGINT cancelled the main task. */
-int casync__sigint_end(lua_State *L, casync_ctx *lp) {
-  sig_state *st = get_state(L);
-  int interrupted = st->interrupted;
-  (void)lp;
-  unchain(st);
-  if (st->run_h) {
-    uv_close((uv_handle_t *)st->run_h, free_on_close);
-    st->run_h = NULL;
-  }
-  st->main = NULL;
-  st->interrupted = 0;
-  return interrupted;
-}
-
 void casync__signal_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"wait", fn_wait}, {"reset", fn_reset}, {"raise", fn_raise},
     {"name", fn_name}, {NULL, NULL}};
-  sig_state *st = lua_newuserdatauv(L, sizeof *st, 0);
-  memset(st, 0, sizeof *st);
-  st->lp = casync__loop_get(L);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &state_key);
   lua_newtable(L);
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "signal");
 }

@@ -7,23 +7,23 @@
  * puts the original file flags back, and libuv never closes 0-2 itself.
  */
 #include <fcntl.h>
-#include "internal.h"
-
-static char stdio_key;
+#include "io.h"
 
 /* casync.stream.stdio(fd) -> stream | nil, err: fd (0, 1, 2 or another
  * descriptor the process owns) as a stream when it is a pipe, socket or
  * TTY; the same stream again while it is open.  Descriptors 0-2 are not
  * closed by close(), and get their blocking mode back. */
 static int fn_stdio(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   lua_Integer fd = luaL_checkinteger(L, 1);
   casync_stream *s;
   uv_handle_type type;
   int kind, r, flags;
   luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "not a file descriptor");
   lua_settop(L, 1);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &stdio_key);
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_STDIO);
+  lua_replace(L, 2);
   if (lua_rawgeti(L, 2, fd) == LUA_TUSERDATA && casync__stream_of(L, -1))
     return 1;
   lua_pop(L, 1);
@@ -41,7 +41,7 @@ static int fn_stdio(lua_State *L) {
     return 2;
   }
   flags = fcntl((int)fd, F_GETFL);
-  s = casync__stream_new_fd(L, net, kind, (int)fd, &r);
+  s = casync__stream_new_fd(L, ctx, kind, (int)fd, &r);
   if (!s) {
     lua_pushnil(L);
     casync__error_uv(L, "stdio", r);
@@ -70,14 +70,8 @@ void casync__stdio_open(lua_State *L) {
     {"stdin", fn_stdin}, {"stdout", fn_stdout}, {"stderr", fn_stderr},
     {NULL, NULL}};
   static const luaL_Reg stream_fns[] = {{"stdio", fn_stdio}, {NULL, NULL}};
-  lua_newtable(L); /* the streams made, by fd (weak) */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &stdio_key);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_getfield(L, -1, "stream");
-  casync__net_setfuncs(L, stream_fns);
+  casync__ctx_setfuncs(L, stream_fns);
   lua_pop(L, 1);
 }

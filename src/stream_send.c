@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 /* A write libuv holds: the request and a copy of the data. */
 typedef struct sendreq {

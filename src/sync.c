@@ -8,7 +8,7 @@
  * sem:release() or <close>.
  */
 #include <string.h>
-#include "internal.h"
+#include "prim.h"
 
 #define SEM_MT "casync.Semaphore"
 #define LOCK_MT "casync.Lock"
@@ -83,7 +83,6 @@ static void give_back(casync_ctx *lp, sem *s) {
   if (w) {
     if (s->is_lock) s->owner = w->task;
     w->status = WN_OK;
-    casync__timer_remove(lp, &w->task->timer);
     casync__wake(lp, w->task, WAKE_OK);
   } else
     s->count++;
@@ -118,49 +117,49 @@ static int meta_permit_gc(lua_State *L) {
 
 /* ---------------------------------------------------- acquire/release */
 
-static int sem_cancel(casync_ctx *lp, casync_task *t) {
+static int sync_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)why;
   casync__wq_remove(&t->u.wn);
-  casync__timer_remove(lp, &t->timer);
   return 1;
 }
 
-static void wait_timeout(casync_ctx *lp, casync_tnode *n) {
-  casync_task *t = container_of(n, casync_task, timer);
-  casync__wq_remove(&t->u.wn);
-  t->u.wn.status = WN_TIMEOUT;
-  casync__wake(lp, t, WAKE_OK);
-}
+/* A woken acquire holds its permit, a woken event or condition wait its
+ * notification: kept even if a cancellation comes after. */
+static const casync_wait_kind sem_acquire_wait = {"acquire", "semaphore acquire",
+                                          sync_cancel, CASYNC_WK_KEEPS};
+static const casync_wait_kind lock_wait = {"acquire", "lock acquire",
+                                           sync_cancel, CASYNC_WK_KEEPS};
+static const casync_wait_kind event_wait = {"wait", "event wait", sync_cancel,
+                                            CASYNC_WK_KEEPS};
+static const casync_wait_kind cond_wait = {"wait", "condition wait",
+                                           sync_cancel, CASYNC_WK_KEEPS};
+/* not cancellable: a cancellation is raised once the lock is back */
+static const casync_wait_kind reacquire_wait = {
+  "wait", "condition wait (taking the lock back)", NULL, CASYNC_WK_KEEPS};
 
-/* Queues t on q (op, optional timeout) and suspends with k. */
-static int wait_on(lua_State *L, casync_ctx *lp, casync_task *t,
-                   casync_wqueue *q, int op, double timeout, const char *what,
+/* Queues t on q for op and parks it in a wait of `kind` on obj. */
+static int wait_on(lua_State *L, casync_task *t, casync_wqueue *q, int op,
+                   const casync_wait_kind *kind, void *obj, double timeout,
                    lua_KFunction k) {
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "%s: cannot suspend across a C call boundary", what);
   memset(&t->u.wn, 0, sizeof t->u.wn);
   t->u.wn.task = t;
   t->u.wn.op = op;
   casync__wq_push(q, &t->u.wn);
-  if (timeout > 0) {
-    t->timer.fire = wait_timeout;
-    casync__timer_add(lp, &t->timer, timeout);
-  }
-  return casync__suspend(L, t, what, sem_cancel, k);
+  return casync__park(L, t, kind, obj, casync__deadline(timeout), k, 0);
 }
 
-static int push_timeout(lua_State *L, const char *what, double timeout) {
+static int push_timeout(lua_State *L, const char *op, double timeout) {
   lua_pushnil(L);
-  casync__error_push(L, "timeout", NULL, "%s: timed out after %f s", what,
-                     timeout);
+  casync__timeout_error(L, op, timeout);
   return 2;
 }
 
-static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int acquire_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, acquire_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->u.wn.status == WN_TIMEOUT)
+  CASYNC_RESUMED(L, t, kc, acquire_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT)
     return push_timeout(L, "acquire", lua_tonumber(L, 2));
   /* the permit was handed over: keep it even if a cancel comes now */
   return push_permit(L, check_sem(L, 1), 1, t);
@@ -170,12 +169,10 @@ static int acquire_k(lua_State *L, int status, lua_KContext ctx) {
  * free (first come, first served); nil and an error of kind "timeout"
  * after timeout seconds.  Use as `local p <close> = sem:acquire()`. */
 static int meth_acquire(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   sem *s = check_sem(L, 1);
   double timeout = casync__check_seconds(L, 2, 1);
-  casync_task *t = casync__require_task(L, lp, "acquire");
+  casync_task *t = casync__wait_begin(L, "acquire");
   lua_settop(L, 2);
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   if (s->is_lock && s->owner == t)
     return luaL_error(L, "acquire: the lock is already held by this task");
   if (s->count > 0 && !s->waiters.head) {
@@ -185,8 +182,8 @@ static int meth_acquire(lua_State *L) {
   if (timeout == 0) return push_timeout(L, "acquire", 0);
   lua_pushnumber(L, timeout);
   lua_replace(L, 2);
-  return wait_on(L, lp, t, &s->waiters, OP_ACQUIRE, timeout,
-                 s->is_lock ? "lock acquire" : "semaphore acquire", acquire_k);
+  return wait_on(L, t, &s->waiters, OP_ACQUIRE,
+                 s->is_lock ? &lock_wait : &sem_acquire_wait, s, timeout, acquire_k);
 }
 
 /* sem:try_acquire() -> permit | nil: takes a free permit without waiting */
@@ -279,28 +276,25 @@ static int fn_lock(lua_State *L) {
 
 /* -------------------------------------------------------------- event */
 
-static int event_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int event_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, event_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  lua_pushboolean(L, t->u.wn.status != WN_TIMEOUT);
+  CASYNC_RESUMED(L, t, kc, event_k);
+  lua_pushboolean(L, casync__woken(L, t) != WAKE_TIMEOUT);
   return 1;
 }
 
 /* ev:wait([timeout]) -> boolean: suspends until the event is set (true at
  * once if it is); false after timeout seconds */
 static int meth_ev_wait(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   event *e = luaL_checkudata(L, 1, EVENT_MT);
   double timeout = casync__check_seconds(L, 2, 1);
-  casync_task *t = casync__require_task(L, lp, "wait");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
+  casync_task *t = casync__wait_begin(L, "wait");
   if (e->set || timeout == 0) {
     lua_pushboolean(L, e->set);
     return 1;
   }
-  return wait_on(L, lp, t, &e->waiters, OP_EVENT, timeout, "event wait",
+  return wait_on(L, t, &e->waiters, OP_EVENT, &event_wait, e, timeout,
                  event_k);
 }
 
@@ -312,7 +306,6 @@ static int meth_ev_set(lua_State *L) {
   e->set = 1;
   while ((w = casync__wq_pop(&e->waiters)) != NULL) {
     w->status = WN_OK;
-    casync__timer_remove(lp, &w->task->timer);
     casync__wake(lp, w->task, WAKE_OK);
   }
   return 0;
@@ -355,11 +348,11 @@ static permit *holder_permit(sem *s, casync_task *t) {
   return p;
 }
 
-static int reacquire_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static int reacquire_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   sem *s = cond_lock(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, reacquire_k);
+  CASYNC_RESUMED(L, t, kc, reacquire_k);
   s->owner = t;
   /* cancelled while it waited on the condition: raised now that the lock
    * is back.  Cancelled after notify woke it: the notification is kept
@@ -373,27 +366,20 @@ static int reacquire_k(lua_State *L, int status, lua_KContext ctx) {
 /* After the wait on the condition: takes the lock back before returning
  * or raising, so the caller's permit stays valid.
  * Stack: [1 cond][2 timeout][3 timed out][4 cancelled in the wait] */
-static int cond_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
-  casync_ctx *lp = t->loop;
+static int cond_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   sem *s = cond_lock(L, 1);
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, cond_k);
+  CASYNC_RESUMED(L, t, kc, cond_k);
   lua_settop(L, 2);
-  lua_pushboolean(L, t->u.wn.status == WN_TIMEOUT); /* 3 */
-  lua_pushboolean(L, t->wake == WAKE_CANCEL);       /* 4 */
+  lua_pushboolean(L, t->wake == WAKE_TIMEOUT); /* 3 */
+  lua_pushboolean(L, t->wake == WAKE_CANCEL);  /* 4 */
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
-    return reacquire_k(L, LUA_OK, ctx);
+    return reacquire_k(L, LUA_OK, kc);
   }
-  memset(&t->u.wn, 0, sizeof t->u.wn);
-  t->u.wn.task = t;
-  t->u.wn.op = OP_REACQUIRE;
-  casync__wq_push(&s->waiters, &t->u.wn);
-  (void)lp;
-  /* not cancellable: a cancellation is raised once the lock is back */
-  return casync__suspend(L, t, "condition wait (taking the lock back)", NULL,
-                         reacquire_k);
+  return wait_on(L, t, &s->waiters, OP_REACQUIRE, &reacquire_wait, s, -1,
+                 reacquire_k);
 }
 
 /* cond:wait([timeout]) -> boolean: releases the lock (which the caller
@@ -406,24 +392,21 @@ static int meth_cond_wait(lua_State *L) {
   permit *p;
   luaL_checkudata(L, 1, COND_MT);
   timeout = casync__check_seconds(L, 2, 1);
-  t = casync__require_task(L, lp, "wait");
+  t = casync__wait_begin(L, "wait");
   s = cond_lock(L, 1);
   lua_settop(L, 2);
   if (s->owner != t || s->count > 0 ||
       (!(p = holder_permit(s, t)) && s->dropped == 0))
     return luaL_error(L, "wait: the condition's lock is not held by the "
                       "calling task");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
   if (timeout == 0) { /* a poll: nothing was notified */
     lua_pushboolean(L, 0);
     return 1;
   }
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "wait: cannot suspend across a C call boundary");
   give_back(lp, s); /* the permit object stays the caller's */
   {
     cond *c = lua_touserdata(L, 1);
-    return wait_on(L, lp, t, &c->waiters, OP_COND, timeout, "condition wait",
+    return wait_on(L, t, &c->waiters, OP_COND, &cond_wait, c, timeout,
                    cond_k);
   }
 }
@@ -439,7 +422,6 @@ static int notify(lua_State *L, lua_Integer n) {
                       "calling task");
   while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL) {
     w->status = WN_OK;
-    casync__timer_remove(lp, &w->task->timer);
     casync__wake(lp, w->task, WAKE_OK);
   }
   return 0;
@@ -513,14 +495,14 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
                      lua_CFunction tostring, lua_CFunction close) {
   luaL_newmetatable(L, name);
   lua_newtable(L);
-  casync__setfuncs(L, methods);
+  casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   if (tostring) {
     lua_pushcfunction(L, tostring);
     lua_setfield(L, -2, "__tostring");
   }
   if (close) {
-    casync__loop_push(L);
+    casync__ctx_push(L);
     lua_pushcclosure(L, close, 1);
     lua_setfield(L, -2, "__close");
   }
@@ -544,7 +526,7 @@ void casync__sync_open(lua_State *L) {
     {"wait", meth_cond_wait}, {"notify", meth_cond_notify},
     {"notify_all", meth_cond_notify_all}, {"acquire", meth_cond_acquire},
     {"release", meth_cond_release}, {"lock", meth_cond_lock}, {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   new_type(L, SEM_MT, sem_methods, meta_sem_tostring, NULL);
   new_type(L, LOCK_MT, sem_methods, meta_sem_tostring, NULL);
   new_type(L, PERMIT_MT, permit_methods, NULL, meth_permit_release);

@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "internal.h"
+#include "io.h"
 
 #define DEFAULT_BACKLOG 511
 
@@ -42,13 +42,13 @@ static int connect_k(lua_State *L, int status, lua_KContext kc);
 
 /* Tries the addresses from the i-th on. */
 static int try_from(lua_State *L, casync_task *t, lua_KContext i) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   uint64_t deadline = (uint64_t)lua_tointeger(L, C_DEADLINE);
   const struct sockaddr *sa;
   for (; (sa = nth_addr(L, i)) != NULL; i++) {
     int r;
     lua_settop(L, C_LASTERR);
-    if (!casync__stream_new(L, net, CASYNC_TCP, &r)) {
+    if (!casync__stream_new(L, ctx, CASYNC_TCP, &r)) {
       lua_pushinteger(L, r);
       lua_replace(L, C_LASTERR);
       continue;
@@ -65,15 +65,20 @@ static int try_from(lua_State *L, casync_task *t, lua_KContext i) {
   return 2;
 }
 
+/* Pushes nil and the timeout error of connect (opts at 3). */
+static int timed_out(lua_State *L) {
+  lua_pushnil(L);
+  casync__timeout_error(L, "connect", casync__net_opt_seconds(L, 3, "timeout"));
+  return 2;
+}
+
 static int connect_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   casync_stream *s = casync__stream_of(L, C_STREAM);
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, connect_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, connect_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) return timed_out(L);
   st = casync__stream_connect_status(L, C_STREAM);
   if (st == 0) {
     uv_tcp_nodelay(&s->u.tcp, 1);
@@ -95,11 +100,8 @@ static int dns_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   int st;
   (void)status;
-  CASYNC_NET_RESUMED(L, t, kc, dns_k);
-  casync__timer_remove(t->loop, &t->timer);
-  if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, t);
-  if (t->wake == WAKE_TIMEOUT) return casync__net_timeout_err(L, "connect");
+  CASYNC_RESUMED(L, t, kc, dns_k);
+  if (casync__woken(L, t) == WAKE_TIMEOUT) return timed_out(L);
   if (!casync__dns_result(L, C_ADDRS, &st)) {
     lua_pushnil(L);
     casync__error_uv(L, "connect", st < 0 ? st : UV_EAI_NONAME);
@@ -122,9 +124,8 @@ static int fn_connect(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
   timeout = casync__net_opt_seconds(L, 3, "timeout");
   lua_settop(L, 3);
-  t = casync__net_task(L, "connect");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  lua_pushinteger(L, (lua_Integer)casync__net_deadline(timeout));
+  t = casync__wait_begin(L, "connect");
+  lua_pushinteger(L, (lua_Integer)casync__deadline(timeout));
   ss = lua_newuserdatauv(L, sizeof *ss, 0);
   if (casync__net_parse_ip(host, (int)port, ss)) {
     lua_pushinteger(L, UV_EINVAL); /* C_LASTERR */
@@ -140,7 +141,7 @@ static int fn_connect(lua_State *L) {
  * listens on host:port (port 0: a free one, see server:port()) and runs
  * handler(stream) in a new task for each connection; opts.backlog */
 static int fn_listen(lua_State *L) {
-  casync_net *net = CASYNC_NET(L);
+  casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = check_port(L, 2), backlog;
   struct sockaddr_storage ss;
@@ -152,12 +153,12 @@ static int fn_listen(lua_State *L) {
   luaL_argcheck(L, backlog > 0 && backlog <= 0x7fffffff, 4,
                 "opts.backlog must be positive");
   lua_settop(L, 4);
-  if ((r = casync__net_bind_addr(net, host, (int)port, &ss)) < 0) {
+  if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "listen", r);
     return 2;
   }
-  srv = casync__server_new(L, net, CASYNC_TCP, 3);
+  srv = casync__server_new(L, ctx, CASYNC_TCP, 3);
   r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv),
                   (struct sockaddr *)&ss, 0);
   if (r == 0) r = casync__server_listen(L, srv, -1, (int)backlog, NULL);
@@ -174,6 +175,6 @@ void casync__tcp_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
   lua_newtable(L);
-  casync__net_setfuncs(L, fns);
+  casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "tcp");
 }

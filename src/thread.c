@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lualib.h>
-#include "internal.h"
+#include "prim.h"
 
 #define POOL_MT "casync.ThreadPool"
 #define JOBS_MT "casync.ThreadJobs"
@@ -44,7 +44,7 @@
 
 typedef struct job job;
 typedef struct pool pool;
-typedef struct hub hub;
+typedef struct casync_hub hub;
 
 /* A call to run on a worker.  Owned by whoever holds it: the caller while
  * it is built (in a jobs box), then the pool's queue, the worker running
@@ -92,7 +92,8 @@ struct pool {
 };
 
 /* The per-Lua-state meeting point of finished jobs. */
-struct hub {
+struct casync_hub {
+  casync_handle hd;
   uv_async_t async;
   uv_mutex_t mu;
   job *head, *tail;     /* posted by workers, not yet seen (mu) */
@@ -101,7 +102,6 @@ struct hub {
   casync_ctx *lp;
 };
 
-static char hub_key;
 
 static void job_free(job *j) {
   casync__buf_free(&j->in);
@@ -150,25 +150,27 @@ static void on_async(uv_async_t *a) {
     h->delivered = j;
     h->waiting--;
     /* a task that has not started yet finds the results when it does */
-    if (t->state == T_WAITING && t->wait_data == j)
+    if (t->state == T_WAITING && t->wait_obj == j)
       casync__wake(h->lp, t, WAKE_OK);
   }
   hub_update_ref(h);
 }
 
-static void on_hub_closed(uv_handle_t *handle) {
-  hub *h = container_of((uv_async_t *)handle, hub, async);
+static void hub_free(casync_handle *hd) {
+  hub *h = container_of(hd, hub, hd);
   uv_mutex_destroy(&h->mu);
   free(h);
 }
 
-/* The state closes (every pool has been joined: they were made after the
- * hub, so they are finalized before it).  Frees the jobs left. */
-static int hub_gc(lua_State *L) {
-  hub **ud = lua_touserdata(L, 1), *h = *ud;
+static const casync_hclass hub_class = {"thread hub", NULL, hub_free};
+
+/* The state closes (every pool has been joined: pools are collected
+ * before the context).  Frees the jobs left and closes the handle. */
+static void hub_close(casync_ctx *lp) {
+  hub *h = lp->hub;
   job *j, *next;
-  if (!h) return 0;
-  *ud = NULL;
+  if (!h) return;
+  lp->hub = NULL;
   for (j = h->head; j; j = next) {
     next = j->next;
     job_free(j);
@@ -178,22 +180,13 @@ static int hub_gc(lua_State *L) {
     job_free(j);
   }
   h->head = h->tail = h->delivered = NULL;
-  uv_close((uv_handle_t *)&h->async, on_hub_closed);
-  return 0;
+  casync__handle_close(&h->hd);
 }
 
-/* Pushes the hub's userdata, creating it on first use; returns the hub. */
+/* The state's hub, made on first use. */
 static hub *hub_get(lua_State *L, casync_ctx *lp) {
-  hub **ud, *h;
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hub_key) == LUA_TUSERDATA)
-    return *(hub **)lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  ud = lua_newuserdatauv(L, sizeof *ud, 1);
-  *ud = NULL;
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, hub_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  hub *h = lp->hub;
+  if (h) return h;
   h = calloc(1, sizeof *h);
   if (!h) luaL_error(L, "thread: not enough memory");
   if (uv_mutex_init(&h->mu) != 0) {
@@ -201,14 +194,11 @@ static hub *hub_get(lua_State *L, casync_ctx *lp) {
     luaL_error(L, "thread: cannot create a mutex");
   }
   uv_async_init(lp->loop, &h->async, on_async);
-  /* luv's uv.walk reads handle->data as one of its own: hand it the
-   * scheduler's placeholder, as every casync handle does */
-  h->async.data = lp->idle.data;
+  casync__handle_init(lp, &h->hd, &hub_class, (uv_handle_t *)&h->async);
   h->lp = lp;
   uv_unref((uv_handle_t *)&h->async);
-  *ud = h;
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &hub_key);
+  lp->hub = h;
+  lp->parts[CTX_PART_THREADS] = hub_close;
   return h;
 }
 
@@ -563,7 +553,6 @@ static pool *pool_new(lua_State *L, casync_ctx *lp, int size) {
   pool **ud, *p;
   hub *h = hub_get(L, lp);
   int i, err;
-  lua_pop(L, 1);
   ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, POOL_MT);
@@ -777,18 +766,23 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   return n;
 }
 
-static int thread_cancel(casync_ctx *lp, casync_task *t) {
+static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
   (void)lp;
   (void)t;
+  (void)why;
   return 1; /* at once; the job is dropped when the task has ended */
 }
 
-static int thread_body_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+/* A woken job has its results: kept. */
+static const casync_wait_kind thread_wait = {"thread", "casync.thread",
+                                             thread_cancel, CASYNC_WK_KEEPS};
+
+static int thread_body_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, thread_body_k);
-  if (t->wake == WAKE_CANCEL) return casync__raise_cancel(L, t);
-  return take_results(L, t, t->wait_data);
+  CASYNC_RESUMED(L, t, kc, thread_body_k);
+  casync__woken(L, t);
+  return take_results(L, t, t->wait_obj);
 }
 
 /* The body of a thread task: [1 job] -> its results once delivered. */
@@ -797,8 +791,7 @@ static int thread_body(lua_State *L) {
   job *j = lua_touserdata(L, 1);
   casync_task *t = lp->current;
   if (j->delivered) return take_results(L, t, j);
-  t->wait_data = j;
-  return casync__suspend(L, t, "casync.thread", thread_cancel, thread_body_k);
+  return casync__park(L, t, &thread_wait, j, 0, thread_body_k, 0);
 }
 
 /* Spawns the task of job j (built, not yet queued) and queues the job;
@@ -862,12 +855,12 @@ static int fn_thread(lua_State *L) {
   int n = lua_gettop(L);
   pool *p;
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  hub_get(L, lp);
-  if (lua_getiuservalue(L, -1, 1) != LUA_TUSERDATA) {
+  casync__ctx_push(L);
+  if (lua_getiuservalue(L, -1, CTX_POOL) != LUA_TUSERDATA) {
     lua_pop(L, 1);
     pool_new(L, lp, default_size());
     lua_pushvalue(L, -1);
-    lua_setiuservalue(L, -3, 1);
+    lua_setiuservalue(L, -3, CTX_POOL);
   }
   p = *(pool **)lua_touserdata(L, -1);
   return run_on(L, p, n + 2, 1, n - 1);
@@ -925,7 +918,7 @@ static int meth_map(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  casync__require_task(L, lp, "map");
+  casync__wait_begin(L, "map");
   lua_settop(L, 3);
   len = (lua_Integer)lua_rawlen(L, 3);
   chunks = (len + chunk - 1) / chunk;
@@ -982,8 +975,8 @@ void casync__thread_open(lua_State *L) {
   lua_pushcfunction(L, jobs_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
-  casync__loop_push(L);
-  casync__loop_push(L);
+  casync__ctx_push(L);
+  casync__ctx_push(L);
   lua_pushcclosure(L, thread_body, 1);
   lua_getfield(L, mod, "gather"); /* [mod+1 ctx][mod+2 body][mod+3 gather] */
   lua_pushvalue(L, mod);

@@ -12,7 +12,7 @@
  */
 #include <math.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "scheduler.h"
 
 #define NS_PER_S 1e9
 #define NS_PER_MS 1000000u
@@ -147,7 +147,7 @@ static void list_drop(casync_ctx *lp, tlist *l) {
 }
 
 /* Frees every list (the context is closing). */
-void casync__timer_free_all(casync_ctx *lp) {
+static void timer_free_all(casync_ctx *lp) {
   int i;
   tlist *l, *next;
   for (i = 0; i < lp->tl_size; i++)
@@ -288,41 +288,33 @@ static void sleep_fire(casync_ctx *lp, casync_tnode *n) {
   casync__wake(lp, container_of(n, casync_task, timer), WAKE_OK);
 }
 
-static int sleep_cancel(casync_ctx *lp, casync_task *t) {
-  casync__timer_remove(lp, &t->timer);
-  return 1;
+static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
+  (void)lp;
+  (void)t;
+  (void)why;
+  return 1; /* the timer was called off with the wait */
 }
 
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  casync_task *t = (casync_task *)ctx;
+static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0};
+
+static int sleep_k(lua_State *L, int status, lua_KContext kc) {
+  casync_task *t;
   (void)status;
-  CASYNC_CHECK_RESUMED(L, t, ctx, sleep_k);
-  if (t->wake == WAKE_CANCEL || (t->flags & TF_CANCEL_PENDING))
-    return casync__raise_cancel(L, t);
+  CASYNC_RESUMED(L, t, kc, sleep_k);
+  casync__woken(L, t);
   return 0;
 }
 
 /* casync.sleep(seconds): suspends the calling task for that long; sleep(0)
  * (or a negative time) lets every other ready task run first. */
 static int fn_sleep(lua_State *L) {
-  casync_ctx *lp = *(casync_ctx **)lua_touserdata(L, lua_upvalueindex(1));
   double s = casync__check_seconds(L, 1, 0);
-  casync_task *t = casync__require_task(L, lp, "sleep");
-  if (t->flags & TF_CANCEL_PENDING) return casync__raise_cancel(L, t);
-  if (!lua_isyieldable(L))
-    return luaL_error(L, "sleep: cannot suspend across a C call boundary");
-  t->waiting_on = "sleep";
-  t->wake = WAKE_OK;
-  if (s <= 0) {
-    t->cancel_wait = NULL;
-    casync__enqueue(lp, t);
-  } else {
-    t->timer.fire = sleep_fire;
-    casync__timer_add(lp, &t->timer, s);
-    t->cancel_wait = sleep_cancel;
-    t->state = T_WAITING;
-  }
-  return lua_yieldk(L, 0, (lua_KContext)t, sleep_k);
+  casync_task *t = casync__wait_begin(L, "sleep");
+  if (s <= 0) return casync__requeue(L, t, &sleep_wait, sleep_k, 0);
+  /* the sleep is the wait itself, not a deadline on one */
+  t->timer.fire = sleep_fire;
+  casync__timer_add(t->loop, &t->timer, s);
+  return casync__park(L, t, &sleep_wait, NULL, 0, sleep_k, 0);
 }
 
 /* casync.now() -> seconds on the monotonic clock, read afresh */
@@ -334,5 +326,6 @@ static int fn_now(lua_State *L) {
 void casync__timer_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"sleep", fn_sleep}, {"now", fn_now}, {NULL, NULL}};
-  casync__setfuncs(L, fns);
+  casync__ctx_get(L)->parts[CTX_PART_TIMERS] = timer_free_all;
+  casync__ctx_setfuncs(L, fns);
 }

@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "scheduler.h"
 
 #define DEFAULT_THRESHOLD 0.1 /* seconds */
 
@@ -42,15 +42,26 @@ typedef struct casync_watchdog {
   struct wd_idle *idle;    /* delivers queued reports (libuv's block) */
 } casync_watchdog;
 
-/* The idle handle that calls on_block (its data is the loop's luv
- * stand-in, so the watchdog is found from the handle). */
+/* The idle handle that calls on_block: a handle block (context.h). */
 typedef struct wd_idle {
+  casync_handle hd;
   uv_idle_t h;
   casync_watchdog *wd;
 } wd_idle;
 
-static char wd_key; /* registry: the watchdog's userdata (user value 1:
-                        on_block, 2: queued reports) */
+static void idle_free(casync_handle *h) {
+  free(container_of(h, wd_idle, hd));
+}
+
+static const casync_hclass idle_class = {"watchdog idle", NULL, idle_free};
+
+/* Pushes the watchdog's table in the context: [1] on_block, [2] the
+ * reports queued for it. */
+static void push_wd(lua_State *L) {
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_WATCHDOG);
+  lua_remove(L, -2);
+}
 
 /* ========================================================= the thread */
 
@@ -107,7 +118,7 @@ void casync__watchdog_gate(casync_ctx *lp) {
 
 /* Runs in the blocked task at its next instruction. */
 static void wd_hook(lua_State *L, lua_Debug *ar) {
-  casync_ctx *lp = casync__loop_get(L);
+  casync_ctx *lp = casync__ctx_get(L);
   casync_watchdog *wd = lp ? lp->wd : NULL;
   casync_task *t = lp ? lp->current : NULL;
   double ms;
@@ -134,8 +145,8 @@ static void wd_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   /* queue {task=, elapsed=, traceback=, message=} for on_block */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &wd_key);         /* top+5 */
-  lua_getiuservalue(L, -1, 2);                        /* top+6 */
+  push_wd(L);                                         /* top+5 */
+  lua_rawgeti(L, -1, 2);                              /* top+6 */
   lua_createtable(L, 0, 4);
   lua_pushvalue(L, top + 1);
   lua_setfield(L, -2, "task");
@@ -159,22 +170,19 @@ static int call_on_block(lua_State *L) {
 }
 
 static void on_idle(uv_idle_t *h) {
-  casync_watchdog *wd = ((wd_idle *)h)->wd;
+  casync_watchdog *wd = container_of(h, wd_idle, h)->wd;
   lua_State *L = wd->lp->L;
   int top = lua_gettop(L), i, n;
   uv_idle_stop(h);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &wd_key);
-  if (!lua_touserdata(L, -1)) {
-    lua_settop(L, top);
-    return;
-  }
-  lua_getiuservalue(L, top + 1, 2); /* the queue: taken, a new one left */
+  if (!wd->lp->alive) return;
+  push_wd(L);
+  lua_rawgeti(L, top + 1, 2); /* the queue: taken, a new one left */
   lua_newtable(L);
-  lua_setiuservalue(L, top + 1, 2);
+  lua_rawseti(L, top + 1, 2);
   n = (int)lua_rawlen(L, top + 2);
   for (i = 1; i <= n; i++) {
     lua_pushcfunction(L, call_on_block);
-    lua_getiuservalue(L, top + 1, 1);
+    lua_rawgeti(L, top + 1, 1);
     lua_rawgeti(L, top + 2, i);
     if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
       fprintf(stderr, "casync: the watchdog's on_block failed: %s\n",
@@ -184,10 +192,6 @@ static void on_idle(uv_idle_t *h) {
     }
   }
   lua_settop(L, top);
-}
-
-static void on_idle_close(uv_handle_t *h) {
-  free(h);
 }
 
 /* ============================================================ on / off */
@@ -202,7 +206,7 @@ static void stop(casync_ctx *lp) {
   uv_thread_join(&wd->thread);
   /* a hook it set and that has not fired yet finds lp->wd NULL */
   lp->wd = NULL;
-  if (wd->idle) uv_close((uv_handle_t *)wd->idle, on_idle_close);
+  if (wd->idle) casync__handle_close(&wd->idle->hd);
   uv_mutex_destroy(&wd->mu);
   uv_mutex_destroy(&wd->gate);
   uv_cond_destroy(&wd->cv);
@@ -230,29 +234,21 @@ static int start(casync_ctx *lp, double threshold, int has_callback) {
   uv_cond_init(&wd->cv);
   if (wd->idle) {
     uv_idle_init(lp->loop, &wd->idle->h);
-    wd->idle->h.data = casync__loop_luvh(lp);
+    casync__handle_init(lp, &wd->idle->hd, &idle_class,
+                        (uv_handle_t *)&wd->idle->h);
     wd->idle->wd = wd;
   }
   lp->wd = wd; /* before the thread starts: finish() must see it */
   rc = uv_thread_create(&wd->thread, wd_thread, wd);
   if (rc < 0) {
     lp->wd = NULL;
-    if (wd->idle) uv_close((uv_handle_t *)wd->idle, on_idle_close);
+    if (wd->idle) casync__handle_close(&wd->idle->hd);
     uv_mutex_destroy(&wd->mu);
     uv_mutex_destroy(&wd->gate);
     uv_cond_destroy(&wd->cv);
     free(wd);
   }
   return rc;
-}
-
-/* The registry's watchdog userdata: its __gc stops the thread (it is made
- * after the loop context, so it goes first when the state closes). */
-static int state_gc(lua_State *L) {
-  casync_ctx **pp = lua_touserdata(L, 1);
-  if (*pp) stop(*pp);
-  *pp = NULL;
-  return 0;
 }
 
 /* casync.watchdog([opts | false]) -> true: with a table, turns the
@@ -290,11 +286,11 @@ static int fn_watchdog(lua_State *L) {
     has_cb = 1;
   }
   stop(lp);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &wd_key);
+  push_wd(L);
   lua_pushvalue(L, 3); /* on_block or nil */
-  lua_setiuservalue(L, -2, 1);
+  lua_rawseti(L, -2, 1);
   lua_newtable(L);
-  lua_setiuservalue(L, -2, 2);
+  lua_rawseti(L, -2, 2);
   rc = start(lp, threshold, has_cb);
   if (rc < 0) {
     lua_pushnil(L);
@@ -307,18 +303,15 @@ static int fn_watchdog(lua_State *L) {
 
 void casync__watchdog_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"watchdog", fn_watchdog}, {NULL, NULL}};
-  casync_ctx **pp = lua_newuserdatauv(L, sizeof *pp, 2);
+  casync_ctx *lp = casync__ctx_get(L);
   const char *debug = getenv("CASYNC_DEBUG");
-  *pp = casync__loop_get(L);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
+  lp->parts[CTX_PART_WATCHDOG] = stop; /* the thread stops first */
+  push_wd(L);
   lua_newtable(L);
-  lua_setiuservalue(L, -2, 2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &wd_key);
-  casync__setfuncs(L, fns);
+  lua_rawseti(L, -2, 2);
+  lua_pop(L, 1);
+  casync__ctx_setfuncs(L, fns);
   /* debug mode: on by default, reporting to stderr */
-  if (debug && *debug && strcmp(debug, "0") != 0 && !(*pp)->wd)
-    start(*pp, DEFAULT_THRESHOLD, 0);
+  if (debug && *debug && strcmp(debug, "0") != 0 && !lp->wd)
+    start(lp, DEFAULT_THRESHOLD, 0);
 }

@@ -11,7 +11,7 @@
  */
 #include <stdint.h>
 #include <string.h>
-#include "internal.h"
+#include "http.h"
 
 /* ================================================================ SHA-1 */
 
