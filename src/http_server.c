@@ -224,8 +224,8 @@ static int meta_gc(lua_State *L) {
   if (!srv) return 0;
   u->block = NULL;
   srv->ublock = NULL;
+  srv->blocks++; /* closing and its connections may free it meanwhile */
   if (u->srv) server_close(L, u->srv, 0);
-  srv->blocks++; /* its connections may free it meanwhile */
   for (c = srv->conns; c; c = next) {
     next = c->next;
     casync__hconn_orphan(c);
