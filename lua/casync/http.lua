@@ -14,7 +14,15 @@ local cjson = require "cjson"
 local C = core.http
 local now, new_error = core.now, core.new_error
 local tcp_connect = core.tcp.connect
-local check_task = C._check_task
+local core_check_task = C._check_task
+
+-- Raises the core's "fname: must be called inside a task" (and a pending
+-- cancellation) at the line that called the public function `level`
+-- frames up from here.
+local function check_task(fname, level)
+  local ok, err = pcall(core_check_task, fname)
+  if not ok then error(err, (level or 2) + 1) end
+end
 
 local http = {}
 
@@ -30,8 +38,22 @@ local BIG_BODY = 64 * 1024     -- larger bodies are sent while the answer is rea
 -- argument i of the function `level` frames up from argerror (2: its
 -- caller), pointing at the line that called that function.
 local function argerror(i, msg, level)
-  local ar = debug.getinfo(level, "n")
-  local name = ar and ar.name or "?"
+  local ar = debug.getinfo(level, "nf")
+  local name = ar and ar.name
+  if not name and ar then -- called from C (pcall): its name in a module
+    for mod, t in pairs(package.loaded) do
+      if type(t) == "table" then
+        for k, v in pairs(t) do
+          if v == ar.func and type(k) == "string" then
+            name = mod == "_G" and k or mod .. "." .. k
+            break
+          end
+        end
+      end
+      if name then break end
+    end
+  end
+  name = name or "?"
   if ar and ar.namewhat == "method" then
     i = i - 1
     if i == 0 then
@@ -673,8 +695,8 @@ local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
 local BODY_HEADERS = {"content-type", "content-encoding", "content-language",
                       "content-location"}
 
-local function do_request(pool, r, fname)
-  check_task(fname)
+local function do_request(pool, r, fname, level)
+  check_task(fname, level + 1)
   local redirects = 0
   local origin
   while true do
@@ -736,7 +758,7 @@ end
 -- response {status=, ok=, reason=, headers=, body=, url=, json()} | nil, err
 function http.request(opts)
   local r = prepare(opts, 1, 2)
-  local res, err = do_request(default_pool, r, "request")
+  local res, err = do_request(default_pool, r, "request", 2)
   return res, err
 end
 
@@ -746,7 +768,7 @@ function http.get(url, opts)
   local o = copy_opts(opts, 2, 2)
   o.url, o.method = url, "GET"
   local r = prepare(o, 2, 2)
-  local res, err = do_request(default_pool, r, "get")
+  local res, err = do_request(default_pool, r, "get", 2)
   return res, err
 end
 
@@ -763,7 +785,7 @@ function http.post(url, body, opts)
   o.url, o.method = url, "POST"
   if body ~= nil then o.body = body end
   local r = prepare(o, oi, 2)
-  local res, err = do_request(default_pool, r, "post")
+  local res, err = do_request(default_pool, r, "post", 2)
   return res, err
 end
 
@@ -821,7 +843,7 @@ local function session_request(self, o, i, fname)
   end
   if o.timeout == nil then o.timeout = self.timeout end
   local r = prepare(o, i, 3)
-  local res, err = do_request(self.pool, r, fname)
+  local res, err = do_request(self.pool, r, fname, 3)
   return res, err
 end
 
@@ -867,7 +889,7 @@ end
 function http.websocket(url, opts)
   check_string(url, 1, 2)
   opt_table(opts, 2, 2)
-  check_task("websocket")
+  check_task("websocket", 2)
   local u, perr = parse_url(url)
   if not u then return nil, new_error("http", perr) end
   local ws, err = require("casync.websocket").connect(u, opts or {}, {

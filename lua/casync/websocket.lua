@@ -28,20 +28,25 @@ local WS = {}
 WS.__index = WS
 WS.__name = "casync.WebSocket"
 
-local function argerr(i, fname, msg)
-  local ar = debug.getinfo(3, "n")
+-- Raises "bad argument #i to 'fname' (msg)" as luaL_argerror does, for
+-- a method (self not counted when it was called with a colon), the error
+-- pointing at the caller's line; or, with `plain` (the level error() is
+-- to point at), for a function.
+local function argerr(i, fname, msg, plain)
+  local ar = not plain and debug.getinfo(2, "n")
+  local level = plain or 3
   if ar and ar.namewhat == "method" then
     i = i - 1
     if i == 0 then
-      error(("calling '%s' on bad self (%s)"):format(fname, msg), 3)
+      error(("calling '%s' on bad self (%s)"):format(fname, msg), level)
     end
   end
-  error(("bad argument #%d to '%s' (%s)"):format(i, fname, msg), 3)
+  error(("bad argument #%d to '%s' (%s)"):format(i, fname, msg), level)
 end
 
 local function check_ws(self, fname)
   if getmetatable(self) ~= WS then
-    local ar = debug.getinfo(3, "n")
+    local ar = debug.getinfo(2, "n")
     local msg = ("casync.WebSocket expected, got %s"):format(
       self == nil and "no value" or type(self))
     if ar and ar.namewhat == "method" then
@@ -52,7 +57,7 @@ local function check_ws(self, fname)
 end
 
 -- The options every WebSocket takes (argument i of fname).
-local function options(opts, i, fname)
+local function options(opts, i, fname, level)
   local o = {max_message_size = DEFAULT_MAX_MESSAGE, close_timeout =
              CLOSE_TIMEOUT}
   local function num(field, int, lo)
@@ -61,7 +66,7 @@ local function options(opts, i, fname)
     if type(v) ~= "number" or v ~= v or v < lo or
        (int and math.type(v) ~= "integer") then
       argerr(i, fname, ("opts.%s must be a%s number >= %d"):format(
-        field, int and "n integer" or "", lo))
+        field, int and "n integer" or "", lo), level + 2)
     end
     o[field] = v
   end
@@ -72,11 +77,11 @@ local function options(opts, i, fname)
   num("fragment_size", true, 1)
   if opts.protocols ~= nil then
     if type(opts.protocols) ~= "table" then
-      argerr(i, fname, "opts.protocols must be a list of strings")
+      argerr(i, fname, "opts.protocols must be a list of strings", level + 1)
     end
     for _, p in ipairs(opts.protocols) do
       if type(p) ~= "string" or not p:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$")
-      then argerr(i, fname, "opts.protocols must be a list of tokens") end
+      then argerr(i, fname, "opts.protocols must be a list of tokens", level + 1) end
     end
     o.protocols = opts.protocols
   end
@@ -412,7 +417,7 @@ end
 -- The server side: answers req's upgrade with 101 on the connection that
 -- upgrade() (the C server's) hands over.  -> ws | nil, err
 function websocket.accept(req, opts, upgrade)
-  local o = options(opts or {}, 2, "websocket")
+  local o = options(opts or {}, 2, "websocket", 4)
   local h = req.headers or {}
   local key = h["sec-websocket-key"]
   if req.method ~= "GET" or not has_token(h.upgrade, "websocket") or
@@ -447,15 +452,15 @@ end
 -- The client side: connects to URL parts u and upgrades.  env: what
 -- http.lua lends (its parser, target encoding, connect, argerror).
 function websocket.connect(u, opts, env)
-  local o = options(opts, 2, "websocket")
+  local o = options(opts, 2, "websocket", 4)
   local timeout = opts.timeout
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or
                          timeout < 0) then
-    argerr(2, "websocket", "opts.timeout must be a non-negative number")
+    argerr(2, "websocket", "opts.timeout must be a non-negative number", 4)
   end
   timeout = timeout or 30
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
-    argerr(2, "websocket", "opts.headers must be a table")
+    argerr(2, "websocket", "opts.headers must be a table", 4)
   end
   if u.scheme == "wss" or u.scheme == "https" then
     return nil, new_error("unsupported", "wss URLs are not supported yet " ..
@@ -486,7 +491,7 @@ function websocket.connect(u, opts, env)
   for k, v in pairs(opts.headers or {}) do
     if type(k) ~= "string" or not k:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") or
        tostring(v):find("[\r\n%z]") then
-      argerr(2, "websocket", ("invalid header %q"):format(tostring(k)))
+      argerr(2, "websocket", ("invalid header %q"):format(tostring(k)), 4)
     end
     t[#t + 1] = k .. ": " .. tostring(v) .. "\r\n"
   end
