@@ -188,7 +188,7 @@ describe("casync.http checks its arguments", function()
     local methods = {
       {s, {"request", "get", "post", "close"}, {u, {}}},
       {r, {"json"}, {}},
-      {ws, {"send", "recv", "ping", "closed"}, {"x"}},
+      {ws, {"send", "ping", "closed"}, {"x"}}, -- recv waits: below
       {srv, {"closed", "address", "port", "url", "connections", "stats"}, {"/"}},
     }
     for _, m in ipairs(methods) do
@@ -210,6 +210,14 @@ describe("casync.http checks its arguments", function()
         end
       end
     end
+    assert.matches("bad argument #1 to 'recv' %(timeout must be a number%)",
+                   select(2, pcall(function() local m = ws:recv(NAN) return m end)))
+    assert.matches("calling 'recv' on bad self", select(2, pcall(function()
+      local x = {recv = ws.recv}
+      local m = x:recv()
+      return m
+    end)))
+    assert.equal("timeout", select(2, ws:recv(-1)).kind)
     assert.matches("bad argument", errmsg(ws.close, ws, 999))
     assert.matches("bad argument", errmsg(ws.close, ws, 1000, ("r"):rep(200)))
     assert.matches("not UTF%-8", errmsg(ws.send, ws, "\xff"))
