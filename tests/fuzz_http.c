@@ -42,11 +42,18 @@ static void check_message(const casync_hmsg *m) {
   if (m->state == HM_ERROR) {
     CHECK(m->status >= 400 && m->status <= 505);
     CHECK(m->why != NULL);
+    CHECK(m->code != NULL);
     return;
   }
   CHECK(m->body.len <= m->max_body);
   CHECK(m->nfields <= m->max_headers);
   CHECK(m->first_len <= m->head.len);
+  if (m->type == HTTP_REQUEST) { /* what check_request lets through */
+    size_t hl;
+    CHECK(m->p.http_major == 1);
+    CHECK(m->p.http_minor == 0 || casync__hmsg_header(m, "host", &hl) != NULL);
+    CHECK(!(m->chunked && m->has_length));
+  }
   for (i = 0; i < m->nfields; i++) {
     const casync_hfield *f = &m->fields[i];
     size_t k;

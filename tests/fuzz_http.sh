@@ -18,7 +18,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if command -v clang >/dev/null &&
    clang -g -O1 -fsanitize=fuzzer,address,undefined \
-     -fno-sanitize-recover=undefined -Isrc -I"$llh_inc" "${src[@]}" \
+     -fno-sanitize-recover=undefined -DLLHTTP_STRICT_MODE=1 -Isrc -I"$llh_inc" "${src[@]}" \
      -o "$dir/fuzz_http" 2>"$dir/fuzz_http.log"; then
   # a few valid messages to start from (the first byte picks the mode)
   mkdir "$work/seeds" "$work/corpus"
@@ -37,6 +37,6 @@ if command -v clang >/dev/null &&
 fi
 echo "fuzz_http: no libFuzzer here (see $dir/fuzz_http.log); self-driving loop, ${secs} s"
 gcc -g -O1 -DFUZZ_STANDALONE -fsanitize=address,undefined \
-  -fno-sanitize-recover=undefined -Isrc -I"$llh_inc" "${src[@]}" \
+  -fno-sanitize-recover=undefined -DLLHTTP_STRICT_MODE=1 -Isrc -I"$llh_inc" "${src[@]}" \
   -o "$dir/fuzz_http_standalone" || exit 1
 "$dir/fuzz_http_standalone" "$secs"
