@@ -444,3 +444,122 @@ describe("tcp under load", function()
     assert.matches("^held\t%d+\t%S+\tdropped\trecovered", out)
   end)
 end)
+
+describe("tcp.connect races a name's addresses (Happy Eyeballs, RFC 8305)", function()
+  -- In a mount namespace of its own, /etc/hosts gives dual.test both ::1
+  -- (first) and 127.0.0.1; an address that takes no connection is a
+  -- listener whose queue is full (spec/peers/blackhole.py).
+  local script = [==[
+    local casync = require "casync"
+    local PEERS = ...
+    local function streams()
+      collectgarbage()
+      return casync._debug and (casync._debug().open.stream or 0) or 0
+    end
+    local function blackhole(host, port)
+      local p = assert(casync.process.spawn({"python3", PEERS .. "/blackhole.py", host,
+        tostring(port)}, {stdin = "pipe", stdout = "pipe", env = {LD_PRELOAD = false}}))
+      assert(p.stdout:read_line() == "ready")
+      return p
+    end
+    local function release(p) p.stdin:close(); p:wait(); p.stdout:close() end
+    casync.run(function()
+      local v4, v6, port
+      repeat
+        v4 = assert(casync.tcp.listen("127.0.0.1", 0, function(s) s:write("v4\n") end))
+        port = v4:port()
+        v6 = casync.tcp.listen("::1", port, function(s) s:write("v6\n") end)
+        if not v6 then v4:close() end
+      until v6
+      local t0 = casync.now()
+      local c = assert(casync.tcp.connect("dual.test", port))
+      print("both", c:read_line(), casync.now() - t0 < 0.2)
+      c:close()
+      v6:close()
+      t0 = casync.now()
+      c = assert(casync.tcp.connect("dual.test", port))
+      print("v6 refused", c:read_line(), casync.now() - t0 < 0.2)
+      c:close()
+      local bh6 = blackhole("::1", port)
+      t0 = casync.now()
+      c = assert(casync.tcp.connect("dual.test", port, {timeout = 5}))
+      local dt = casync.now() - t0
+      print("v6 blackholed", c:read_line(), dt >= 0.25 and dt < 1.5)
+      c:close()
+      v4:close()
+      casync.sleep(0.01)
+      local bh4 = blackhole("127.0.0.1", port)
+      t0 = casync.now()
+      local c2, err = casync.tcp.connect("dual.test", port, {timeout = 0.6})
+      dt = casync.now() - t0
+      print("both blackholed", c2, err.kind, dt >= 0.6 and dt < 2)
+      local t = casync.spawn(casync.tcp.connect, "dual.test", port)
+      casync.sleep(0.3) -- both attempts under way
+      t:cancel()
+      local ok, e = pcall(t.wait, t)
+      print("cancelled", ok, e.kind)
+      release(bh6)
+      release(bh4)
+      casync.sleep(0.05)
+      print("streams left", streams())
+    end)
+  ]==]
+
+  it("prefers the first family, falls back at once or after 250 ms, leaks nothing", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local hosts = assert(io.open(dir .. "/hosts", "w"))
+    hosts:write("127.0.0.1 localhost\n::1 dual.test\n127.0.0.1 dual.test\n")
+    hosts:close()
+    local f = assert(io.open(dir .. "/he.lua", "w"))
+    f:write(("package.path = %q .. package.path; package.cpath = %q .. package.cpath\n")
+      :format(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;",
+              helper.build .. "/lib/?.so;"), script)
+    f:close()
+    local code, out, err = helper.sh(("unshare -m sh -c 'mount --bind %s/hosts /etc/hosts && " ..
+      "lua5.4 %s/he.lua %s/spec/peers'"):format(dir, dir, helper.root))
+    os.execute("rm -rf " .. dir)
+    if code ~= 0 and err:find("unshare", 1, true) then
+      return pending("no mount namespace here: " .. err)
+    end
+    assert.equal(0, code, err)
+    assert.equal(table.concat({
+      "both\tv6\ttrue",
+      "v6 refused\tv4\ttrue",
+      "v6 blackholed\tv4\ttrue",
+      "both blackholed\tnil\ttimeout\ttrue",
+      "cancelled\tfalse\tcancelled",
+      "streams left\t0", ""}, "\n"), out)
+  end)
+
+  it("listens on a name without blocking the loop (in a task)", nasync(function()
+    local ticks = 0
+    local ticker = casync.spawn(function()
+      while true do casync.sleep(0.001) ticks = ticks + 1 end
+    end)
+    local srv = assert(casync.tcp.listen("localhost", 0, echo))
+    assert.equal("127.0.0.1", (srv:address()))
+    local c <close> = assert(casync.tcp.connect("localhost", srv:port()))
+    c:write("named\n")
+    assert.equal("named", c:read_line())
+    c:close()
+    srv:close()
+    ticker:cancel()
+    pcall(ticker.wait, ticker)
+    local s2, err = casync.tcp.listen("no-such-host.invalid", 0, echo)
+    assert.is_nil(s2)
+    assert.equal("io", err.kind)
+    assert.truthy(err.message:find("^listen: "))
+  end))
+
+  it("a name outside a task is refused; a numeric address works anywhere", function()
+    local ok, err = pcall(casync.tcp.listen, "localhost", 0, echo)
+    assert.is_false(ok)
+    assert.truthy(err:find("a host name is resolved without blocking the loop", 1, true))
+    local srv = assert(casync.tcp.listen("127.0.0.1", 0, echo))
+    srv:close()
+    srv = assert(casync.tcp.listen("::1", 0, echo))
+    srv:close()
+  end)
+end)

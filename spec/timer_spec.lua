@@ -234,3 +234,67 @@ describe("casync.now", function()
     assert.equal("number", type(casync.now("ignored", {})))
   end)
 end)
+
+describe("casync.sleep_until", function()
+  it("wakes at an absolute time on casync.now()'s clock, never early",
+     async(function()
+    local at = casync.now() + 0.05
+    casync.sleep_until(at)
+    assert.is_true(casync.now() >= at)
+  end))
+
+  it("orders tasks by their times, whatever the order they started in",
+     async(function()
+    local order, base = {}, casync.now()
+    local tasks = {}
+    for i, dt in ipairs({0.03, 0.01, 0.02}) do
+      tasks[i] = casync.spawn(function()
+        casync.sleep_until(base + dt)
+        order[#order + 1] = dt
+      end)
+    end
+    casync.gather(tasks)
+    assert.same({0.01, 0.02, 0.03}, order)
+  end))
+
+  it("a time in the past lets the other ready tasks run first", async(function()
+    local ran = false
+    casync.spawn(function() ran = true end)
+    casync.sleep_until(casync.now() - 10)
+    assert.is_true(ran)
+    assert.equal(0, casync._stats().timers - 1) -- only the helper's timeout
+  end))
+
+  it("is cancelled at its suspension point, leaving no timer", async(function()
+    local base = casync._stats().timers
+    local t = casync.spawn(function() casync.sleep_until(casync.now() + 60) end)
+    casync.sleep(0)
+    assert.equal(base + 1, casync._stats().timers)
+    t:cancel()
+    assert.is_false(pcall(t.wait, t))
+    assert.is_true(t:cancelled())
+    assert.equal(base, casync._stats().timers)
+  end))
+
+  it("checks its argument and refuses to wait outside a task", async(function()
+    assert.matches("bad argument #1 to '[%w%._]*sleep_until' %(number " ..
+                   "expected, got no value%)", helper.errmsg(casync.sleep_until))
+    assert.matches("bad argument #1 to '[%w%._]*sleep_until' %(number " ..
+                   "expected, got NaN%)", helper.errmsg(casync.sleep_until, 0 / 0))
+    assert.matches("number expected, got string",
+                   helper.errmsg(casync.sleep_until, "soon"))
+    local code, _, err = helper.lua([[
+      local casync = require "casync"
+      casync.sleep_until(casync.now() + 1)]])
+    assert.equal(1, code)
+    assert.matches("sleep_until: must be called inside a task", err)
+  end))
+
+  it("far in the future is practically never (until cancelled)", async(function()
+    local t = casync.spawn(function() casync.sleep_until(math.huge) end)
+    casync.sleep(0.01)
+    assert.is_false(t:done())
+    t:cancel()
+    assert.is_false(pcall(t.wait, t))
+  end))
+end)

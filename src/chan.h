@@ -23,16 +23,11 @@ typedef struct chan {
   lua_Integer unfinished; /* queues: items put and not yet task_done */
   lua_Integer seq;        /* priority queues: arrival numbers */
   casync_wqueue joiners;  /* queues: tasks in join() */
+  lua_Integer id;         /* channel#id, queue#id in task dumps */
+  int is_queue;
 } chan;
 
-typedef struct select_state {
-  casync_task *task;
-  int n, fired; /* fired: the case index, 0 for none yet / timed out */
-  casync_wnode w[];
-} select_state;
 
-void casync__chan_unlink_select(select_state *s);
-void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status);
 void casync__chan_take_from(lua_State *L, casync_wnode *w);
 chan *casync__chan_check(lua_State *L, int idx);
 chan *casync__queue_check(lua_State *L, int idx);
@@ -51,6 +46,7 @@ lua_Integer casync__chan_check_capacity(lua_State *L, int arg,
                                         const char *what);
 chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                        const char *mt);
+void casync__chan_describe(lua_State *L, chan *c, const char *op);
 void casync__chan_new_type(lua_State *L, const char *name,
                            const luaL_Reg *methods, lua_CFunction tostring,
                            lua_CFunction len);

@@ -147,22 +147,6 @@ static void buf_pop(lua_State *L, chan *c, int chidx) {
 
 /* ------------------------------------------------------------- serving */
 
-void casync__chan_unlink_select(select_state *s) {
-  int i;
-  for (i = 0; i < s->n; i++) casync__wq_remove(&s->w[i]);
-}
-
-/* w (already off its queue) was served with `status`: wake its task. */
-void casync__chan_serve(casync_ctx *lp, casync_wnode *w, int status) {
-  w->status = status;
-  if (w->sel) {
-    select_state *s = w->sel;
-    s->fired = w->idx;
-    casync__chan_unlink_select(s);
-  }
-  casync__wake(lp, w->task, WAKE_OK);
-}
-
 /* Pushes the value of waiting sender w onto L. */
 void casync__chan_take_from(lua_State *L, casync_wnode *w) {
   lua_State *co = w->task->co;
@@ -199,7 +183,7 @@ int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
   casync_wnode *r = casync__wq_pop(&c->receivers);
   if (r) {
     give_to(L, r);
-    casync__chan_serve(lp, r, WN_OK);
+    casync__wq_serve(lp, r, WN_OK);
   } else if (c->count < c->cap)
     buf_push(L, c, chidx, prio);
   else
@@ -222,14 +206,14 @@ int casync__chan_try_recv(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
       casync__chan_take_from(L, s);
       buf_push(L, c, chidx, prio);
       c->unfinished++;
-      casync__chan_serve(lp, s, WN_OK);
+      casync__wq_serve(lp, s, WN_OK);
     }
     return 1;
   }
   if ((s = casync__wq_pop(&c->senders)) != NULL) {
     casync__chan_take_from(L, s);
     c->unfinished++;
-    casync__chan_serve(lp, s, WN_OK);
+    casync__wq_serve(lp, s, WN_OK);
     return 1;
   }
   if (c->closed) {
@@ -245,8 +229,8 @@ void casync__chan_close(casync_ctx *lp, chan *c) {
   casync_wnode *w;
   if (c->closed) return;
   c->closed = 1;
-  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
-  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__chan_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
 }
 
 /* ----------------------------------------------------- send and recv */
@@ -259,14 +243,51 @@ int casync__chan_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken send, put, recv, get or join was served: keep what it got. */
+static int count(const casync_wqueue *q) {
+  const casync_wnode *w;
+  int n = 0;
+  for (w = q->head; w; w = w->next) n++;
+  return n;
+}
+
+/* Pushes "recv on channel#3 (cap 0, 2 senders waiting)" for op on c:
+ * the other side's waiters, for a receiving op the senders. */
+void casync__chan_describe(lua_State *L, chan *c, const char *op) {
+  int recv = op[0] == 'r' || op[0] == 'g';
+  int n = count(recv ? &c->senders : &c->receivers);
+  const char *other = recv ? "sender" : "receiver";
+  if (c->is_queue)
+    lua_pushfstring(L, "%s on queue#%I (%I item%s%s, %d %s%s waiting)", op,
+                    c->id, c->count, c->count == 1 ? "" : "s",
+                    c->closed ? ", closed" : "", n, recv ? "putter" : "getter",
+                    n == 1 ? "" : "s");
+  else
+    lua_pushfstring(L, "%s on channel#%I (cap %I, %d %s%s waiting%s)", op,
+                    c->id, c->cap, n, other, n == 1 ? "" : "s",
+                    c->closed ? ", closed" : "");
+}
+
+static void send_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "send");
+}
+static void put_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "put");
+}
+static void recv_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "recv");
+}
+static void get_describe(lua_State *L, casync_task *t) {
+  casync__chan_describe(L, t->wait_obj, "get");
+}
+
 static const casync_wait_kind send_wait = {"send", "channel send",
-                                           casync__chan_cancel, CASYNC_WK_KEEPS};
-static const casync_wait_kind put_wait = {"put", "queue put", casync__chan_cancel,
-                                          CASYNC_WK_KEEPS};
+  casync__chan_cancel, CASYNC_WK_KEEPS, send_describe};
+static const casync_wait_kind put_wait = {"put", "queue put",
+  casync__chan_cancel, CASYNC_WK_KEEPS, put_describe};
 static const casync_wait_kind recv_wait = {"recv", "channel recv",
-                                           casync__chan_cancel, CASYNC_WK_KEEPS};
-static const casync_wait_kind get_wait = {"get", "queue get", casync__chan_cancel,
-                                          CASYNC_WK_KEEPS};
+  casync__chan_cancel, CASYNC_WK_KEEPS, recv_describe};
+static const casync_wait_kind get_wait = {"get", "queue get",
+  casync__chan_cancel, CASYNC_WK_KEEPS, get_describe};
 
 /* Queues t's wait node for op on q. */
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
@@ -446,6 +467,8 @@ chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                       const char *mt) {
   chan *c = lua_newuserdatauv(L, sizeof *c, order == ORDER_PRIORITY ? 2 : 1);
   memset(c, 0, sizeof *c);
+  c->id = ++CASYNC_CTX(L)->next_obj_id;
+  c->is_queue = strcmp(mt, CASYNC_QUEUE_MT) == 0;
   c->cap = cap;
   c->head = 1;
   c->order = order;

@@ -135,14 +135,28 @@ static int group_cancel(casync_ctx *lp, casync_task *w, int why) {
 }
 
 /* The continuation decides what a cancellation does to the results. */
+static void group_describe(lua_State *L, casync_task *t) {
+  group *g = t->wait_obj;
+  lua_pushfstring(L, "%s of %d task%s (%d still running)", mode_names[g->mode],
+                  g->n, g->n == 1 ? "" : "s", g->pending);
+}
+
+static int group_blockers(lua_State *L, casync_task *t, casync_task **out,
+                          int max) {
+  group *g = t->wait_obj;
+  int i, n = 0;
+  (void)L;
+  for (i = 0; i < g->n && n < max; i++)
+    if (g->m[i].task->state != T_DONE) out[n++] = g->m[i].task;
+  return n;
+}
+
+#define GROUP(name) {name, name, group_cancel, CASYNC_WK_KEEPS, \
+                     group_describe, group_blockers}
 static const casync_wait_kind group_waits[] = {
-  {"gather", "gather", group_cancel, CASYNC_WK_KEEPS},
-  {"all_settled", "all_settled", group_cancel, CASYNC_WK_KEEPS},
-  {"race", "race", group_cancel, CASYNC_WK_KEEPS},
-  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
-  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
-  {"wait", "wait", group_cancel, CASYNC_WK_KEEPS},
-  {"wait_for", "wait_for", group_cancel, CASYNC_WK_KEEPS}};
+  GROUP("gather"), GROUP("all_settled"), GROUP("race"), GROUP("wait"),
+  GROUP("wait"), GROUP("wait"), GROUP("wait_for")};
+#undef GROUP
 
 /* ------------------------------------------------------------- results */
 

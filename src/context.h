@@ -48,7 +48,8 @@ enum {
   CTX_WATCHDOG,  /* {on_block, queued reports} */
   CTX_POOL,      /* casync.thread's default pool, made on first use */
   CTX_STANDINS,  /* luv stand-ins by handle class (light userdata) */
-  CTX_NUSER = CTX_STANDINS
+  CTX_CONTEXT,   /* the root task-local context: {context =, context_shared =} */
+  CTX_NUSER = CTX_CONTEXT
 };
 
 /* Parts of the state with something to stop at the end, in the order the
@@ -120,12 +121,26 @@ struct casync_ctx {
   uint64_t armed_for;       /* deadline the uv timer is armed for, 0 = none */
   int in_timer;             /* inside on_timer: rearm once at the end */
   lua_Integer next_id;
+  lua_Integer next_obj_id;  /* channel#3, lock#1, ...: ids for dumps */
   int live;                 /* tasks not yet ended */
   int running;              /* inside casync.run: 1, 2 once main ended */
   int draining;             /* inside the drain (a libuv callback) */
   int grace_expired;
   uint64_t rng;             /* select's random choice */
   int pool_len;             /* recycled coroutines available */
+  /* testing and seeing what runs (timer.c, sched.c, trace.c, debug.c) */
+  uint64_t clock_offset;    /* casync.now() = real time + this (ns) */
+  int virtual_clock;        /* time jumps when every task waits on time */
+  int external;             /* tasks waiting on I/O, threads, processes */
+  int seeded;               /* ready tasks run in a seeded random order */
+  uint64_t seed, seed_rng;
+  uint64_t preempt_ns;      /* opt-in: a task running longer is yielded */
+  int preempted;            /* preempt_ns was set once: hooks to mind */
+  int slice_over;           /* a task was preempted: the drain ends */
+  uint64_t run_start;       /* when the running task was resumed (ns) */
+  struct casync_trace *trace; /* the recorder, NULL when off */
+  int debug;                /* debug mode: cycles, leaks, CPU time */
+  int root_context;         /* code outside tasks has context values */
   /* published around each lua_resume for the watchdog thread: odd while
    * a task runs; only the loop's thread writes them */
   atomic_ulong run_seq;
@@ -144,6 +159,7 @@ struct casync_ctx {
   int pins;                 /* values anchored for libuv */
   int requests;             /* requests in flight (debug counts) */
   int http_blocks;          /* HTTP server and connection blocks */
+  int fs_blocks;            /* fs request blocks not yet freed */
 };
 
 /* context.c */
@@ -162,6 +178,10 @@ casync_handle *casync__handle_of(uv_handle_t *uvh);
 void casync__handle_pin(lua_State *L, casync_handle *h, int idx);
 void casync__handle_unpin(casync_handle *h);
 int casync__ctx_debug(lua_State *L);
+
+/* signame.c: signals by name ("SIGTERM", "term") and number */
+int casync__signal_number(lua_State *L, int arg);
+const char *casync__signal_name(int signum);
 
 /* error.c: error values (kind, code, message; tostring "kind: message") */
 #define CASYNC_ERROR_MT "casync.Error"

@@ -73,7 +73,7 @@ static int lookup_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 static const casync_wait_kind lookup_wait = {"resolve", "resolve",
-                                             lookup_cancel, 0};
+                                             lookup_cancel, CASYNC_WK_EXTERNAL};
 
 /* Starts resolving host (service: a port number as a string, or NULL) for
  * family (AF_UNSPEC, AF_INET, AF_INET6); pushes the lookup userdata and

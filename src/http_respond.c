@@ -48,9 +48,17 @@ static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+/* For task dumps: "http response write (N bytes not taken yet)". */
+static void write_describe(lua_State *L, casync_task *t) {
+  hconn *c = t->wait_obj;
+  lua_pushfstring(L, "http response write (%I bytes not taken yet)",
+                  (lua_Integer)(c->s ? casync__stream_write_queue(c->s) : 0));
+}
+
 /* A woken write is done: its fate is kept. */
 static const casync_wait_kind resp_write_wait = {
-    "write", "http response write", write_cancel, CASYNC_WK_KEEPS};
+    "write", "http response write", write_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, write_describe, NULL};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 

@@ -6,71 +6,12 @@
 
 #include "prim.h"
 
-/* fs.c, file.c: casync.fs (issue 5) */
+/* casync.fs (fs.c and the files fs.h lists) */
 #define CASYNC_FILE_MT "casync.File"
-
-/* What a request does; chains go through several steps. */
-enum {
-  FSOP_SIMPLE = 1, /* one libuv call; results from req (stat, rename, ...) */
-  FSOP_READ_FILE,
-  FSOP_WRITE_FILE,
-  FSOP_MKDIR_P,
-  FSOP_REMOVE,
-  FSOP_FREAD,  /* file:read */
-  FSOP_FWRITE, /* file:write */
-  FSOP_FREAD_ALL
-};
-
-/* The libuv side of an open file (file.c): freed when Lua let go and no
- * request uses it. */
-typedef struct casync_file {
-  uv_file fd;     /* -1 once closed */
-  int inflight;   /* requests using fd */
-  int closing;    /* close() was called (while requests were in flight) */
-  int lua_gone;   /* the userdata was collected or closed */
-} casync_file;
-
-/* A request: libuv's from uv_fs_* until its callback, then its userdata's
- * (on the waiting task's stack). */
-typedef struct casync_fsreq {
-  uv_fs_t req;
-  casync_ctx *lp;
-  casync_task *task; /* the waiting task, NULL once it stopped waiting */
-  struct fs_ud *ud;  /* the userdata owning it after the callback */
-  int op, step;
-  int done;          /* the operation (the whole chain) ended */
-  int status;        /* 0 or the first libuv error */
-  const char *failed_op; /* the step that failed ("open", "read", ...) */
-  int req_dirty;     /* req needs uv_fs_req_cleanup */
-  uv_file fd;        /* a chain's own descriptor, -1 when none */
-  casync_file *file; /* file methods: the file (its inflight counted) */
-  char *buf;         /* data read or to write (owned) */
-  size_t len, cap, pos;
-  int64_t offset;    /* file offset, -1 for the current position */
-  int flags, mode;
-  char *path;        /* chains: a copy of the path */
-  size_t plen, pdone; /* mkdir -p: the prefix made so far */
-  uv_stat_t st;
-} casync_fsreq;
-
 void casync__fs_open(lua_State *L);
-casync_fsreq *casync__fs_req(lua_State *L, casync_ctx *lp, int op);
-int casync__fs_wait(lua_State *L, casync_task *t, casync_fsreq *r, int rc,
-                    int ctx, const char *what, lua_KFunction k);
-int casync__fs_k(lua_State *L, int status, lua_KContext ctx);
-int casync__fs_read_more(casync_fsreq *r);
-int casync__fs_write_more(casync_fsreq *r);
-void casync__fs_cb(uv_fs_t *req);
-void casync__fs_file_release(casync_file *f);
-const char *casync__fs_check_path(lua_State *L, int arg);
-int casync__fs_opt_perm(lua_State *L, int arg, int def);
-void casync__file_open(lua_State *L);
-int casync__fs_push_file(lua_State *L, uv_file fd, int pidx);
 int casync__fs_fileno(lua_State *L, int idx);
 
 /* signal.c, process.c */
-int casync__signal_number(lua_State *L, int arg);
-const char *casync__signal_name(int signum);
 void casync__signal_open(lua_State *L);
 void casync__process_open(lua_State *L);
 
@@ -81,6 +22,12 @@ void casync__process_open(lua_State *L);
 #define CASYNC_SERVER_MT "casync.Server"
 typedef struct casync_stream casync_stream;
 typedef struct casync_server casync_server;
+typedef struct casync_tls casync_tls;           /* tls.c: a stream's TLS layer */
+typedef struct casync_tls_conf casync_tls_conf; /* tls_conf.c: its settings */
+
+/* A stream status (s->rerr, a connect's or write's outcome) that is no
+ * libuv error: the TLS layer failed, and says why (casync__stream_err). */
+#define CASYNC_ETLS (-5000)
 
 enum { CASYNC_TCP = 1, CASYNC_PIPE, CASYNC_TTY }; /* kinds of stream */
 
@@ -117,6 +64,7 @@ struct casync_stream {
    * casync__stream_consume */
   void (*on_data)(casync_stream *s, void *arg);
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
+  casync_tls *tls;          /* the TLS layer, NULL for a plain stream */
 };
 
 /* net.c */
@@ -130,6 +78,12 @@ int casync__net_parse_ip(const char *host, int port,
                          struct sockaddr_storage *ss);
 int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
                           struct sockaddr_storage *ss);
+int casync__net_resolve(lua_State *L, const char *fname, const char *host,
+                        int port, struct sockaddr_storage *ss,
+                        lua_KFunction k, lua_KContext kc);
+int casync__net_lookup_addr(lua_State *L, int idx, int port,
+                            struct sockaddr_storage *ss);
+lua_Integer casync__net_check_port(lua_State *L, int arg);
 
 /* stream.c */
 casync_stream *casync__stream_new(lua_State *L, casync_ctx *ctx, int kind,
@@ -144,6 +98,8 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
                            lua_KContext kc);
 int casync__stream_connect_status(lua_State *L, int sidx);
 int casync__stream_count(casync_ctx *ctx);
+int casync__stream_err(lua_State *L, casync_stream *s, const char *op,
+                       int err);
 void casync__stream_open(lua_State *L);
 void casync__stream_consume(casync_stream *s, size_t n);
 int casync__stream_read_start(casync_stream *s);
@@ -158,6 +114,24 @@ int casync__stream_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
 size_t casync__stream_write_queue(casync_stream *s);
 int casync__stream_shutdown(casync_stream *s, uv_shutdown_t *req,
                             uv_shutdown_cb cb);
+
+/* tls.c, tls_conf.c, tls_lua.c: TLS (OpenSSL 3) as a layer inside a
+ * stream: the reads, writes, shutdown and close of stream.c go through it,
+ * so code on a TLS stream is the same as on a plain one. */
+casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
+                                  const char *fname);
+int casync__tls_start(casync_stream *s, casync_tls_conf *c, const char *host);
+int casync__tls_handshake(lua_State *L, casync_task *t, int sidx,
+                          uint64_t deadline, lua_KFunction k,
+                          lua_KContext kc);
+int casync__tls_handshake_result(lua_State *L, casync_task *t, int sidx,
+                                 const char *op, double timeout);
+int casync__tls_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
+                     void (*done)(void *arg, int status), void *arg);
+void casync__tls_shutdown(casync_stream *s);
+int casync__tls_push_error(lua_State *L, casync_stream *s, const char *op);
+extern const luaL_Reg casync__stream_tls_methods[];
+void casync__tls_open(lua_State *L);
 
 /* stdio.c */
 void casync__stdio_open(lua_State *L);
@@ -178,8 +152,14 @@ void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
 int casync__server_count(casync_ctx *ctx);
 void casync__server_open(lua_State *L);
 
-/* tcp.c, pipe.c, dns.c */
+/* tcp.c, connect.c, pipe.c, dns.c, udp.c */
+int casync__tcp_connect(lua_State *L, casync_task *t, const char *host,
+                        int port, uint64_t deadline, double timeout,
+                        lua_KFunction k, lua_KContext kc);
+int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
+                       int port, int hidx, int backlog);
 void casync__tcp_open(lua_State *L);
+void casync__udp_open(lua_State *L);
 void casync__pipe_open(lua_State *L);
 int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
                        const char *service, int family, uint64_t deadline,

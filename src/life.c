@@ -57,7 +57,7 @@ void casync__task_describe(lua_State *L, casync_task *t, int tidx) {
 
 /* Message handler of the body: records where it failed (while the stack
  * is still there) and hands the error value on unchanged. */
-static int task_msgh(lua_State *co) {
+int casync__task_msgh(lua_State *co) {
   casync_ctx *lp = casync__ctx_get(co);
   casync_task *t = lp ? lp->current : NULL;
   if (!t || t->co != co) return 1;
@@ -65,6 +65,15 @@ static int task_msgh(lua_State *co) {
   luaL_checkstack(co, 8, NULL);
   casync__push_task(co, lp, t);
   casync__extras(co, -1);
+  /* raised again by casync (a scope that caught it): where it failed was
+   * recorded the first time */
+  if (lua_getfield(co, -1, "reraised") != LUA_TNIL && lua_rawequal(co, -1, 1)) {
+    lua_pushnil(co);
+    lua_setfield(co, -3, "reraised");
+    lua_settop(co, 1);
+    return 1;
+  }
+  lua_pop(co, 1);
   if (casync__error_is(co, 1, "cancelled")) {
     /* Cancellations are routine (every gather error, race and timeout
      * makes some) and a full traceback costs tens of microseconds (it
@@ -207,7 +216,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   }
   if (t->spawn_line > 0) lua_xmove(L, co, 1);
   else lua_pushnil(co);
-  lua_pushcfunction(co, task_msgh);
+  lua_pushcfunction(co, casync__task_msgh);
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   /* anchored while it lives: nobody has to hold it for it to finish */
@@ -224,6 +233,13 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
     t->flags |= TF_NAMED;
   }
   lp->live++;
+  { /* the spawner's task-local context, shared until one of them writes */
+    casync_task *by = lp->current;
+    t->parent_id = by ? by->id : 0;
+    if (by ? (by->flags & TF_CONTEXT) != 0 : lp->root_context)
+      casync__context_inherit(L, by, t, tidx);
+    if (lp->trace) casync__trace_spawn(L, lp, t, tidx, by);
+  }
   return t;
 }
 
@@ -369,6 +385,8 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
+  if (t->cscope) casync__scope_task_ended(L, lp, t, tidx);
+  if (lp->trace) casync__trace_end(lp, t);
   t->co = NULL;
   t->state = T_DONE;
   t->wait = NULL;
@@ -425,4 +443,17 @@ int casync__traceback_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg) luaL_traceback(L, L, msg, 1);
   return 1;
+}
+
+/* Raises again the error on top of L, which casync caught in task t with
+ * casync__task_msgh as the message handler: its traceback stays the one
+ * recorded where it was first raised. */
+int casync__reraise(lua_State *L, casync_task *t) {
+  luaL_checkstack(L, 4, NULL);
+  casync__push_task(L, t->loop, t);
+  casync__extras(L, -1);
+  lua_pushvalue(L, -3);
+  lua_setfield(L, -2, "reraised");
+  lua_pop(L, 2);
+  return lua_error(L);
 }

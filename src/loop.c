@@ -36,6 +36,7 @@ static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   if (lp->live > 1)
     lua_pushfstring(L, " (%d other task%s waiting too)", lp->live - 1,
                     lp->live > 2 ? "s are" : " is");
+  casync__push_blocked(L, main); /* every blocked task, and a cycle */
   lua_concat(L, lua_gettop(L) - top);
   casync__error_push(L, "deadlock", NULL, "%s", lua_tostring(L, -1));
   lua_remove(L, -2);
@@ -92,6 +93,74 @@ static void unwind(casync_ctx *lp) {
 
 /* Runs fn (at 1) with the arguments after it as the main task.  On success
  * leaves true and its results; on failure false, the error, its traceback. */
+/* Is the table at idx casync.run's options ({clock =, seed =, preempt =}
+ * and nothing else), rather than an argument for fn? */
+static int is_options(lua_State *L, int idx) {
+  static const char *const keys[] = {"clock", "seed", "preempt", NULL};
+  int n = 0, i;
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  if (lua_getmetatable(L, idx)) { /* an object, not options */
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+    lua_pop(L, 1);
+    for (i = 0; keys[i] && strcmp(keys[i], k) != 0; i++) {}
+    if (!keys[i]) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    n++;
+  }
+  return n > 0;
+}
+
+static uint64_t mix(uint64_t x) { /* splitmix64: a seed to a state */
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return (x ^ (x >> 31)) | 1;
+}
+
+/* Reads casync.run's options at 2 (then removed), and CASYNC_SEED. */
+static void run_options(lua_State *L, casync_ctx *lp) {
+  const char *env = getenv("CASYNC_SEED");
+  lp->virtual_clock = 0;
+  lp->seeded = 0;
+  lp->preempt_ns = 0;
+  if (env && *env) {
+    lp->seeded = 1;
+    lp->seed = (uint64_t)strtoull(env, NULL, 10);
+  }
+  if (!is_options(L, 2)) return;
+  if (lua_getfield(L, 2, "clock") != LUA_TNIL) {
+    const char *c = lua_tostring(L, -1);
+    if (!c || (strcmp(c, "virtual") && strcmp(c, "real")))
+      luaL_argerror(L, 2, "opts.clock must be \"virtual\" or \"real\"");
+    lp->virtual_clock = strcmp(c, "virtual") == 0;
+  }
+  if (lua_getfield(L, 2, "seed") != LUA_TNIL) {
+    int isint;
+    lua_Integer n = lua_tointegerx(L, -1, &isint);
+    if (!isint) luaL_argerror(L, 2, "opts.seed must be an integer");
+    lp->seeded = 1;
+    lp->seed = (uint64_t)n;
+  }
+  if (lua_getfield(L, 2, "preempt") != LUA_TNIL) {
+    int isnum;
+    double s = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(s > 0 && s < 1e6))
+      luaL_argerror(L, 2, "opts.preempt must be a positive number of seconds");
+    lp->preempt_ns = (uint64_t)(s * 1e9);
+    if (lp->preempt_ns == 0) lp->preempt_ns = 1;
+    lp->preempted = 1;
+  }
+  lua_pop(L, 3);
+  lua_remove(L, 2);
+}
+
 static int run_main(lua_State *L, casync_ctx *lp) {
   casync_task *main;
   int midx, deadlock = 0, base, interrupted;
@@ -102,6 +171,9 @@ static int run_main(lua_State *L, casync_ctx *lp) {
     return luaL_error(L, "run: the loop is already running (nested run)");
   if (luv_context(L)->mode != -1) /* libuv's uv_run is not reentrant */
     return luaL_error(L, "run: the loop is already running (inside uv.run)");
+  run_options(L, lp);
+  if (lp->seeded) /* the same order of ready tasks and of select's ties */
+    lp->seed_rng = lp->rng = mix(lp->seed);
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
   main->flags |= TF_MAIN | TF_OBSERVED;
   midx = lua_gettop(L);
@@ -118,12 +190,22 @@ static int run_main(lua_State *L, casync_ctx *lp) {
     }
   }
   lp->running = 2;
+  if (!deadlock) casync__report_leaks(L, lp); /* debug mode */
   casync__unhold(lp); /* what was ready when main ended: cancelled now */
   cancel_all(L, lp, NULL);
   unwind(lp);
   interrupted = casync__sigint_end(L, lp);
   report_failures(L);
   lp->running = 0;
+  lp->virtual_clock = 0;
+  lp->preempt_ns = 0;
+  if (lp->seeded && (deadlock || main->outcome != OUT_OK)) {
+    fprintf(stderr, "casync: the run failed under seed %llu "
+            "(CASYNC_SEED=%llu replays it)\n", (unsigned long long)lp->seed,
+            (unsigned long long)lp->seed);
+    fflush(stderr);
+  }
+  lp->seeded = 0;
   base = lua_gettop(L);
   if (interrupted) { /* whatever main did with the cancellation */
     lua_pushboolean(L, 0);

@@ -15,7 +15,13 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__sched_open(L, ctx);
   casync__loop_open(L);
   casync__timer_open(L);
+  casync__sleep_until_open(L);
+  casync__cscope_open(L);
+  casync__scope_open(L);
+  casync__tcontext_open(L);
+  casync__trace_open(L);
   casync__task_open(L);
+  casync__debug_open(L); /* adds task:info */
   casync__watchdog_open(L);
   /* primitives */
   casync__combinators_open(L);
@@ -32,6 +38,8 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__tcp_open(L);
   casync__pipe_open(L);
   casync__dns_open(L);
+  casync__tls_open(L);
+  casync__udp_open(L);
   casync__fs_open(L);
   casync__signal_open(L);
   casync__process_open(L);

@@ -62,8 +62,10 @@ int casync__net_parse_ip(const char *host, int port,
   return 0;
 }
 
-/* The address to listen on: host numeric, else looked up (synchronously:
- * a listener is made once), with port.  Returns 0 or a libuv error. */
+/* The address to listen on: host numeric, else looked up synchronously,
+ * with port.  Returns 0 or a libuv error.  Only http.serve still uses it;
+ * tcp.listen, tls.listen and udp.bind resolve without blocking the loop
+ * (casync__net_resolve). */
 int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
                           struct sockaddr_storage *ss) {
   uv_getaddrinfo_t req;
@@ -78,6 +80,43 @@ int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
   if (r < 0) return r;
   memcpy(ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
   uv_freeaddrinfo(req.addrinfo);
+  if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+  else
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  return 0;
+}
+
+/* The address to bind a socket to, for Lua function fname: a numeric
+ * host fills *ss with port and returns 0, in a task or not.  A name is
+ * looked up without blocking the loop, so it needs a task (raises
+ * otherwise): the lookup is pushed, the task suspends and k(kc) goes on,
+ * where casync__net_lookup_addr gives the address.  Does not return then. */
+int casync__net_resolve(lua_State *L, const char *fname, const char *host,
+                        int port, struct sockaddr_storage *ss,
+                        lua_KFunction k, lua_KContext kc) {
+  casync_ctx *ctx = CASYNC_CTX(L);
+  casync_task *t;
+  if (casync__net_parse_ip(host, port, ss)) return 0;
+  if (!ctx->current || ctx->current->co != L)
+    return luaL_error(L, "%s: a host name is resolved without blocking the "
+                      "loop, so it needs a task (or give a numeric address "
+                      "such as \"127.0.0.1\")", fname);
+  t = casync__wait_begin(L, fname);
+  return casync__dns_lookup(L, t, host, NULL, AF_UNSPEC, 0, k, kc);
+}
+
+/* In k of casync__net_resolve (the lookup at idx): the first address the
+ * name has, with port, in *ss; returns 0 or the lookup's libuv error. */
+int casync__net_lookup_addr(lua_State *L, int idx, int port,
+                            struct sockaddr_storage *ss) {
+  int st;
+  struct addrinfo *ai = casync__dns_result(L, idx, &st);
+  for (; ai; ai = ai->ai_next)
+    if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) break;
+  if (!ai) return st < 0 ? st : UV_EAI_NONAME;
+  memset(ss, 0, sizeof *ss);
+  memcpy(ss, ai->ai_addr, ai->ai_addrlen);
   if (ss->ss_family == AF_INET)
     ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
   else

@@ -428,8 +428,12 @@ static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken wait has the exit status: kept. */
+static void proc_describe(lua_State *L, casync_task *t) {
+  lua_pushfstring(L, "wait for process %d", ((proc_blk *)t->wait_obj)->h.pid);
+}
+
 static const casync_wait_kind proc_wait = {"wait", "process wait",
-                                           wait_cancel, CASYNC_WK_KEEPS};
+  wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, proc_describe};
 
 static int wait_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

@@ -65,14 +65,19 @@ static int meth_task_done(lua_State *L) {
   if (c->unfinished <= 0)
     return luaL_error(L, "task_done: called more times than items were put");
   if (--c->unfinished > 0) return 0;
-  while ((w = casync__wq_pop(&c->joiners)) != NULL) casync__chan_serve(lp, w, WN_OK);
+  while ((w = casync__wq_pop(&c->joiners)) != NULL) casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
 /* A woken join is done: kept. */
+static void join_describe(lua_State *L, casync_task *t) {
+  chan *c = t->wait_obj;
+  lua_pushfstring(L, "join on queue#%I (%I unfinished)", c->id, c->unfinished);
+}
+
 static const casync_wait_kind join_wait = {"join", "queue join",
                                            casync__chan_cancel,
-                                           CASYNC_WK_KEEPS};
+                                           CASYNC_WK_KEEPS, join_describe};
 
 static int join_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

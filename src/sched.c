@@ -33,6 +33,11 @@ void casync__enqueue(casync_ctx *lp, casync_task *t) {
  * its deadline, if any, is called off. */
 void casync__wake(casync_ctx *lp, casync_task *t, int wake) {
   if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (t->flags & TF_EXTERNAL) {
+    t->flags &= ~TF_EXTERNAL;
+    lp->external--;
+  }
+  if (lp->trace) casync__trace_wake(lp, t);
   t->wake = (unsigned char)wake;
   casync__enqueue(lp, t);
 }
@@ -69,10 +74,16 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
   /* A task that waits is woken now (or, in a combinator, once the tasks it
    * cancels in turn have unwound).  A ready or running one raises at its
    * next suspension point, so a value it was already handed is not lost. */
-  if (t->state == T_WAITING && t->wait->cancel) {
-    if (t->timer.list) casync__timer_remove(lp, &t->timer);
-    if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
-  }
+  if (!t->cscope || !casync__cs_shielded(t)) casync__interrupt(lp, t);
+}
+
+/* Cuts t's wait short with its cancellation, if it waits in a wait that
+ * can be cut short (a combinator's wakes it itself once its tasks have
+ * unwound). */
+void casync__interrupt(casync_ctx *lp, casync_task *t) {
+  if (t->state != T_WAITING || !t->wait->cancel) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (t->wait->cancel(lp, t, WAKE_CANCEL)) casync__wake(lp, t, WAKE_CANCEL);
 }
 
 /* ----------------------------------------------------------- observers */
@@ -103,6 +114,49 @@ void casync__obs_unlink(casync_task *t, casync_obs *o) {
   o->next = o->prev = NULL;
 }
 
+/* Waiting task t's coroutine was closed from outside (coroutine.close):
+ * it leaves its wait as a cancelled task does, and ends when resumed. */
+void casync__closed_outside(casync_task *t) {
+  casync_ctx *lp = t->loop;
+  if (t->state != T_WAITING) return;
+  if (t->timer.list) casync__timer_remove(lp, &t->timer);
+  if (!t->wait->cancel || t->wait->cancel(lp, t, WAKE_CANCEL))
+    casync__wake(lp, t, WAKE_CANCEL);
+}
+
+/* Ends started task t whose coroutine was closed from outside: cancelled,
+ * with an error saying so (its stack is gone). */
+static void finish_closed(lua_State *L, casync_ctx *lp, casync_task *t) {
+  lua_State *co = t->co;
+  lua_settop(co, 0);
+  casync__error_push(co, "cancelled", NULL, "the task's coroutine was "
+                     "closed from outside (coroutine.close)");
+  t->outcome = OUT_CANCELLED;
+  casync__finish(L, lp, t, LUA_OK, 1);
+}
+
+/* A task that has run longer than the slice without waiting is yielded
+ * at its next instruction that can yield (casync.run's preempt option). */
+static void preempt_hook(lua_State *co, lua_Debug *ar) {
+  casync_ctx *lp = casync__ctx_get(co);
+  (void)ar;
+  if (lp && lp->preempt_ns && casync__now_ns(lp) - lp->run_start >
+      lp->preempt_ns && lua_isyieldable(co)) {
+    lp->slice_over = 1; /* the drain ends: timers and I/O get their turn */
+    lua_yield(co, 0);   /* back in resume as a plain yield: requeued */
+  }
+}
+
+#define PREEMPT_COUNT 1000 /* instructions between looks at the clock */
+
+static void run_begin(casync_ctx *lp, lua_State *co) {
+  lp->run_start = casync__now_ns(lp);
+  if (lp->preempt_ns && lua_gethook(co) == NULL) /* the program's stays */
+    lua_sethook(co, preempt_hook, LUA_MASKCOUNT, PREEMPT_COUNT);
+  else if (!lp->preempt_ns && lua_gethook(co) == preempt_hook)
+    lua_sethook(co, NULL, 0, 0); /* left on a recycled coroutine */
+}
+
 /* The one place a task's coroutine is resumed. */
 static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_State *co = t->co;
@@ -114,13 +168,19 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
       return;
     }
     nargs = lua_gettop(co) - 1;
+  } else if (lua_status(co) != LUA_YIELD) {
+    finish_closed(L, lp, t);
+    return;
   }
   lp->current = t;
   t->state = T_RUNNING;
+  if (lp->trace || lp->preempted) run_begin(lp, co);
   CASYNC_RUN_BEGIN(lp, co); /* for the watchdog (watchdog.c) */
   status = lua_resume(co, L, nargs, &nres);
   CASYNC_RUN_END(lp);
   lp->current = NULL;
+  if (lp->trace) casync__trace_run(lp, t, lp->run_start);
+  if (lp->debug) t->cpu_ns += casync__now_ns(lp) - lp->run_start;
   if (status == LUA_YIELD) {
     if (t->state == T_RUNNING) { /* a plain coroutine.yield(): requeue */
       lua_pop(co, nres);
@@ -131,6 +191,45 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   casync__finish(L, lp, t, status, nres);
 }
 
+static void run_one(lua_State *L, casync_ctx *lp, casync_task *t) {
+  t->flags &= ~TF_QUEUED;
+  if (t->state == T_DONE) {
+    casync__push_task(L, lp, t);
+    casync__run_callbacks(L, lp, t);
+    lua_settop(L, 0);
+  } else
+    resume(L, lp, t);
+}
+
+static uint64_t seed_next(casync_ctx *lp) {
+  uint64_t x = lp->seed_rng; /* xorshift64*, from the run's seed */
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  lp->seed_rng = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Seeded schedules: the tasks ready at the start of a turn run in an
+ * order drawn from the seed (those made ready meanwhile, next turn). */
+static void drain_seeded(lua_State *L, casync_ctx *lp) {
+  casync_task **batch, *t;
+  int n = 0, i;
+  for (t = lp->qhead; t; t = t->qnext) n++;
+  batch = lua_newuserdatauv(L, (size_t)n * sizeof *batch, 0);
+  for (t = lp->qhead, i = 0; t; t = t->qnext) batch[i++] = t;
+  lp->qhead = lp->qtail = NULL;
+  for (i = n - 1; i > 0; i--) { /* Fisher-Yates */
+    int j = (int)(seed_next(lp) % (uint64_t)(i + 1));
+    casync_task *tmp = batch[i];
+    batch[i] = batch[j];
+    batch[j] = tmp;
+  }
+  for (i = 0; i < n; i++) run_one(L, lp, batch[i]);
+  lp->slice_over = 0;
+  lua_settop(L, 0);
+}
+
 /* Drains the ready queue (see the file comment).  Runs protected. */
 static int drain(lua_State *L) {
   casync_ctx *lp = lua_touserdata(L, 1);
@@ -138,16 +237,19 @@ static int drain(lua_State *L) {
   unsigned n = 0;
   casync_task *t;
   lua_settop(L, 0);
+  if (lp->seeded) {
+    while (lp->qhead && uv_hrtime() - start <= DRAIN_BUDGET_NS)
+      drain_seeded(L, lp);
+    return 0;
+  }
   while ((t = lp->qhead) != NULL) {
     lp->qhead = t->qnext;
     if (!lp->qhead) lp->qtail = NULL;
-    t->flags &= ~TF_QUEUED;
-    if (t->state == T_DONE) {
-      casync__push_task(L, lp, t);
-      casync__run_callbacks(L, lp, t);
-      lua_settop(L, 0);
-    } else
-      resume(L, lp, t);
+    run_one(L, lp, t);
+    if (lp->slice_over) {
+      lp->slice_over = 0;
+      break;
+    }
     if ((++n & 63) == 0 && uv_hrtime() - start > DRAIN_BUDGET_NS) break;
   }
   return 0;
@@ -158,6 +260,7 @@ void casync__drain(casync_ctx *lp) {
   int top = lua_gettop(L), status;
   if (!lp->qhead) {
     uv_idle_stop(&lp->idle);
+    casync__clock_jump(lp);
     return;
   }
   /* NOTE: only a memory error can escape; it must not unwind libuv. */
@@ -172,6 +275,7 @@ void casync__drain(casync_ctx *lp) {
   }
   lua_settop(L, top);
   if (!lp->qhead) uv_idle_stop(&lp->idle);
+  casync__clock_jump(lp); /* a virtual clock: everyone waits on time */
 }
 
 /* Puts back the tasks set aside when the main task ended, behind any made

@@ -57,6 +57,41 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_HAS_CALLBACKS 0x20u  /* done callbacks registered */
 #define TF_MAIN 0x40u           /* the main task of casync.run */
 #define TF_NAMED 0x80u          /* extras.name is set */
+#define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
+#define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
+#define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
+#define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
+
+/* ------------------------------------------------------ cancel scopes
+ * A cancel scope (Trio's) is a block of a task, or a scope's children,
+ * that can be cancelled as a whole: by s:cancel(), by its deadline, or
+ * because a child of a scope failed.  Scopes nest in a tree: each task
+ * sits in its innermost scope (t->cscope; NULL: in none), and a task is
+ * cancelled while any scope from there up to the first shield is.  That
+ * is a state, not an event: every wait inside a cancelled scope raises
+ * (cscope.c), until the task leaves the scope. */
+typedef struct casync_cscope casync_cscope;
+struct casync_cscope {
+  casync_cscope *parent;        /* the enclosing scope; NULL: none */
+  casync_cscope *children;      /* scopes opened inside, newest first */
+  casync_cscope *next, *prev;   /* among the parent's children */
+  casync_task *tasks;           /* tasks whose innermost scope it is */
+  casync_task *owner;           /* the task that opened it */
+  casync_tnode timer;           /* its deadline, when it has one */
+  double seconds;               /* that deadline's length, for messages */
+  unsigned flags;               /* CS_* */
+  int ref;                      /* its userdata, pinned while open */
+  int nchildren;                /* tasks spawned into it still running */
+  int nfailed;                  /* of them, failed (not cancelled) */
+  casync_task *closer;          /* the owner, waiting for the children */
+};
+#define CS_CANCELLED 0x01u      /* cancelled (by cancel or its deadline) */
+#define CS_SHIELD 0x02u         /* outer cancellations do not reach in */
+#define CS_BY_DEADLINE 0x04u    /* its deadline cancelled it */
+#define CS_CLOSED 0x08u
+#define CS_NURSERY 0x10u        /* a casync.scope: owns the tasks spawned in it */
+#define CS_TIMEOUT 0x20u        /* casync.timeout / fail_after: raises "timeout" */
+#define CS_MOVE_ON 0x40u        /* move_on_after: its own expiry is no error */
 
 /* ------------------------------------------------- the wait protocol
  * Every waiting operation is a begin, a park and a continuation:
@@ -89,12 +124,22 @@ typedef struct casync_wait_kind {
   casync_cancel_fn cancel; /* NULL: the wait cannot be cut short; a
                               cancellation is raised once it ends */
   unsigned flags;          /* CASYNC_WK_* */
+  /* optional, for task dumps: pushes what t waits on in words a person
+   * reads ("recv on channel#3 (cap 0, 2 senders waiting)") */
+  void (*describe)(lua_State *L, casync_task *t);
+  /* optional, for stuck tasks: the tasks that must act before t can go on
+   * (a lock's holder, the task waited for); returns how many (<= max) */
+  int (*blockers)(lua_State *L, casync_task *t, casync_task **out, int max);
 } casync_wait_kind;
 
 /* A wake hands the task something (a value, a permit, the fate of its
  * write): a cancellation requested after the wake is raised at the next
  * suspension point instead, so nothing handed over is lost. */
 #define CASYNC_WK_KEEPS 0x1u
+
+/* The wait is on something outside the tasks (I/O, a thread, a process, a
+ * signal): the virtual clock does not jump while a task waits so. */
+#define CASYNC_WK_EXTERNAL 0x2u
 
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
@@ -112,6 +157,8 @@ struct casync_task {
   int nres;            /* number of results once ended */
   int spawn_line;      /* line that spawned it (0 if unknown) */
   lua_Integer id;
+  lua_Integer parent_id;    /* the task that spawned it, 0: none */
+  uint64_t cpu_ns;          /* time it ran (measured in debug mode) */
   const casync_wait_kind *wait; /* its current (or last) wait */
   void *wait_obj;           /* what it waits on (the wait's own state) */
   casync_tnode timer;       /* its wait's deadline (or its sleep) */
@@ -120,6 +167,8 @@ struct casync_task {
     casync_wnode wn;        /* in a channel/sync operation, its waiter node */
   } u;
   casync_obs *observers;    /* who waits for this task to end */
+  casync_cscope *cscope;    /* its innermost cancel scope, NULL if none */
+  casync_task *cs_next, *cs_prev; /* among that scope's tasks */
 };
 
 /* Around the one lua_resume (sched.c): two plain stores each way on x86
@@ -147,6 +196,8 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
+void casync__closed_outside(casync_task *t);
+void casync__interrupt(casync_ctx *lp, casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
@@ -198,16 +249,100 @@ void casync__task_open(lua_State *L);
 void casync__timer_add(casync_ctx *lp, casync_tnode *n, double seconds);
 void casync__timer_add_ns(casync_ctx *lp, casync_tnode *n, uint64_t deadline);
 void casync__timer_remove(casync_ctx *lp, casync_tnode *n);
+uint64_t casync__now_ns(const casync_ctx *lp);
+int casync__clock_jump(casync_ctx *lp);
+void casync__clock_advance(casync_ctx *lp, uint64_t ns);
 double casync__check_seconds(lua_State *L, int arg, int allow_nil);
 void casync__timer_open(lua_State *L);
 
-/* waitq.c: FIFO wait lists of tasks */
+/* sleep_until.c: casync.sleep_until, ARCHITECTURE.md's worked example */
+void casync__sleep_until_open(lua_State *L);
+
+/* A task waiting on several things at once (casync.select): one case per
+ * thing, in its wait list (w) or, for a task, among its observers (obs).
+ * The first case served fires: the others are unlinked at that moment, so
+ * a losing case takes nothing. */
+typedef struct casync_selcase {
+  casync_wnode w;
+  casync_obs obs;
+  casync_task *watched;   /* {task, "wait"}: that task */
+} casync_selcase;
+typedef struct casync_select {
+  casync_task *task;
+  int n, fired;           /* fired: the case's index, 0 until one fires */
+  casync_wnode *won;      /* its node */
+  casync_selcase c[];
+} casync_select;
+
+/* waitq.c: FIFO wait lists of tasks, and selects over them */
 void casync__wq_push(casync_wqueue *q, casync_wnode *w);
 casync_wnode *casync__wq_pop(casync_wqueue *q);
 void casync__wq_remove(casync_wnode *w);
+void casync__wq_serve(casync_ctx *lp, casync_wnode *w, int status);
+void casync__select_unlink(casync_select *s);
+void casync__select_watch(casync_select *s, casync_selcase *c,
+                          casync_task *t);
 
 /* loop.c: casync.run */
 void casync__loop_open(lua_State *L);
+
+/* cscope.c: cancel scopes and deadlines */
+int casync__cs_cancelled(const casync_task *t);
+int casync__cs_shielded(const casync_task *t);
+
+/* Must t's next wait raise a cancellation?  Its own (task:cancel, unless it
+ * is inside a shield) or that of a scope it is in. */
+#define CASYNC_CANCELLED(t)                                                 \
+  (((t)->flags & TF_CANCEL_PENDING)                                         \
+       ? !(t)->cscope || !casync__cs_shielded(t) || casync__cs_cancelled(t) \
+       : (t)->cscope && casync__cs_cancelled(t))
+void casync__cs_attach(casync_task *t, casync_cscope *s);
+void casync__cs_detach(casync_task *t);
+void casync__cs_open(casync_task *t, casync_cscope *s);
+void casync__cs_close(casync_ctx *lp, casync_cscope *s);
+void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline);
+void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
+                             double seconds);
+int casync__cs_error(lua_State *L, const casync_task *t);
+int casync__cs_catches(lua_State *L, const casync_task *t,
+                       const casync_cscope *s, int idx);
+uint64_t casync__cs_deadline(const casync_task *t);
+casync_task *casync__task_begin(lua_State *L, const char *fname);
+int casync__task_msgh(lua_State *co);
+int casync__reraise(lua_State *L, casync_task *t);
+void casync__cscope_open(lua_State *L);
+
+/* trace.c: the recorder of casync.trace (off: ctx->trace is NULL) */
+typedef struct casync_trace casync_trace;
+void casync__trace_run(casync_ctx *lp, casync_task *t, uint64_t start);
+void casync__trace_park(casync_ctx *lp, casync_task *t,
+                        const casync_wait_kind *k);
+void casync__trace_wake(casync_ctx *lp, casync_task *t);
+void casync__trace_end(casync_ctx *lp, casync_task *t);
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
+                         int tidx, casync_task *by);
+void casync__trace_open(lua_State *L);
+
+/* debug.c: task dumps, debug mode, stuck tasks */
+void casync__push_task_label(lua_State *L, casync_task *t);
+casync_task *casync__live_task(lua_State *L, lua_Integer id);
+void casync__push_waiting_on(lua_State *L, casync_task *t);
+void casync__push_dump(lua_State *L);
+void casync__check_cycle(lua_State *L, casync_task *t);
+void casync__push_blocked(lua_State *L, casync_task *main);
+void casync__report_leaks(lua_State *L, casync_ctx *lp);
+void casync__ps_path(char *buf, size_t size, int pid);
+void casync__debug_open(lua_State *L);
+
+/* tcontext.c: task-local context */
+void casync__context_inherit(lua_State *L, casync_task *spawner,
+                             casync_task *t, int tidx);
+void casync__tcontext_open(lua_State *L);
+
+/* scope.c: casync.scope (a scope that owns its tasks) */
+void casync__scope_task_ended(lua_State *L, casync_ctx *lp, casync_task *t,
+                              int tidx);
+void casync__scope_open(lua_State *L);
 
 /* interrupt.c: Ctrl-C during casync.run cancels the main task */
 void casync__sigint_begin(lua_State *L, casync_ctx *lp, casync_task *main);

@@ -1,6 +1,6 @@
 /* signal.c: casync.signal.wait (a task waits for a signal), reset, raise
- * and name, and signal names for process.c.  (Ctrl-C during casync.run is
- * interrupt.c's.)
+ * and name.  (Ctrl-C during casync.run is interrupt.c's; signal names,
+ * signame.c's.)
  *
  * Each signal a task has waited for gets one uv_signal_t, kept until the
  * Lua state closes (or casync.signal.reset): once a program handles a
@@ -19,46 +19,6 @@
 
 #define MAX_SIG 65
 
-static const struct { const char *name; int num; } sig_names[] = {
-  {"SIGHUP", SIGHUP}, {"SIGINT", SIGINT}, {"SIGQUIT", SIGQUIT},
-  {"SIGILL", SIGILL}, {"SIGTRAP", SIGTRAP}, {"SIGABRT", SIGABRT},
-  {"SIGBUS", SIGBUS}, {"SIGFPE", SIGFPE}, {"SIGKILL", SIGKILL},
-  {"SIGUSR1", SIGUSR1}, {"SIGSEGV", SIGSEGV}, {"SIGUSR2", SIGUSR2},
-  {"SIGPIPE", SIGPIPE}, {"SIGALRM", SIGALRM}, {"SIGTERM", SIGTERM},
-  {"SIGCHLD", SIGCHLD}, {"SIGCONT", SIGCONT}, {"SIGSTOP", SIGSTOP},
-  {"SIGTSTP", SIGTSTP}, {"SIGTTIN", SIGTTIN}, {"SIGTTOU", SIGTTOU},
-  {"SIGURG", SIGURG}, {"SIGXCPU", SIGXCPU}, {"SIGXFSZ", SIGXFSZ},
-  {"SIGVTALRM", SIGVTALRM}, {"SIGPROF", SIGPROF}, {"SIGWINCH", SIGWINCH},
-  {"SIGIO", SIGIO}, {"SIGSYS", SIGSYS},
-  {NULL, 0}};
-
-/* The name of signal signum ("SIGTERM"), NULL if it has none here. */
-const char *casync__signal_name(int signum) {
-  int i;
-  for (i = 0; sig_names[i].name; i++)
-    if (sig_names[i].num == signum) return sig_names[i].name;
-  return NULL;
-}
-
-/* The signal at arg: a number (1-64) or a name, with or without "SIG",
- * in any case ("SIGTERM", "term"); raises otherwise. */
-int casync__signal_number(lua_State *L, int arg) {
-  int i;
-  if (lua_type(L, arg) == LUA_TNUMBER) {
-    lua_Integer n = luaL_checkinteger(L, arg);
-    luaL_argcheck(L, n > 0 && n < MAX_SIG, arg, "no such signal");
-    return (int)n;
-  }
-  if (lua_type(L, arg) == LUA_TSTRING) {
-    const char *s = lua_tostring(L, arg);
-    for (i = 0; sig_names[i].name; i++)
-      if (!strcasecmp(s, sig_names[i].name) ||
-          !strcasecmp(s, sig_names[i].name + 3))
-        return sig_names[i].num;
-    luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", s));
-  }
-  return luaL_typeerror(L, arg, "signal number or name");
-}
 
 /* ============================================================== watchers */
 
@@ -144,8 +104,15 @@ static int wait_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken wait has its signal: kept. */
+static void signal_describe(lua_State *L, casync_task *t) {
+  int signum = ((sigw *)t->wait_obj)->signum;
+  const char *name = casync__signal_name(signum);
+  if (name) lua_pushfstring(L, "wait for %s", name);
+  else lua_pushfstring(L, "wait for signal %d", signum);
+}
+
 static const casync_wait_kind signal_wait = {"wait", "signal wait",
-                                             wait_cancel, CASYNC_WK_KEEPS};
+  wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, signal_describe};
 
 static int wait_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

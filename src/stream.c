@@ -31,6 +31,7 @@ static const char *kind_name(int kind) {
 
 static void stream_free(casync_handle *h) {
   casync_stream *s = container_of(h, casync_stream, hd);
+  if (s->tls) casync__tls_free(s->tls);
   free(s->rbuf);
   free(s);
 }
@@ -96,7 +97,10 @@ casync_stream *casync__stream_new(lua_State *L, casync_ctx *ctx, int kind,
   return casync__stream_new_fd(L, ctx, kind, -1, uverr);
 }
 
+/* The handle keeps the loop alive (on) or not: on while a reader waits,
+ * or a task waits for the TLS handshake. */
 void casync__stream_ref_handle(casync_stream *s, int on) {
+  if (!on && s->tls && s->connecter) return;
   if (on && !(s->flags & SF_REF)) {
     s->flags |= SF_REF;
     uv_ref(&s->u.h);
@@ -140,12 +144,40 @@ void casync__stream_close(casync_stream *s, int wake) {
     s->reader = s->writer = s->shutter = s->connecter = NULL;
   s->on_data = NULL;
   if (s->on_close) s->on_close(s, s->on_close_arg);
+  if (s->tls) casync__tls_close(s); /* close_notify, if it can go now */
   CTX(s)->streams_open--;
   casync__handle_close(&s->hd);
   /* a stdio descriptor stays open (libuv does not close fds 0-2): give it
    * back in the blocking mode the rest of the process expects */
   if (s->stdio_fd >= 0 && s->stdio_fd <= 2)
     fcntl(s->stdio_fd, F_SETFL, s->stdio_flags);
+}
+
+/* Pushes "read on tcp 127.0.0.1:8080" (the peer), for task dumps. */
+void casync__stream_describe(lua_State *L, casync_stream *s, const char *op) {
+  if (s->kind == CASYNC_TCP) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char host[INET6_ADDRSTRLEN + 1] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&s->u.tcp, (struct sockaddr *)&ss, &len) == 0) {
+      uv_ip_name((struct sockaddr *)&ss, host, sizeof host);
+      port = ntohs(ss.ss_family == AF_INET6
+                       ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+    }
+    lua_pushfstring(L, ss.ss_family == AF_INET6 ? "%s on tcp [%s]:%d"
+                                                 : "%s on tcp %s:%d",
+                    op, host, port);
+  } else if (s->kind == CASYNC_PIPE) {
+    char path[256];
+    size_t len = sizeof path;
+    if (uv_pipe_getpeername(&s->u.pipe, path, &len) == 0 && len > 0)
+      lua_pushfstring(L, "%s on pipe %s", op, path);
+    else
+      lua_pushfstring(L, "%s on a pipe", op);
+  } else
+    lua_pushfstring(L, "%s on a tty", op);
 }
 
 /* The block of the stream userdata at idx, NULL if it is closed. */
@@ -159,6 +191,15 @@ casync_stream *casync__stream_check_open(lua_State *L, int idx, const char *fnam
   stream_ud *u = luaL_checkudata(L, idx, CASYNC_STREAM_MT);
   if (!u->s) luaL_error(L, "%s: attempt to use a closed stream", fname);
   return u->s;
+}
+
+/* Pushes nil and the error of operation op that failed with err (a libuv
+ * error, or CASYNC_ETLS: the TLS layer says why); returns 2. */
+int casync__stream_err(lua_State *L, casync_stream *s, const char *op,
+                       int err) {
+  if (err == CASYNC_ETLS && s && s->tls)
+    return casync__tls_push_error(L, s, op);
+  return casync__stream_uv_err(L, op, err);
 }
 
 /* A timeout argument at arg: nil for the stream's default. */
@@ -295,6 +336,7 @@ void casync__stream_open(lua_State *L) {
   casync__ctx_setfuncs(L, methods);
   casync__ctx_setfuncs(L, casync__stream_read_methods);
   casync__ctx_setfuncs(L, casync__stream_write_methods);
+  casync__ctx_setfuncs(L, casync__stream_tls_methods);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, meta_tostring);
   lua_setfield(L, -2, "__tostring");

@@ -36,12 +36,14 @@ typedef struct stream_ud {
   int kind;
 } stream_ud;
 
-/* A write handed to libuv. */
+/* A write handed to libuv (plain), or to the TLS layer. */
 typedef struct wreq {
   uv_write_t req;
   casync_stream *s;
   casync_task *task; /* the waiting writer, NULL once it stopped waiting */
   int ref;           /* anchor of the data (a string or a table) */
+  uv_buf_t *bufs;    /* TLS: the plaintext not yet encrypted, */
+  unsigned nbufs, at; /* from bufs[at] on */
 } wreq;
 
 static inline int casync__stream_closed_err(lua_State *L, const char *op) {
@@ -72,6 +74,23 @@ size_t casync__stream_opt_count(lua_State *L, int arg, size_t def,
                                 const char *what);
 void casync__stream_ref_handle(casync_stream *s, int on);
 void casync__stream_wake_slot(casync_stream *s, casync_task **slot);
+void casync__stream_describe(lua_State *L, casync_stream *s, const char *op);
+
+/* stream_read.c: the buffer, for the TLS layer */
+int casync__stream_reserve(casync_stream *s, size_t n);
+void casync__stream_arrived(casync_stream *s);
+int casync__stream_read_start(casync_stream *s);
+void casync__stream_read_stop(casync_stream *s);
+
+/* stream_write.c: a write is over (status 0 or an error) */
+void casync__stream_write_done(wreq *w, int status);
+
+/* tls.c: the TLS layer's side of the stream's reads, writes and close */
+int casync__tls_input(casync_stream *s, ssize_t nread, const char *data);
+int casync__tls_write_start(casync_stream *s, wreq *w);
+void casync__tls_write_abandon(wreq *w);
+void casync__tls_close(casync_stream *s);
+void casync__tls_free(casync_tls *tl);
 
 /* stream_read.c, stream_write.c: their methods */
 extern const luaL_Reg casync__stream_read_methods[];

@@ -25,7 +25,7 @@ static void consume(casync_stream *s, size_t n) {
 }
 
 /* Makes room for n more bytes at the tail; 0 when out of memory. */
-static int reserve(casync_stream *s, size_t n) {
+int casync__stream_reserve(casync_stream *s, size_t n) {
   size_t avail = s->rtail - s->rhead, cap;
   char *nb;
   if (s->rcap - s->rtail >= n) return 1;
@@ -92,7 +92,7 @@ static int read_ready(casync_stream *s) {
   }
 }
 
-static void stop_reading(casync_stream *s) {
+void casync__stream_read_stop(casync_stream *s) {
   if (!(s->flags & SF_READING)) return;
   s->flags &= ~SF_READING;
   uv_read_stop(&s->u.s);
@@ -102,15 +102,17 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   casync_stream *s = container_of(h, casync_stream, u.h);
   casync_ctx *ctx = CTX(s);
   (void)suggested;
+  if (s->tls) goto scratch; /* ciphertext: the TLS layer copies it */
   if (s->rcap - s->rtail < MIN_DIRECT && s->rhead > 0 &&
       s->rcap - (s->rtail - s->rhead) >= MIN_DIRECT)
-    reserve(s, MIN_DIRECT); /* compacts, no allocation */
+    casync__stream_reserve(s, MIN_DIRECT); /* compacts, no allocation */
   if (s->rcap - s->rtail >= MIN_DIRECT) {
     buf->base = s->rbuf + s->rtail;
     buf->len = s->rcap - s->rtail;
     return;
   }
   /* read into the shared scratch buffer, keep only what came */
+scratch:
   if (!ctx->scratch) ctx->scratch = malloc(SCRATCH_SIZE);
   buf->base = ctx->scratch;
   buf->len = ctx->scratch ? SCRATCH_SIZE : 0; /* 0: libuv says ENOBUFS */
@@ -118,22 +120,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
   casync_stream *s = container_of(h, casync_stream, u.s);
-  if (nread > 0) {
+  if (s->tls) { /* ciphertext: the TLS layer puts the plaintext in rbuf */
+    if (!casync__tls_input(s, nread, buf->base)) return;
+  } else if (nread > 0) {
     if (buf->base == CTX(s)->scratch) {
-      if (reserve(s, (size_t)nread)) {
+      if (casync__stream_reserve(s, (size_t)nread)) {
         memcpy(s->rbuf + s->rtail, buf->base, (size_t)nread);
         s->rtail += (size_t)nread;
       } else {
         s->rerr = UV_ENOMEM;
-        stop_reading(s);
+        casync__stream_read_stop(s);
       }
     } else
       s->rtail += (size_t)nread;
   } else if (nread < 0) {
     s->rerr = (int)nread;
-    stop_reading(s);
+    casync__stream_read_stop(s);
   } else
     return;
+  casync__stream_arrived(s);
+}
+
+/* Bytes (or the end, or an error) came into the buffer: wakes the waiting
+ * reader if it has what it needs; stops reading ahead above HWM. */
+void casync__stream_arrived(casync_stream *s) {
   if (!CTX(s)->alive) return;
   if (s->on_data) { /* a C owner reads */
     s->on_data(s, s->on_close_arg);
@@ -146,7 +156,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
     casync__wake(CTX(s), s->reader, WAKE_OK);
   }
   if (s->rtail - s->rhead >= HWM && (!s->reader || (s->flags & SF_WOKEN)))
-    stop_reading(s);
+    casync__stream_read_stop(s);
 }
 
 /* Starts reading (ahead) unless it is on, over, or the buffer is full
@@ -161,15 +171,11 @@ static int start_reading(casync_stream *s, int force) {
   return 0;
 }
 
-/* For a C owner (s->on_data): consumes n buffered bytes; starts reading
- * (0 or a libuv error) or stops. */
+/* Starts reading (for the TLS layer, or a C owner): 0 or a libuv error. */
+int casync__stream_read_start(casync_stream *s) { return start_reading(s, 1); }
+
+/* For a C owner (s->on_data): consumes n buffered bytes. */
 void casync__stream_consume(casync_stream *s, size_t n) { consume(s, n); }
-
-int casync__stream_read_start(casync_stream *s) {
-  return start_reading(s, 1);
-}
-
-void casync__stream_read_stop(casync_stream *s) { stop_reading(s); }
 
 /* Clears the reader slot if t holds it. */
 static void release_reader(casync_stream *s, casync_task *t) {
@@ -186,11 +192,17 @@ static int read_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+static void read_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, t->wait_obj, t->wait->op);
+}
+
 static const casync_wait_kind read_waits[] = {
-  {"read", "read", read_cancel, 0},
-  {"read_line", "read_line", read_cancel, 0},
-  {"read_until", "read_until", read_cancel, 0},
-  {"read_exactly", "read_exactly", read_cancel, 0}};
+  {"read", "read", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+  {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+  {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL,
+   read_describe},
+  {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL,
+   read_describe}};
 
 /* What a read call asks for, parsed from its arguments (stack: [1 self]
  * [2 n|max|delim] [3 timeout|max] [4 timeout]). */
@@ -297,7 +309,7 @@ static int try_read(lua_State *L, casync_stream *s, const rspec *sp) {
     lua_pushnil(L);
     return 1;
   }
-  if (s->rerr) return casync__stream_uv_err(L, sp->name, s->rerr);
+  if (s->rerr) return casync__stream_err(L, s, sp->name, s->rerr);
   return -1;
 }
 

@@ -34,6 +34,7 @@ int casync__stream_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
   sendreq *w;
   uv_buf_t b;
   if (uv_is_closing(&s->u.h)) return UV_ECANCELED;
+  if (s->tls) return casync__tls_send(s, bufs, n, done, arg); /* encrypts */
   for (i = 0; i < n; i++)
     total += bufs[i].len;
   if (total == 0) return 0;
@@ -71,8 +72,10 @@ size_t casync__stream_write_queue(casync_stream *s) {
   return uv_stream_get_write_queue_size(&s->u.s);
 }
 
-/* Sends end-of-stream once the pending writes are out; cb as libuv's. */
+/* Sends end-of-stream (after TLS's close_notify) once the pending writes
+ * are out; cb as libuv's. */
 int casync__stream_shutdown(casync_stream *s, uv_shutdown_t *req,
                             uv_shutdown_cb cb) {
+  if (s->tls) casync__tls_shutdown(s);
   return uv_shutdown(req, &s->u.s, cb);
 }

@@ -9,10 +9,10 @@
 
 /* =============================================================== writing */
 
-static void on_write(uv_write_t *req, int status) {
-  wreq *w = req->data;
+/* The write w is over: its data let go, its writer (if it still waits)
+ * woken with status, w freed.  For plain writes and the TLS layer's. */
+void casync__stream_write_done(wreq *w, int status) {
   casync_stream *s = w->s;
-  CTX(s)->requests--;
   if (CTX(s)->alive) {
     casync__unpin(CTX(s), w->ref);
     if (w->task) { /* its writer still waits */
@@ -26,20 +26,32 @@ static void on_write(uv_write_t *req, int status) {
   free(w);
 }
 
+static void on_write(uv_write_t *req, int status) {
+  wreq *w = req->data;
+  CTX(w->s)->requests--;
+  casync__stream_write_done(w, status);
+}
+
 static int write_cancel(casync_ctx *lp, casync_task *t, int why) {
   wreq *w = t->wait_obj;
   (void)lp;
   (void)why;
-  /* the data stays anchored until libuv is done with it */
+  /* the data stays anchored until libuv is done with it; a TLS write
+   * encrypts the rest now, so a later write cannot overtake it */
   w->task = NULL;
+  if (w->s->tls) casync__tls_write_abandon(w);
   w->s->wwait = NULL;
   w->s->writer = NULL;
   return 1;
 }
 
 /* A woken write is done: the caller learns its fate even if cancelled. */
+static void write_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, ((wreq *)t->wait_obj)->s, "write");
+}
+
 static const casync_wait_kind write_wait = {"write", "write", write_cancel,
-                                            CASYNC_WK_KEEPS};
+  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, write_describe};
 
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -57,7 +69,55 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
   if (u->wstatus == ST_CLOSED || u->wstatus == ST_PENDING ||
       u->wstatus == UV_ECANCELED)
     return casync__stream_closed_err(L, "write");
-  return casync__stream_uv_err(L, "write", u->wstatus);
+  return casync__stream_err(L, u->s, "write", u->wstatus);
+}
+
+/* Anchors the data of a write (stack: [1 self][2 data]) until it is
+ * written: the string, or a copy of the array (the caller may change
+ * theirs meanwhile).  Returns the reference. */
+static int pin_data(lua_State *L, casync_stream *s, size_t n) {
+  size_t i;
+  int ref;
+  if (lua_type(L, 2) != LUA_TTABLE) return casync__pin(L, CTX(s), 2);
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i);
+    lua_rawseti(L, -2, (lua_Integer)i);
+  }
+  ref = casync__pin(L, CTX(s), -1);
+  lua_pop(L, 1);
+  return ref;
+}
+
+/* The TLS layer encrypts and sends bufs (see tls.c), the task waiting
+ * while libuv holds a part of it. */
+static int tls_write(lua_State *L, casync_stream *s, casync_task *t,
+                     const uv_buf_t *bufs, size_t n, double timeout) {
+  stream_ud *u = lua_touserdata(L, 1);
+  wreq *w = malloc(sizeof *w + n * sizeof *bufs);
+  int r;
+  if (!w) return luaL_error(L, "not enough memory");
+  w->bufs = (uv_buf_t *)(void *)(w + 1);
+  memcpy(w->bufs, bufs, n * sizeof *bufs);
+  w->nbufs = (unsigned)n;
+  w->at = 0;
+  w->s = s;
+  w->task = t;
+  w->ref = pin_data(L, s, n);
+  casync__handle_pin(L, &s->hd, 1);
+  r = casync__tls_write_start(s, w);
+  if (r <= 0) { /* all out now, or failed */
+    w->task = NULL;
+    casync__stream_write_done(w, r);
+    if (r < 0) return casync__stream_err(L, s, "write", r);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  s->writer = t;
+  s->wwait = w;
+  u->wstatus = ST_PENDING;
+  return casync__park(L, t, &write_wait, w, casync__deadline(timeout),
+                      write_k, 0);
 }
 
 /* stream:write(data [, timeout]) -> true | nil, err: writes a string or an
@@ -111,6 +171,7 @@ static int meth_write(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (s->tls) return tls_write(L, s, t, bufs, n, timeout);
   /* the fast path: the kernel takes it all now */
   written = uv_try_write(&s->u.s, bufs, (unsigned)n);
   if (written < 0 && written != UV_EAGAIN && written != UV_ENOSYS)
@@ -132,18 +193,7 @@ static int meth_write(lua_State *L) {
   }
   w = malloc(sizeof *w);
   if (!w) return luaL_error(L, "not enough memory");
-  /* anchor the data until libuv is done: the string, or a copy of the
-   * array (the caller may change theirs meanwhile) */
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_createtable(L, (int)n, 0);
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, 2, (lua_Integer)i);
-      lua_rawseti(L, -2, (lua_Integer)i);
-    }
-    w->ref = casync__pin(L, CTX(s), -1);
-    lua_pop(L, 1);
-  } else
-    w->ref = casync__pin(L, CTX(s), 2);
+  w->ref = pin_data(L, s, n); /* until libuv is done with it */
   w->s = s;
   w->task = t;
   w->req.data = w;
@@ -185,9 +235,12 @@ static int shutdown_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken shutdown was done: its result is kept. */
+static void shutdown_describe(lua_State *L, casync_task *t) {
+  casync__stream_describe(L, t->wait_obj, "shutdown");
+}
+
 static const casync_wait_kind shutdown_wait = {"shutdown", "shutdown",
-                                               shutdown_cancel,
-                                               CASYNC_WK_KEEPS};
+  shutdown_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, shutdown_describe};
 
 static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -202,7 +255,7 @@ static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   }
   if (u->sstatus == ST_CLOSED || u->sstatus == UV_ECANCELED)
     return casync__stream_closed_err(L, "shutdown");
-  return casync__stream_uv_err(L, "shutdown", u->sstatus);
+  return casync__stream_err(L, u->s, "shutdown", u->sstatus);
 }
 
 /* stream:shutdown([timeout]) -> true | nil, err: sends end-of-stream to the
@@ -222,6 +275,7 @@ static int meth_shutdown(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
+  if (s->tls) casync__tls_shutdown(s); /* close_notify first */
   s->sreq.data = s;
   r = uv_shutdown(&s->sreq, &s->u.s, on_shutdown);
   if (r < 0) return casync__stream_uv_err(L, "shutdown", r);
@@ -257,7 +311,7 @@ static int connect_cancel(casync_ctx *lp, casync_task *t, int why) {
 /* A woken connect is made: kept (the caller closes it on a cancel). */
 static const casync_wait_kind connect_wait = {"connect", "connect",
                                               connect_cancel,
-                                              CASYNC_WK_KEEPS};
+                                              CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Connects the new stream at sidx to addr (TCP) or path (pipe), suspending
  * t until it is done; k(kc) continues, and reads the outcome with

@@ -8,43 +8,9 @@
  * sem:release() or <close>.
  */
 #include <string.h>
-#include "prim.h"
+#include "sync.h"
 
-#define SEM_MT "casync.Semaphore"
-#define LOCK_MT "casync.Lock"
-#define PERMIT_MT "casync.Permit"
-#define EVENT_MT "casync.Event"
-#define COND_MT "casync.Condition"
-
-enum { OP_ACQUIRE = 10, OP_REACQUIRE, OP_EVENT, OP_COND };
-
-typedef struct permit permit;
-
-typedef struct sem {
-  casync_wqueue waiters;
-  lua_Integer count, initial;
-  int is_lock;
-  casync_task *owner; /* a lock's holder */
-  permit *held;       /* permits not yet released, newest first */
-  lua_Integer dropped; /* permits collected unreleased: still taken */
-} sem;
-
-struct permit {
-  sem *s; /* NULL once released */
-  casync_task *owner;
-  permit *next, *prev;
-};
-
-typedef struct event {
-  casync_wqueue waiters;
-  int set;
-} event;
-
-typedef struct cond {
-  casync_wqueue waiters;
-} cond;
-
-static sem *check_sem(lua_State *L, int idx) {
+sem *casync__sync_check_sem(lua_State *L, int idx) {
   sem *s = luaL_testudata(L, idx, SEM_MT);
   if (!s && !(s = luaL_testudata(L, idx, LOCK_MT)))
     luaL_typeerror(L, idx, "casync.Semaphore or casync.Lock");
@@ -61,15 +27,20 @@ static void held_unlink(sem *s, permit *p) {
 }
 
 /* Pushes a new permit of s (userdata at sidx) held by t. */
-static int push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
+int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
   permit *p = lua_newuserdatauv(L, sizeof *p, 1);
   p->s = s;
   p->owner = t;
+  p->owner_id = t ? t->id : 0;
   p->prev = NULL;
   p->next = s->held;
   if (s->held) s->held->prev = p;
   s->held = p;
-  if (s->is_lock) s->owner = t;
+  if (s->is_lock) {
+    s->owner = t;
+  s->owner_id = t->id;
+    s->owner_id = t ? t->id : 0;
+  }
   lua_pushvalue(L, sidx);
   lua_setiuservalue(L, -2, 1); /* keeps the semaphore alive */
   luaL_setmetatable(L, PERMIT_MT);
@@ -80,10 +51,13 @@ static int push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
 static void give_back(casync_ctx *lp, sem *s) {
   casync_wnode *w = casync__wq_pop(&s->waiters);
   s->owner = NULL;
+  s->owner_id = 0;
   if (w) {
-    if (s->is_lock) s->owner = w->task;
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
+    if (s->is_lock) {
+      s->owner = w->task;
+      s->owner_id = w->task->id;
+    }
+    casync__wq_serve(lp, w, WN_OK); /* its permit, straight away */
   } else
     s->count++;
 }
@@ -105,6 +79,10 @@ static int meth_permit_release(lua_State *L) {
 
 /* A permit collected unreleased stays taken (asyncio's `acquire() ...
  * release()` never keeps it): sem:release() can still give it back. */
+typedef struct cond {
+  casync_wqueue waiters;
+} cond;
+
 static int meta_permit_gc(lua_State *L) {
   permit *p = luaL_checkudata(L, 1, PERMIT_MT);
   if (p->s) {
@@ -126,12 +104,64 @@ static int sync_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken acquire holds its permit, a woken event or condition wait its
  * notification: kept even if a cancellation comes after. */
-static const casync_wait_kind sem_acquire_wait = {"acquire", "semaphore acquire",
-                                          sync_cancel, CASYNC_WK_KEEPS};
+/* Pushes "acquire lock#1 held by task #12 'writer'" or "acquire
+ * semaphore#2 (0 of 3 free, 1 more waiting)". */
+void casync__sync_describe(lua_State *L, sem *s) {
+  casync_task *holder;
+  if (s->is_lock && (holder = casync__live_task(L, s->owner_id)) != NULL) {
+    casync__push_task_label(L, holder);
+    lua_pushfstring(L, "acquire lock#%I held by %s", s->id,
+                    lua_tostring(L, -1));
+    lua_remove(L, -2);
+  } else if (s->is_lock)
+    lua_pushfstring(L, "acquire lock#%I (%s)", s->id,
+                    s->count ? "free" : "held outside any task");
+  else {
+    const casync_wnode *w;
+    int n = 0;
+    for (w = s->waiters.head; w; w = w->next) n++;
+    lua_pushfstring(L, "acquire semaphore#%I (%I of %I free, %d waiting)",
+                    s->id, s->count, s->initial, n);
+  }
+}
+
+/* Who holds what s's waiter waits for: the lock's holder, the tasks that
+ * hold permits of the semaphore. */
+int casync__sync_blockers(lua_State *L, sem *s, casync_task **out, int max) {
+  permit *p;
+  int n = 0;
+  if (s->is_lock) {
+    casync_task *h = casync__live_task(L, s->owner_id);
+    if (h && max > 0) out[n++] = h;
+    return n;
+  }
+  for (p = s->held; p && n < max; p = p->next) {
+    casync_task *h = casync__live_task(L, p->owner_id);
+    if (h) out[n++] = h;
+  }
+  return n;
+}
+
+static void acquire_describe(lua_State *L, casync_task *t) {
+  casync__sync_describe(L, t->wait_obj);
+}
+
+static int acquire_blockers(lua_State *L, casync_task *t, casync_task **out,
+                            int max) {
+  return casync__sync_blockers(L, t->wait_obj, out, max);
+}
+
+static void event_describe(lua_State *L, casync_task *t) {
+  lua_pushfstring(L, "wait on event#%I", ((event *)t->wait_obj)->id);
+}
+
+static const casync_wait_kind sem_acquire_wait = {"acquire",
+  "semaphore acquire", sync_cancel, CASYNC_WK_KEEPS, acquire_describe,
+  acquire_blockers};
 static const casync_wait_kind lock_wait = {"acquire", "lock acquire",
-                                           sync_cancel, CASYNC_WK_KEEPS};
+  sync_cancel, CASYNC_WK_KEEPS, acquire_describe, acquire_blockers};
 static const casync_wait_kind event_wait = {"wait", "event wait", sync_cancel,
-                                            CASYNC_WK_KEEPS};
+                                            CASYNC_WK_KEEPS, event_describe};
 static const casync_wait_kind cond_wait = {"wait", "condition wait",
                                            sync_cancel, CASYNC_WK_KEEPS};
 /* not cancellable: a cancellation is raised once the lock is back */
@@ -162,14 +192,14 @@ static int acquire_k(lua_State *L, int status, lua_KContext kc) {
   if (casync__woken(L, t) == WAKE_TIMEOUT)
     return push_timeout(L, "acquire", lua_tonumber(L, 2));
   /* the permit was handed over: keep it even if a cancel comes now */
-  return push_permit(L, check_sem(L, 1), 1, t);
+  return casync__sync_push_permit(L, casync__sync_check_sem(L, 1), 1, t);
 }
 
 /* sem:acquire([timeout]) -> permit | nil, err: suspends until a permit is
  * free (first come, first served); nil and an error of kind "timeout"
  * after timeout seconds.  Use as `local p <close> = sem:acquire()`. */
 static int meth_acquire(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   double timeout = casync__check_seconds(L, 2, 1);
   casync_task *t = casync__wait_begin(L, "acquire");
   lua_settop(L, 2);
@@ -177,7 +207,7 @@ static int meth_acquire(lua_State *L) {
     return luaL_error(L, "acquire: the lock is already held by this task");
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
-    return push_permit(L, s, 1, t);
+    return casync__sync_push_permit(L, s, 1, t);
   }
   if (timeout == 0) return push_timeout(L, "acquire", 0);
   lua_pushnumber(L, timeout);
@@ -189,11 +219,11 @@ static int meth_acquire(lua_State *L) {
 /* sem:try_acquire() -> permit | nil: takes a free permit without waiting */
 static int meth_try_acquire(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   if (s->count > 0 && !s->waiters.head) {
     s->count--;
-    return push_permit(L, s, 1, t);
+    return casync__sync_push_permit(L, s, 1, t);
   }
   return 0;
 }
@@ -204,7 +234,7 @@ static int meth_try_acquire(lua_State *L) {
  * task counts as one holder). */
 static int meth_release(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
   permit *p;
   if (s->is_lock && (s->count > 0 || s->owner != t))
@@ -225,18 +255,18 @@ static int meth_release(lua_State *L) {
 
 /* sem:value() -> permits free now; lock:locked() -> whether it is held */
 static int meth_value(lua_State *L) {
-  lua_pushinteger(L, check_sem(L, 1)->count);
+  lua_pushinteger(L, casync__sync_check_sem(L, 1)->count);
   return 1;
 }
 
 static int meth_locked(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   lua_pushboolean(L, s->count == 0);
   return 1;
 }
 
 static int meta_sem_tostring(lua_State *L) {
-  sem *s = check_sem(L, 1);
+  sem *s = casync__sync_check_sem(L, 1);
   if (s->is_lock)
     lua_pushstring(L, s->count ? "casync.Lock (free)" : "casync.Lock (held)");
   else
@@ -248,6 +278,7 @@ static int meta_sem_tostring(lua_State *L) {
 static sem *new_sem(lua_State *L, lua_Integer n, int is_lock) {
   sem *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
+  s->id = ++CASYNC_CTX(L)->next_obj_id;
   s->count = s->initial = n;
   s->is_lock = is_lock;
   luaL_setmetatable(L, is_lock ? LOCK_MT : SEM_MT);
@@ -304,10 +335,8 @@ static int meth_ev_set(lua_State *L) {
   event *e = luaL_checkudata(L, 1, EVENT_MT);
   casync_wnode *w;
   e->set = 1;
-  while ((w = casync__wq_pop(&e->waiters)) != NULL) {
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
-  }
+  while ((w = casync__wq_pop(&e->waiters)) != NULL)
+    casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
@@ -327,6 +356,7 @@ static int meth_ev_is_set(lua_State *L) {
 static int fn_event(lua_State *L) {
   event *e = lua_newuserdatauv(L, sizeof *e, 0);
   memset(e, 0, sizeof *e);
+  e->id = ++CASYNC_CTX(L)->next_obj_id;
   luaL_setmetatable(L, EVENT_MT);
   return 1;
 }
@@ -354,6 +384,7 @@ static int reacquire_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   CASYNC_RESUMED(L, t, kc, reacquire_k);
   s->owner = t;
+  s->owner_id = t->id;
   /* cancelled while it waited on the condition: raised now that the lock
    * is back.  Cancelled after notify woke it: the notification is kept
    * (wait returns true), and the cancellation waits for the next
@@ -420,10 +451,8 @@ static int notify(lua_State *L, lua_Integer n) {
   if (s->count > 0 || s->owner != t)
     return luaL_error(L, "notify: the condition's lock is not held by the "
                       "calling task");
-  while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL) {
-    w->status = WN_OK;
-    casync__wake(lp, w->task, WAKE_OK);
-  }
+  while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL)
+    casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
@@ -447,6 +476,7 @@ static int pass_k(lua_State *L, int status, lua_KContext ctx) {
 /* cond:acquire([timeout]) / cond:release() / cond:lock(): its lock */
 static int meth_cond_acquire(lua_State *L) {
   luaL_checkudata(L, 1, COND_MT);
+  casync__check_seconds(L, 2, 1); /* here: the lock's would be '?' */
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);
   lua_replace(L, 1);            /* [lock, timeout] */

@@ -102,8 +102,22 @@ static int join_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
+static void join_describe(lua_State *L, casync_task *t) {
+  casync__push_task_label(L, t->wait_obj);
+  lua_pushfstring(L, "task:wait() for %s", lua_tostring(L, -1));
+  lua_remove(L, -2);
+}
+
+static int join_blockers(lua_State *L, casync_task *t, casync_task **out,
+                         int max) {
+  (void)L;
+  if (max < 1) return 0;
+  out[0] = t->wait_obj;
+  return 1;
+}
+
 static const casync_wait_kind join_wait = {"wait", "task:wait()", join_cancel,
-                                           0};
+                                           0, join_describe, join_blockers};
 
 static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   if (t->outcome == OUT_OK) return casync__push_results(L, t, tidx, 0);

@@ -775,7 +775,7 @@ static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken job has its results: kept. */
 static const casync_wait_kind thread_wait = {"thread", "casync.thread",
-                                             thread_cancel, CASYNC_WK_KEEPS};
+                                             thread_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int thread_body_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

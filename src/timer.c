@@ -184,7 +184,7 @@ static void rearm(casync_ctx *lp) {
   }
   d = key(lp->heap[0]);
   if (d == lp->armed_for) return;
-  now = uv_hrtime();
+  now = casync__now_ns(lp);
   ms = d > now ? (d - now + NS_PER_MS - 1) / NS_PER_MS : 0;
   /* libuv counts from its cached loop time; refresh it so a long drain of
    * ready tasks does not make the timer fire early. */
@@ -214,9 +214,8 @@ static void unlink_node(casync_ctx *lp, casync_tnode *n) {
 
 /* Fires every node whose deadline has passed.  A fire function only marks
  * tasks ready (or cancels them); no Lua code of the user runs here. */
-static void on_timer(uv_timer_t *h) {
-  casync_ctx *lp = container_of(h, casync_ctx, timer);
-  uint64_t now = uv_hrtime();
+static void fire_due(casync_ctx *lp) {
+  uint64_t now = casync__now_ns(lp);
   lp->armed_for = 0;
   lp->in_timer = 1;
   while (lp->heap_len > 0 && key(lp->heap[0]) <= now) {
@@ -228,9 +227,39 @@ static void on_timer(uv_timer_t *h) {
   rearm(lp);
 }
 
+static void on_timer(uv_timer_t *h) {
+  fire_due(container_of(h, casync_ctx, timer));
+}
+
+/* casync.now()'s clock (ns): the monotonic clock, plus the jumps of a
+ * virtual clock. */
+uint64_t casync__now_ns(const casync_ctx *lp) {
+  return uv_hrtime() + lp->clock_offset;
+}
+
+/* The virtual clock: nothing is ready and no task waits on I/O, a thread,
+ * a process or a signal, so every task waits on time (or on other tasks):
+ * time jumps to the earliest timer, which fires.  Returns whether it did. */
+int casync__clock_jump(casync_ctx *lp) {
+  uint64_t now, d;
+  if (!lp->virtual_clock || lp->qhead || lp->external || lp->heap_len == 0)
+    return 0;
+  now = casync__now_ns(lp);
+  d = key(lp->heap[0]);
+  if (d > now) lp->clock_offset += d - now;
+  fire_due(lp);
+  return 1;
+}
+
+/* casync.advance: moves the clock ns ahead and fires what is due. */
+void casync__clock_advance(casync_ctx *lp, uint64_t ns) {
+  lp->clock_offset += ns;
+  fire_due(lp);
+}
+
 /* Sets n to fire after dur_ms milliseconds from now. */
 static void add_ms(casync_ctx *lp, casync_tnode *n, uint64_t dur_ms) {
-  uint64_t now = uv_hrtime();
+  uint64_t now = casync__now_ns(lp);
   tlist *l = list_for(lp, dur_ms);
   n->deadline = dur_ms >= (UINT64_MAX - now) / NS_PER_MS
                     ? UINT64_MAX - 1
@@ -295,7 +324,14 @@ static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1; /* the timer was called off with the wait */
 }
 
-static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0};
+static void sleep_describe(lua_State *L, casync_task *t) {
+  double left = t->timer.list ? ((double)t->timer.deadline -
+                                 (double)casync__now_ns(t->loop)) / 1e9 : 0;
+  lua_pushfstring(L, "sleep, %f s left", left > 0 ? left : 0.0);
+}
+
+static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0,
+                                            sleep_describe};
 
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -317,15 +353,26 @@ static int fn_sleep(lua_State *L) {
   return casync__park(L, t, &sleep_wait, NULL, 0, sleep_k, 0);
 }
 
-/* casync.now() -> seconds on the monotonic clock, read afresh */
+/* casync.now() -> seconds on the monotonic clock, read afresh (on the
+ * virtual clock under casync.run(fn, {clock = "virtual"})) */
 static int fn_now(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / NS_PER_S);
+  lua_pushnumber(L, (lua_Number)casync__now_ns(CASYNC_CTX(L)) / NS_PER_S);
   return 1;
+}
+
+/* casync.advance(seconds): moves the clock ahead by hand (the timers due
+ * fire); with the virtual clock, or to make time pass in a test */
+static int fn_advance(lua_State *L) {
+  double s = casync__check_seconds(L, 1, 0);
+  luaL_argcheck(L, s < 1e9, 1, "too far");
+  casync__clock_advance(CASYNC_CTX(L), (uint64_t)(s * NS_PER_S));
+  return 0;
 }
 
 void casync__timer_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"sleep", fn_sleep}, {"now", fn_now}, {NULL, NULL}};
+    {"sleep", fn_sleep}, {"now", fn_now}, {"advance", fn_advance},
+    {NULL, NULL}};
   casync__ctx_get(L)->parts[CTX_PART_TIMERS] = timer_free_all;
   casync__ctx_setfuncs(L, fns);
 }

@@ -14,6 +14,16 @@
  * a task (not in a plain coroutine inside one), be able to yield, and have
  * no cancellation pending (raised here).  Returns the task. */
 casync_task *casync__wait_begin(lua_State *L, const char *fname) {
+  casync_task *t = casync__task_begin(L, fname);
+  if (CASYNC_CANCELLED(t)) casync__raise_cancel(L, t);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
+  return t;
+}
+
+/* The running task, for Lua function fname that needs one (raising, naming
+ * fname, outside tasks and in plain coroutines inside them). */
+casync_task *casync__task_begin(lua_State *L, const char *fname) {
   casync_ctx *lp = CASYNC_CTX(L);
   casync_task *t = lp->current;
   if (!t || t->co != L) {
@@ -23,9 +33,6 @@ casync_task *casync__wait_begin(lua_State *L, const char *fname) {
     luaL_error(L, "%s: must be called inside a task (from a function run "
                "by casync.run or casync.spawn)", fname);
   }
-  if (t->flags & TF_CANCEL_PENDING) casync__raise_cancel(L, t);
-  if (!lua_isyieldable(L))
-    luaL_error(L, "%s: cannot suspend across a C call boundary", fname);
   return t;
 }
 
@@ -49,6 +56,12 @@ int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
   t->wait = kind;
   t->wait_obj = obj;
   t->wake = WAKE_OK;
+  if (kind->flags & CASYNC_WK_EXTERNAL) { /* holds a virtual clock still */
+    t->flags |= TF_EXTERNAL;
+    t->loop->external++;
+  }
+  if (t->loop->trace) casync__trace_park(t->loop, t, kind);
+  if (t->loop->debug && kind->blockers) casync__check_cycle(L, t);
   if (deadline) {
     t->timer.fire = on_deadline;
     casync__timer_add_ns(t->loop, &t->timer, deadline);
@@ -88,15 +101,23 @@ int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k) {
  * and the wait handed over nothing that would be lost. */
 int casync__woken(lua_State *L, casync_task *t) {
   if (t->wake == WAKE_CANCEL ||
-      ((t->flags & TF_CANCEL_PENDING) && !(t->wait->flags & CASYNC_WK_KEEPS)))
+      (!(t->wait->flags & CASYNC_WK_KEEPS) && CASYNC_CANCELLED(t)))
     return casync__raise_cancel(L, t);
   return t->wake;
 }
 
-/* Raises t's cancellation error in t (L is its coroutine). */
+/* Raises t's cancellation error in t (L is its coroutine): its own (from
+ * task:cancel, once), else that of the cancelled scope it is in (again at
+ * every wait while it stays inside). */
 int casync__raise_cancel(lua_State *L, casync_task *t) {
-  t->flags &= ~TF_CANCEL_PENDING;
   t->wake = WAKE_OK;
+  if (t->cscope && (!(t->flags & TF_CANCEL_PENDING) ||
+                    casync__cs_shielded(t)) &&
+      casync__cs_cancelled(t)) {
+    casync__cs_error(L, t);
+    return lua_error(L);
+  }
+  t->flags &= ~TF_CANCEL_PENDING;
   casync__push_task(L, t->loop, t);
   lua_getiuservalue(L, -1, 2);
   if (lua_istable(L, -1) && lua_getfield(L, -1, "cancel_error") != LUA_TNIL)

@@ -1,0 +1,369 @@
+/* trace.c: the recorder of casync.trace: a ring buffer of the last N
+ * scheduler events (a task spawned, ran, waited and on what, woke, ended;
+ * thread jobs; spans Lua code marks, such as HTTP requests), turned into a
+ * recording table when asked (lua/casync/timeline.lua draws it, or writes
+ * it as Chrome trace-event JSON).
+ *
+ * Off, it costs one test of ctx->trace at each resume, park, wake, spawn
+ * and end.  On, an event is a few stores into the ring; names, spawn
+ * sites and parents of tasks are noted in a Lua table as tasks are
+ * spawned, since a task may be long gone when the recording is read.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "scheduler.h"
+
+enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN };
+
+typedef struct trace_ev {
+  uint64_t t, dur;       /* ns on casync.now()'s clock */
+  lua_Integer task, aux; /* EV_SPAWN: aux = the parent; EV_END: outcome */
+  const char *what;      /* static text (a wait's what, a span's kind) */
+  int ref;               /* EV_SPAN: a name in the names table, or 0 */
+  unsigned char kind;
+} trace_ev;
+
+struct casync_trace {
+  trace_ev *ring;
+  size_t cap, next, count; /* the last `count` events end before `next` */
+  uint64_t t0;
+  int file_ref;            /* the file to write when stopped, or LUA_NOREF */
+  int tasks_ref;           /* {[id] = {name=, parent=, spawned_at=}} */
+  int names_ref;           /* names of spans: {[ref] = string} */
+  int nnames;
+};
+
+#define DEFAULT_LIMIT 1000000
+#define MAX_LIMIT 100000000
+
+static trace_ev *add(casync_trace *tr, int kind, lua_Integer task,
+                     uint64_t t) {
+  trace_ev *e = &tr->ring[tr->next];
+  tr->next = (tr->next + 1) % tr->cap;
+  if (tr->count < tr->cap) tr->count++;
+  e->kind = (unsigned char)kind;
+  e->task = task;
+  e->t = t;
+  e->dur = 0;
+  e->aux = 0;
+  e->what = NULL;
+  e->ref = 0;
+  return e;
+}
+
+/* ------------------------------------------------------ the scheduler's */
+
+/* Task t ran from `start` until now. */
+void casync__trace_run(casync_ctx *lp, casync_task *t, uint64_t start) {
+  trace_ev *e;
+  if (start < lp->trace->t0) start = lp->trace->t0; /* began before it */
+  e = add(lp->trace, EV_RUN, t->id, start);
+  e->dur = casync__now_ns(lp) - start;
+}
+
+/* Task t parks in a wait of kind k. */
+void casync__trace_park(casync_ctx *lp, casync_task *t,
+                        const casync_wait_kind *k) {
+  add(lp->trace, EV_PARK, t->id, casync__now_ns(lp))->what = k->what;
+}
+
+/* Task t is woken. */
+void casync__trace_wake(casync_ctx *lp, casync_task *t) {
+  add(lp->trace, EV_WAKE, t->id, casync__now_ns(lp));
+}
+
+/* Task t ended. */
+void casync__trace_end(casync_ctx *lp, casync_task *t) {
+  add(lp->trace, EV_END, t->id, casync__now_ns(lp))->aux = t->outcome;
+}
+
+/* Task t (userdata at tidx) was spawned by `by` (NULL: from outside):
+ * its name, parent and spawn site are noted. */
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
+                         int tidx, casync_task *by) {
+  casync_trace *tr = lp->trace;
+  lua_Debug ar;
+  int i;
+  add(tr, EV_SPAWN, t->id, casync__now_ns(lp))->aux = by ? by->id : 0;
+  tidx = lua_absindex(L, tidx);
+  luaL_checkstack(L, 6, NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tr->tasks_ref);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, t->id);
+  lua_setfield(L, -2, "id");
+  if (by) {
+    lua_pushinteger(L, by->id);
+    lua_setfield(L, -2, "parent");
+  }
+  if ((t->flags & TF_NAMED) && lua_getiuservalue(L, tidx, 2) == LUA_TTABLE) {
+    lua_getfield(L, -1, "name");
+    lua_setfield(L, -3, "name");
+    lua_pop(L, 1);
+  } else if (t->flags & TF_NAMED)
+    lua_pop(L, 1);
+  for (i = 1; i <= 4 && lua_getstack(L, i, &ar); i++)
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+      lua_setfield(L, -2, "spawned_at");
+      break;
+    }
+  lua_rawseti(L, -2, t->id);
+  lua_pop(L, 1);
+}
+
+/* ---------------------------------------------------------- recording */
+
+static const char *const outcomes[] = {"?", "ok", "failed", "cancelled"};
+
+static void set_num(lua_State *L, const char *k, double v) {
+  lua_pushnumber(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static int by_time(lua_State *L) {
+  lua_getfield(L, 1, "t");
+  lua_getfield(L, 2, "t");
+  lua_pushboolean(L, lua_tonumber(L, -2) < lua_tonumber(L, -1));
+  return 1;
+}
+
+/* Pushes the event table of e, or nothing (returns 0) for a park, kept in
+ * `parked` until its wake makes the wait's span. */
+static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
+                      double t, int parked) {
+  switch (e->kind) {
+  case EV_PARK:
+    lua_createtable(L, 2, 0);
+    lua_pushnumber(L, t);
+    lua_rawseti(L, -2, 1);
+    lua_pushstring(L, e->what);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, parked, e->task);
+    return 0;
+  case EV_WAKE:
+    if (lua_rawgeti(L, parked, e->task) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    {
+      double start;
+      lua_rawgeti(L, -1, 1);
+      start = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 5);
+      set_str(L, "kind", "wait");
+      set_num(L, "t", start);
+      set_num(L, "dur", t - start);
+      lua_rawgeti(L, -2, 2);
+      lua_setfield(L, -2, "what");
+      lua_remove(L, -2);
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, parked, e->task);
+    break;
+  case EV_RUN:
+    lua_createtable(L, 0, 4);
+    set_str(L, "kind", "run");
+    set_num(L, "t", t);
+    set_num(L, "dur", (double)e->dur / 1e9);
+    break;
+  case EV_SPAWN:
+    lua_createtable(L, 0, 4);
+    set_str(L, "kind", "spawn");
+    set_num(L, "t", t);
+    if (e->aux) {
+      lua_pushinteger(L, e->aux);
+      lua_setfield(L, -2, "parent");
+    }
+    break;
+  case EV_END:
+    lua_createtable(L, 0, 4);
+    set_str(L, "kind", "end");
+    set_num(L, "t", t);
+    set_str(L, "outcome", outcomes[e->aux & 3]);
+    break;
+  default: /* EV_SPAN: a job, an HTTP request, ... */
+    lua_createtable(L, 0, 6);
+    set_str(L, "kind", e->what);
+    set_num(L, "t", t);
+    set_num(L, "dur", (double)e->dur / 1e9);
+    if (e->ref) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, tr->names_ref);
+      lua_rawgeti(L, -1, e->ref);
+      lua_setfield(L, -3, "name");
+      lua_rawgeti(L, -1, e->ref + 1);
+      if (!lua_isnil(L, -1)) lua_setfield(L, -3, "track");
+      else lua_pop(L, 1);
+      lua_pop(L, 1);
+    }
+  }
+  if (e->task) {
+    lua_pushinteger(L, e->task);
+    lua_setfield(L, -2, "task");
+  }
+  return 1;
+}
+
+/* Pushes the recording {t0=, t1=, tasks=, events=} (see
+ * lua/casync/timeline.lua): times in seconds from t0, events in the
+ * order they started, a wait from its park to its wake. */
+static void push_recording(lua_State *L, casync_ctx *lp, casync_trace *tr) {
+  size_t i, start = (tr->next + tr->cap - tr->count) % tr->cap;
+  lua_Integer n = 0;
+  double t0 = (double)tr->t0 / 1e9;
+  int events, parked;
+  luaL_checkstack(L, 12, NULL);
+  lua_createtable(L, 0, 4);
+  set_num(L, "t0", t0);
+  set_num(L, "t1", (double)casync__now_ns(lp) / 1e9);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tr->tasks_ref);
+  lua_setfield(L, -2, "tasks");
+  lua_newtable(L);
+  parked = lua_gettop(L);
+  lua_newtable(L);
+  events = lua_gettop(L);
+  for (i = 0; i < tr->count; i++) {
+    trace_ev *e = &tr->ring[(start + i) % tr->cap];
+    if (push_event(L, tr, e, (double)e->t / 1e9 - t0, parked))
+      lua_rawseti(L, events, ++n);
+  }
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, events);
+  lua_pushcfunction(L, by_time);
+  lua_call(L, 2, 0);
+  lua_pop(L, 1);
+  lua_setfield(L, events - 2, "events");
+  lua_pop(L, 1); /* parked */
+}
+
+/* ------------------------------------------------------------- the API */
+
+static void trace_free(lua_State *L, casync_ctx *lp) {
+  casync_trace *tr = lp->trace;
+  if (!tr) return;
+  lp->trace = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, tr->tasks_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, tr->names_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, tr->file_ref);
+  free(tr->ring);
+  free(tr);
+}
+
+/* Writes the recording on top as Chrome trace-event JSON to the file at
+ * index fidx (casync.timeline does the JSON). */
+static void write_file(lua_State *L, int fidx) {
+  FILE *f;
+  size_t len;
+  const char *json;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "casync.timeline");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "chrome");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 1);
+  json = luaL_checklstring(L, -1, &len);
+  f = fopen(lua_tostring(L, fidx), "wb");
+  if (!f || fwrite(json, 1, len, f) != len || fclose(f) != 0)
+    luaL_error(L, "trace: cannot write %s", lua_tostring(L, fidx));
+  lua_pop(L, 2);
+}
+
+/* casync.trace{file =, limit =} starts recording what the tasks do (the
+ * last `limit` events); casync.trace(false) stops and returns the
+ * recording (writing it to file as Chrome trace-event JSON, which Perfetto
+ * and chrome://tracing open); casync.trace() returns it so far */
+static int fn_trace(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_trace *tr;
+  lua_Integer limit = DEFAULT_LIMIT;
+  if (lua_isnoneornil(L, 1)) {
+    if (!lp->trace) return 0;
+    push_recording(L, lp, lp->trace);
+    return 1;
+  }
+  if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {
+    if (!(tr = lp->trace)) return 0;
+    push_recording(L, lp, tr);
+    if (tr->file_ref != LUA_NOREF) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, tr->file_ref);
+      lua_insert(L, -2);
+      write_file(L, -2);
+      lua_remove(L, -2);
+    }
+    trace_free(L, lp);
+    return 1;
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getfield(L, 1, "limit") != LUA_TNIL) {
+    int isint;
+    limit = lua_tointegerx(L, -1, &isint);
+    luaL_argcheck(L, isint && limit > 0 && limit <= MAX_LIMIT, 1,
+                  "opts.limit must be a whole number of events (1..1e8)");
+  }
+  if (lua_getfield(L, 1, "file") != LUA_TNIL && !lua_isstring(L, -1))
+    luaL_argerror(L, 1, "opts.file must be a string");
+  trace_free(L, lp);
+  tr = calloc(1, sizeof *tr);
+  if (!tr || !(tr->ring = malloc((size_t)limit * sizeof *tr->ring))) {
+    free(tr);
+    return luaL_error(L, "trace: not enough memory for %I events", limit);
+  }
+  tr->cap = (size_t)limit;
+  tr->t0 = casync__now_ns(lp);
+  lua_pushvalue(L, -1); /* the file, or nil */
+  tr->file_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+                                  : luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  tr->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lp->trace = tr;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* casync._trace_span(kind, name, t, dur [, track]): records a span Lua
+ * code measured (an HTTP request, a pool job), when recording */
+static int fn_trace_span(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_trace *tr = lp->trace;
+  double t = luaL_checknumber(L, 3), dur = luaL_checknumber(L, 4);
+  casync_task *cur = lp->current && lp->current->co == L ? lp->current : NULL;
+  trace_ev *e;
+  luaL_checkstring(L, 1);
+  luaL_checkstring(L, 2);
+  if (!tr) return 0;
+  /* the kind must outlive the recording: intern it among the names */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, tr->names_ref);
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rawset(L, -3);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);
+  }
+  e = add(tr, EV_SPAN, cur ? cur->id : 0, (uint64_t)(t * 1e9));
+  e->what = lua_tostring(L, -1); /* kept alive by the names table */
+  e->dur = dur > 0 ? (uint64_t)(dur * 1e9) : 0;
+  tr->nnames += 2;
+  e->ref = tr->nnames - 1;
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -3, e->ref);
+  lua_pushvalue(L, 5);
+  lua_rawseti(L, -3, e->ref + 1);
+  return 0;
+}
+
+void casync__trace_open(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"trace", fn_trace}, {"_trace_span", fn_trace_span}, {NULL, NULL}};
+  casync__ctx_setfuncs(L, fns);
+}
