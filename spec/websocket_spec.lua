@@ -183,7 +183,7 @@ describe("casync.http.websocket and req:websocket()", function()
     assert.is_nil(ws)
     assert.equal("http", err.kind)
     assert.equal(200, err.status)
-    ws, err = http.websocket("wss://127.0.0.1:1/")
+    ws, err = http.websocket("ftp://127.0.0.1:1/")
     assert.equal("unsupported", err.kind)
   end))
 

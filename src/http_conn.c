@@ -330,6 +330,12 @@ void casync__hconn_accept(lua_State *L, void *data, casync_stream *s,
   c->next = srv->conns;
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
+  /* HTTPS: the handshake runs as bytes come; on_data sees the plaintext
+   * (or s->rerr when the handshake failed) */
+  if (srv->tls && casync__tls_start(s, srv->tls, NULL) < 0) {
+    casync__hconn_close(c);
+    return;
+  }
   if (srv->max_conn > 0 && srv->nconn >= srv->max_conn) {
     c->flags |= CF_REJECTED;
     srv->rejected++;

@@ -119,6 +119,7 @@ static int fn_serve(lua_State *L) {
   hserver *srv;
   size_t mhead, mbody, mheaders;
   uint64_t hms, bms, ims, wms;
+  casync_tls_conf *tls = NULL;
   int r;
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port must be in 0..65535");
   casync__check_callable(L, 3);
@@ -136,29 +137,39 @@ static int fn_serve(lua_State *L) {
   bms = opt_ms(L, "body_timeout", 30);
   ims = opt_ms(L, "keep_alive_timeout", 5);
   wms = opt_ms(L, "write_timeout", 30);
+  /* opts.tls = {cert =, key =, ...}: HTTPS, through the TLS layer of each
+   * connection's stream (tls.c) */
+  if (lua_isnil(L, 4) || lua_getfield(L, 4, "tls") == LUA_TNIL) {
+    lua_settop(L, 4);
+    lua_pushnil(L); /* 5 */
+  } else {
+    if (!lua_istable(L, 5)) luaL_argerror(L, 4, "opts.tls must be a table");
+    if (!(tls = casync__tls_conf(L, 5, 1, "serve"))) return 2; /* 6 */
+    lua_replace(L, 5);
+  }
   if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
   }
   /* the userdata: closed until it listens */
-  u = lua_newuserdatauv(L, sizeof *u, 6); /* 5 */
+  u = lua_newuserdatauv(L, sizeof *u, 7); /* 6 */
   u->srv = u->block = NULL;
   luaL_setmetatable(L, HTTP_SERVER_MT);
   lua_pushvalue(L, 3);
-  lua_setiuservalue(L, 5, 1);
+  lua_setiuservalue(L, 6, 1);
   push_hooks(L);
   lua_getfield(L, -1, "reqmeta");
-  lua_setiuservalue(L, 5, 2);
+  lua_setiuservalue(L, 6, 2);
   casync__ctx_push(L);
-  lua_pushvalue(L, 5);
+  lua_pushvalue(L, 6);
   lua_pushcclosure(L, casync__hresp_request_body, 2);
-  lua_setiuservalue(L, 5, 3);
+  lua_setiuservalue(L, 6, 3);
   lua_getfield(L, -1, "encode");
-  lua_setiuservalue(L, 5, 4);
+  lua_setiuservalue(L, 6, 4);
   lua_pop(L, 1);
   casync__hconn_push_keys(L);
-  lua_setiuservalue(L, 5, 5);
+  lua_setiuservalue(L, 6, 5);
   srv = calloc(1, sizeof *srv);
   if (!srv) return luaL_error(L, "not enough memory");
   srv->ctx = ctx;
@@ -178,23 +189,26 @@ static int fn_serve(lua_State *L) {
   srv->write_ms = wms;
   srv->date_sec = -1;
   /* the listener: server.c's, handing each stream to http_conn.c */
-  srv->lsn = casync__server_new(L, ctx, CASYNC_TCP, 3); /* 6 */
-  lua_pushvalue(L, 6);
-  lua_setiuservalue(L, 5, 6);
+  srv->tls = tls;
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, 6, 7); /* the TLS settings, alive as long as it */
+  srv->lsn = casync__server_new(L, ctx, CASYNC_TCP, 3); /* 7 */
+  lua_pushvalue(L, 7);
+  lua_setiuservalue(L, 6, 6);
   casync__server_set_accept(srv->lsn, casync__hconn_accept, srv);
   r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv->lsn),
                   (struct sockaddr *)&ss, 0);
-  if (r == 0) r = casync__server_listen(L, srv->lsn, 6, (int)backlog, NULL);
+  if (r == 0) r = casync__server_listen(L, srv->lsn, 7, (int)backlog, NULL);
   if (r < 0) {
     server_close(L, srv, 0);
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
   }
-  srv->pin_ref = casync__pin(L, ctx, 5);
+  srv->pin_ref = casync__pin(L, ctx, 6);
   srv->ud = u;
   u->srv = srv;
-  lua_settop(L, 5);
+  lua_settop(L, 6);
   return 1;
 }
 
@@ -271,7 +285,8 @@ static int meth_url(lua_State *L) {
     return luaL_error(L, "url: the server has no address");
   host = lua_tostring(L, -2);
   lua_pushfstring(
-      L, strchr(host, ':') ? "http://[%s]:%d%s%s" : "http://%s:%d%s%s", host,
+      L, strchr(host, ':') ? "%s://[%s]:%d%s%s" : "%s://%s:%d%s%s",
+      check_open(L, "url")->tls ? "https" : "http", host,
       (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/", path);
   return 1;
 }

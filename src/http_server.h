@@ -54,6 +54,7 @@ typedef struct hserver_ud {
 
 struct hserver {
   casync_server *lsn; /* server.c's listener; NULL once closed */
+  casync_tls_conf *tls; /* HTTPS: each connection's TLS settings */
   casync_ctx *ctx;
   hserver_ud *ud; /* NULL once Lua let go */
   int pin_ref;    /* the userdata, while it listens */

@@ -6,14 +6,15 @@
 -- casync.tcp streams and the C parser object (casync.core.http.parser, on
 -- llhttp), with a small keep-alive pool per host.  WebSocket is
 -- lua/casync/websocket.lua.  JSON goes through Debian's lua-cjson.
--- Not here: TLS (https URLs fail with kind "unsupported"), HTTP/2,
--- proxies, a cookie jar, compression.
+-- https goes through casync.tls (the TLS layer inside casync streams).
+-- Not here: HTTP/2, proxies, a cookie jar, compression.
 local core = require "casync.core"
 local cjson = require "cjson"
 
 local C = core.http
 local now, new_error = core.now, core.new_error
 local tcp_connect = core.tcp.connect
+local tls_connect = core.tls and core.tls.connect
 local core_check_task = C._check_task
 
 -- Raises the core's "fname: must be called inside a task" (and a pending
@@ -577,6 +578,10 @@ local function prepare(opts, i, level)
   r.max_body = opt_int(opts, "max_body_size", 1, MAX_LIMIT, i, level + 1,
                        MAX_RESPONSE_BODY)
   r.keep_alive = opt_boolean(opts, "keep_alive", i, level + 1) ~= false
+  if opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(i, "opts.tls must be a table", level + 1)
+  end
+  r.tls = opts.tls
   r.retry = opt_boolean(opts, "retry", i, level + 1)
   local headers = {}
   if opts.headers ~= nil then
@@ -648,18 +653,28 @@ local function timed_out(r, what)
     :format(r.method, r.url, r.timeout, what or ""), "ETIMEDOUT")
 end
 
+-- A new connection to host:port, TLS (casync.tls.connect: the system's
+-- CAs, the host name checked, opts.tls's settings) when `secure`.
+local function connect(host, port, secure, tls, timeout)
+  if not secure then return tcp_connect(host, port, {timeout = timeout}) end
+  local o = {}
+  for k, v in pairs(tls or {}) do o[k] = v end
+  o.timeout = timeout
+  return tls_connect(host, port, o)
+end
+
 -- One request to r.url over a pooled or new connection: the message, or
 -- nil, err.  A pooled connection the server closed while it sat idle is
 -- dropped before use (Pool:get); one that dies before any answer came is
 -- replaced once, when the request may be repeated.
-local function attempt(pool, r, host, port, head)
-  local key = host .. ":" .. port
+local function attempt(pool, r, host, port, head, secure)
+  local key = (secure and "https://" or "http://") .. host .. ":" .. port
   for try = 1, 2 do
     local s, reused = pool:get(key), true
     if not s then
       local cerr
       reused = false
-      s, cerr = tcp_connect(host, port, {timeout = left(r.deadline)})
+      s, cerr = connect(host, port, secure, r.tls, left(r.deadline))
       if not s then
         if cerr.kind == "timeout" then
           return nil, timed_out(r, " (connecting)")
@@ -704,9 +719,10 @@ local function do_request(pool, r, fname, level)
     if not u then
       return nil, new_error("http", ("invalid URL '%s'"):format(r.url))
     end
-    if u.scheme ~= "http" then
-      return nil, new_error("unsupported", ("%s URLs are not supported " ..
-        "(casync.http has no TLS)"):format(u.scheme))
+    local secure = u.scheme == "https"
+    if not secure and u.scheme ~= "http" then
+      return nil, new_error("unsupported", ("%s URLs are not supported"):
+                                           format(u.scheme))
     end
     local o = origin_of(u)
     if origin and o ~= origin then
@@ -717,7 +733,8 @@ local function do_request(pool, r, fname, level)
       drop_header(r, "proxy-authorization")
     end
     origin = o
-    local msg, err = attempt(pool, r, u.host, u.port or 80, head_of(r, u))
+    local msg, err = attempt(pool, r, u.host, u.port or (secure and 443 or 80),
+                             head_of(r, u), secure)
     if not msg then return nil, err end
     local status, loc = msg.status, msg.headers.location
     if not (loc and REDIRECT[status] and redirects < r.max_redirects) then
@@ -892,9 +909,15 @@ function http.websocket(url, opts)
   check_task("websocket", 2)
   local u, perr = parse_url(url)
   if not u then return nil, new_error("http", perr) end
+  if opts and opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(2, "opts.tls must be a table", 2)
+  end
+  local tls = opts and opts.tls
   local ws, err = require("casync.websocket").connect(u, opts or {}, {
-    parser = C.parser, target_of = target_of, connect = tcp_connect,
-    user_agent = USER_AGENT, url = url, argerror = argerror})
+    parser = C.parser, target_of = target_of, user_agent = USER_AGENT,
+    connect = function(host, port, secure, timeout)
+      return connect(host, port, secure, tls, timeout)
+    end})
   return ws, err
 end
 

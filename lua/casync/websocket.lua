@@ -9,7 +9,8 @@
 -- cancellation loses nothing.  Sends take a lock, so pongs, pings and
 -- messages from several tasks never interleave, and suspend while the
 -- kernel's buffer is full (backpressure).  Frame bytes and masking are C
--- (src/ws.c).  Not here: extensions (permessage-deflate), wss before TLS.
+-- (src/ws.c); wss is the same over a TLS stream.  Not here: extensions
+-- (permessage-deflate).
 local core = require "casync.core"
 
 local C = core.http
@@ -450,7 +451,8 @@ function websocket.accept(req, opts, upgrade)
 end
 
 -- The client side: connects to URL parts u and upgrades.  env: what
--- http.lua lends (its parser, target encoding, connect, argerror).
+-- http.lua lends (its parser, target encoding, connect(host, port,
+-- secure, timeout) for TCP or TLS).
 function websocket.connect(u, opts, env)
   local o = options(opts, 2, "websocket", 4)
   local timeout = opts.timeout
@@ -462,17 +464,15 @@ function websocket.connect(u, opts, env)
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
     argerr(2, "websocket", "opts.headers must be a table", 4)
   end
-  if u.scheme == "wss" or u.scheme == "https" then
-    return nil, new_error("unsupported", "wss URLs are not supported yet " ..
-                                         "(casync.http has no TLS)")
-  end
-  if u.scheme ~= "ws" and u.scheme ~= "http" then
+  local secure = u.scheme == "wss" or u.scheme == "https"
+  if not secure and u.scheme ~= "ws" and u.scheme ~= "http" then
     return nil, new_error("unsupported", ("%s URLs are not WebSocket URLs")
                                          :format(u.scheme))
   end
   local deadline = now() + timeout
   local function left() return math.max(0, deadline - now()) end
-  local s, err = env.connect(u.host, u.port or 80, {timeout = left()})
+  local s, err = env.connect(u.host, u.port or (secure and 443 or 80), secure,
+                             left())
   if not s then return nil, err end
   local guard <close> = setmetatable({s = s}, {__close = function(g)
     if g.s then g.s:close() end
