@@ -82,8 +82,8 @@ describe("https and wss", function()
   it("serves curl over HTTPS", async(function()
     if not HAVE_CURL then print("\n(curl is not installed)") return end
     local srv <close> = serve(function(req) return "hello " .. req.path end)
-    local p = assert(casync.process.spawn({"curl", "-s", "--cacert", CA, srv:url("/curl")},
-                                          {stdout = "pipe"}))
+    local p = assert(casync.process.spawn({"curl", "-s", "--max-time", "10", "--cacert", CA, srv:url("/curl")},
+                                          {stdout = "pipe", env = {LD_PRELOAD = false}}))
     local out = p.stdout:read(1024, 10)
     p:wait()
     p.stdout:close()

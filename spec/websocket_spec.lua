@@ -10,7 +10,7 @@ local http = casync.http
 local PY = "/usr/bin/python3"
 
 local function exists(cmd)
-  local f = io.popen(cmd .. " >/dev/null 2>&1 && echo yes")
+  local f = io.popen("env -u LD_PRELOAD " .. cmd .. " >/dev/null 2>&1 && echo yes")
   local out = f:read("a")
   f:close()
   return out:find("yes") ~= nil
@@ -59,7 +59,8 @@ end
 -- printed.
 local function peer(argv)
   local p = assert(casync.process.spawn(argv, {stdout = "pipe", stdin = "pipe",
-                                               stderr = "pipe"}))
+                                               stderr = "pipe",
+                                               env = {LD_PRELOAD = false}}))
   return p, p.stdout:read_line(nil, 20)
 end
 
@@ -297,7 +298,7 @@ describe("casync.http.websocket and req:websocket()", function()
     local srv <close> = echo_server()
     local p = assert(casync.process.spawn(
       {"node", "spec/peers/ws_node.js", "client", wsurl(srv)},
-      {stdout = "pipe", stderr = "pipe"}))
+      {stdout = "pipe", stderr = "pipe", env = {LD_PRELOAD = false}}))
     local lines, errs = lines_of(p)
     assert.same(CLIENT_SCRIPT, lines, errs)
   end))
@@ -307,7 +308,7 @@ describe("casync.http.websocket and req:websocket()", function()
     local srv <close> = echo_server()
     local p = assert(casync.process.spawn(
       {PY, "spec/peers/ws_python.py", "client", wsurl(srv)},
-      {stdout = "pipe", stderr = "pipe"}))
+      {stdout = "pipe", stderr = "pipe", env = {LD_PRELOAD = false}}))
     local lines, errs = lines_of(p)
     assert.same(CLIENT_SCRIPT, lines, errs)
   end))
