@@ -47,7 +47,7 @@ lua_Integer casync__chan_check_capacity(lua_State *L, int arg,
 chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                        const char *mt);
 void casync__chan_describe(lua_State *L, chan *c, const char *op);
-void casync__chan_new_type(lua_State *L, const char *name,
+const void *casync__chan_new_type(lua_State *L, const char *name,
                            const luaL_Reg *methods, lua_CFunction tostring,
                            lua_CFunction len);
 

@@ -162,11 +162,11 @@ static void give_to(lua_State *L, casync_wnode *w) {
 }
 
 chan *casync__chan_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_CHANNEL_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->chan_mt, CASYNC_CHANNEL_MT);
 }
 
 chan *casync__queue_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_QUEUE_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->queue_mt, CASYNC_QUEUE_MT);
 }
 
 int casync__chan_raise_closed(lua_State *L, const char *fname) {
@@ -281,13 +281,13 @@ static void get_describe(lua_State *L, casync_task *t) {
 }
 
 static const casync_wait_kind send_wait = {"send", "channel send",
-  casync__chan_cancel, CASYNC_WK_KEEPS, send_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, send_describe};
 static const casync_wait_kind put_wait = {"put", "queue put",
-  casync__chan_cancel, CASYNC_WK_KEEPS, put_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, put_describe};
 static const casync_wait_kind recv_wait = {"recv", "channel recv",
-  casync__chan_cancel, CASYNC_WK_KEEPS, recv_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, recv_describe};
 static const casync_wait_kind get_wait = {"get", "queue get",
-  casync__chan_cancel, CASYNC_WK_KEEPS, get_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, get_describe};
 
 /* Queues t's wait node for op on q. */
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
@@ -302,7 +302,7 @@ void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
 static int send_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, send_k);
+  CASYNC_RESUMED_KC(L, t, kc, send_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED)
     return casync__chan_raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
@@ -314,14 +314,14 @@ static int send_k(lua_State *L, int status, lua_KContext kc) {
 int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
   casync_ctx *lp = CASYNC_CTX(L);
   const char *fname = op == OP_PUT ? "put" : "send";
-  casync_task *t = casync__wait_begin(L, fname);
+  casync_task *t = casync__wait_begin_ctx(L, lp, fname);
   if (c->closed) return casync__chan_raise_closed(L, fname);
   lua_pushvalue(L, 2);
   if (casync__chan_try_send(L, lp, c, 1, prio)) return 0;
   lua_pop(L, 1);
   casync__chan_enlist(t, &c->senders, op, 2);
   return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0,
-                      send_k, 0);
+                      send_k, (lua_KContext)t);
 }
 
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
@@ -337,7 +337,7 @@ static int meth_send(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, recv_k);
+  CASYNC_RESUMED_KC(L, t, kc, recv_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
@@ -351,7 +351,8 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 /* recv and get: c at 1. */
 int casync__chan_recv(lua_State *L, chan *c, int op) {
   casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__wait_begin(L, op == OP_GET ? "get" : "recv");
+  casync_task *t =
+      casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
   int got;
   lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
@@ -360,7 +361,7 @@ int casync__chan_recv(lua_State *L, chan *c, int op) {
   }
   casync__chan_enlist(t, &c->receivers, op, 0);
   return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0,
-                      recv_k, 0);
+                      recv_k, (lua_KContext)t);
 }
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
@@ -490,18 +491,24 @@ static int fn_channel(lua_State *L) {
   return 1;
 }
 
-void casync__chan_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                     lua_CFunction tostring, lua_CFunction len) {
+/* Makes the metatable `name` of a channel type; returns its address. */
+const void *casync__chan_new_type(lua_State *L, const char *name,
+                                  const luaL_Reg *methods,
+                                  lua_CFunction tostring, lua_CFunction len) {
+  const void *mt;
   luaL_newmetatable(L, name);
+  mt = lua_topointer(L, -1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, tostring);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, tostring, 1);
   lua_setfield(L, -2, "__tostring");
   casync__ctx_push(L);
   lua_pushcclosure(L, len, 1);
   lua_setfield(L, -2, "__len");
   lua_pop(L, 1);
+  return mt;
 }
 
 void casync__channel_open(lua_State *L) {
@@ -512,6 +519,6 @@ void casync__channel_open(lua_State *L) {
     {"len", meth_len}, {"cap", meth_cap}, {"closed", meth_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_CHANNEL_MT, methods, meta_tostring,
-                        meth_len);
+  casync__ctx_get(L)->chan_mt = casync__chan_new_type(
+      L, CASYNC_CHANNEL_MT, methods, meta_tostring, meth_len);
 }

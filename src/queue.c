@@ -77,7 +77,8 @@ static void join_describe(lua_State *L, casync_task *t) {
 
 static const casync_wait_kind join_wait = {"join", "queue join",
                                            casync__chan_cancel,
-                                           CASYNC_WK_KEEPS, join_describe};
+                                           CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+                                           join_describe};
 
 static int join_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -188,6 +189,6 @@ void casync__queue_open(lua_State *L) {
     {"unfinished", meth_unfinished}, {"closed", meth_q_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring,
-                        meth_qsize);
+  casync__ctx_get(L)->queue_mt = casync__chan_new_type(
+      L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring, meth_qsize);
 }

@@ -141,6 +141,11 @@ typedef struct casync_wait_kind {
  * signal): the virtual clock does not jump while a task waits so. */
 #define CASYNC_WK_EXTERNAL 0x2u
 
+/* The wait is on other tasks of the program (a join, a channel, a lock):
+ * time the program spends on the world is counted where they wait, so a
+ * recording's timeline draws this apart (trace.c). */
+#define CASYNC_WK_ON_TASKS 0x4u
+
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
  *   1: the coroutine while it runs; afterwards its result (one value), a
@@ -210,26 +215,74 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
+int casync__fn_on_unobserved(lua_State *L);
 int casync__traceback_msgh(lua_State *L);
 void casync__extras(lua_State *L, int tidx);
 void casync__task_describe(lua_State *L, casync_task *t, int tidx);
 int casync__is_callable(lua_State *L, int idx);
 void casync__check_callable(lua_State *L, int arg);
 
-/* wait.c: the wait protocol (see above) */
-casync_task *casync__wait_begin(lua_State *L, const char *fname);
-int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
-                 void *obj, uint64_t deadline, lua_KFunction k,
-                 lua_KContext kc);
+/* wait.c: the wait protocol (see above); the fast paths inline below */
+casync_task *casync__wait_begin_slow(lua_State *L, const char *fname);
+int casync__woken_slow(lua_State *L, casync_task *t);
+void casync__park_slow(lua_State *L, casync_task *t,
+                       const casync_wait_kind *kind, uint64_t deadline);
 int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
                     lua_KFunction k, lua_KContext kc);
-casync_task *casync__resumed(lua_State *L);
 int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k);
-int casync__woken(lua_State *L, casync_task *t);
 int casync__raise_cancel(lua_State *L, casync_task *t);
 uint64_t casync__deadline(double seconds);
 int casync__timeout_error(lua_State *L, const char *op, double seconds);
 const char *casync__waiting_in(const casync_task *t);
+
+/* Checks that the caller may wait, in Lua function fname: it must run in
+ * a task (not in a plain coroutine inside one), be able to yield, and have
+ * no cancellation pending (raised here).  Returns the task. */
+static inline casync_task *casync__wait_begin_ctx(lua_State *L,
+                                                  casync_ctx *lp,
+                                                  const char *fname) {
+  casync_task *t = lp->current;
+  if (t && t->co == L && !(t->flags & TF_CANCEL_PENDING) && !t->cscope &&
+      lua_isyieldable(L))
+    return t;
+  return casync__wait_begin_slow(L, fname); /* an error, or scopes */
+}
+#define casync__wait_begin(L, fname) \
+  casync__wait_begin_ctx((L), CASYNC_CTX(L), (fname))
+
+/* The task the scheduler is resuming on coroutine L, or NULL when L was
+ * resumed by someone else. */
+static inline casync_task *casync__resumed(lua_State *L) {
+  casync_task *t = CASYNC_CTX(L)->current;
+  return t && t->co == L ? t : NULL;
+}
+
+/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
+ * cancellation instead when the wait was cancelled, or when one is pending
+ * and the wait handed over nothing that would be lost. */
+static inline int casync__woken(lua_State *L, casync_task *t) {
+  if (t->wake == WAKE_OK && !(t->flags & TF_CANCEL_PENDING) && !t->cscope)
+    return WAKE_OK;
+  return casync__woken_slow(L, t);
+}
+
+/* Parks the running task t in a wait of `kind` on obj until something
+ * wakes it (casync__wake), it is cancelled, or `deadline` (ns on
+ * uv_hrtime's clock; 0: none) passes; then k(kc) continues.  Returned by
+ * the waiting function: it does not return. */
+static inline int casync__park(lua_State *L, casync_task *t,
+                               const casync_wait_kind *kind, void *obj,
+                               uint64_t deadline, lua_KFunction k,
+                               lua_KContext kc) {
+  t->state = T_WAITING;
+  t->wait = kind;
+  t->wait_obj = obj;
+  t->wake = WAKE_OK;
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || t->loop->trace ||
+      t->loop->debug || deadline)
+    casync__park_slow(L, t, kind, deadline);
+  return lua_yieldk(L, 0, kc, k);
+}
 
 /* At the top of every continuation k(kc): t is the task the scheduler
  * resumed.  Resumed by anyone else (coroutine.resume on the task's
@@ -237,6 +290,14 @@ const char *casync__waiting_in(const casync_task *t);
 #define CASYNC_RESUMED(L, t, kc, k)                                     \
   do {                                                                  \
     if (!((t) = casync__resumed(L))) return casync__not_resumed((L), (kc), (k)); \
+  } while (0)
+
+/* The same for a continuation whose kc is the task itself (the hot waits:
+ * no look-up of the context). */
+#define CASYNC_RESUMED_KC(L, t, kc, k)                                  \
+  do {                                                                  \
+    (t) = (casync_task *)(kc);                                          \
+    if ((t)->loop->current != (t)) return casync__not_resumed((L), (kc), (k)); \
   } while (0)
 
 /* task.c: the methods of a task, spawn, current, call_later */
@@ -274,11 +335,54 @@ typedef struct casync_select {
   casync_selcase c[];
 } casync_select;
 
-/* waitq.c: FIFO wait lists of tasks, and selects over them */
-void casync__wq_push(casync_wqueue *q, casync_wnode *w);
-casync_wnode *casync__wq_pop(casync_wqueue *q);
-void casync__wq_remove(casync_wnode *w);
-void casync__wq_serve(casync_ctx *lp, casync_wnode *w, int status);
+/* waitq.c: FIFO wait lists of tasks (first come, first served; the list
+ * operations inline: they run on every channel and lock hand-over), and
+ * selects over them */
+static inline void casync__wq_push(casync_wqueue *q, casync_wnode *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail) q->tail->next = w;
+  else q->head = w;
+  q->tail = w;
+  w->queue = q;
+}
+
+static inline void casync__wq_remove(casync_wnode *w) {
+  casync_wqueue *q = w->queue;
+  if (!q) return;
+  if (w->prev) w->prev->next = w->next;
+  else q->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else q->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->queue = NULL;
+}
+
+/* Takes the first waiter off q (NULL if none).  A waiter whose coroutine
+ * was closed from outside (coroutine.close) is not served: nothing handed
+ * to it could arrive, and a sender's value went with its stack.  It leaves
+ * its wait as a cancelled task does, and the next one is taken. */
+static inline casync_wnode *casync__wq_pop(casync_wqueue *q) {
+  casync_wnode *w;
+  while ((w = q->head) != NULL) {
+    casync__wq_remove(w);
+    if (lua_status(w->task->co) == LUA_YIELD) return w;
+    casync__closed_outside(w->task);
+  }
+  return NULL;
+}
+
+/* waitq.c: selects over wait lists */
+void casync__select_fire(casync_select *s, casync_wnode *w);
+
+/* Waiter w (already off its list) is served with `status`: its task wakes;
+ * for a select, w's case is the one that fired and the others let go. */
+static inline void casync__wq_serve(casync_ctx *lp, casync_wnode *w,
+                                    int status) {
+  w->status = status;
+  if (w->sel) casync__select_fire(w->sel, w);
+  casync__wake(lp, w->task, WAKE_OK);
+}
 void casync__select_unlink(casync_select *s);
 void casync__select_watch(casync_select *s, casync_selcase *c,
                           casync_task *t);
@@ -327,6 +431,7 @@ void casync__trace_open(lua_State *L);
 void casync__push_task_label(lua_State *L, casync_task *t);
 casync_task *casync__live_task(lua_State *L, lua_Integer id);
 void casync__push_waiting_on(lua_State *L, casync_task *t);
+void casync__push_spawned_at(lua_State *L, casync_task *t);
 void casync__push_dump(lua_State *L);
 void casync__check_cycle(lua_State *L, casync_task *t);
 void casync__push_blocked(lua_State *L, casync_task *main);
