@@ -20,7 +20,7 @@ end
 local layer_of = {
   ["casync.h"] = 0, ["context.h"] = 0,
   ["scheduler.h"] = 1,
-  ["prim.h"] = 2, ["chan.h"] = 2, ["sync.h"] = 2,
+  ["prim.h"] = 2, ["chan.h"] = 2, ["sync.h"] = 2, ["thread.h"] = 2,
   ["io.h"] = 3, ["stream.h"] = 3, ["tls.h"] = 3, ["fs.h"] = 3,
   ["http.h"] = 4, ["http_parse.h"] = 4, ["http_server.h"] = 4,
 }
