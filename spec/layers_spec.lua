@@ -22,7 +22,7 @@ local layer_of = {
   ["scheduler.h"] = 1,
   ["prim.h"] = 2, ["chan.h"] = 2, ["sync.h"] = 2, ["thread.h"] = 2,
   ["io.h"] = 3, ["stream.h"] = 3, ["tls.h"] = 3, ["fs.h"] = 3,
-  ["http.h"] = 4, ["http_parse.h"] = 4,
+  ["http.h"] = 4, ["http_parse.h"] = 4, ["http_server.h"] = 4,
 }
 local names = {[0] = "context", "scheduler", "primitives", "I/O", "HTTP"}
 
@@ -35,8 +35,8 @@ local file_layer = {
    "worker", "wrap"},
   {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp",
    "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp",
-   "tls_conf", "tls_lua", "connect"},
-  {"http_parse", "http", "http_server"},
+   "tls_conf", "tls_lua", "connect", "stream_send"},
+  {"http_parse", "http", "http_server", "http_conn", "http_respond", "ws"},
 }
 local layer_of_file = {}
 for l = 0, 4 do
