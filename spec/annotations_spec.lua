@@ -21,6 +21,18 @@ local LUA_CLASSES = {
   ["casync.RateLimiter"] = function() return casync.rate_limiter(1) end,
   ["casync.ProcessPool"] = function() return casync.process_pool{size = 1} end,
   ["casync.http.Session"] = function() return casync.http.session{} end,
+  ["casync.WebSocket"] = function()
+    return casync.run(function()
+      local srv = assert(casync.http.serve("127.0.0.1", 0, function(req)
+        local ws = assert(req:websocket())
+        ws:recv()
+      end))
+      local ws = assert(casync.http.websocket(("ws://127.0.0.1:%d/"):format(srv:port())))
+      ws:close()
+      srv:close()
+      return ws
+    end)
+  end,
 }
 
 -- A request and a response, from a real exchange on loopback.

@@ -689,6 +689,25 @@ function casync.http.json_decode(text) end
 ---@return string
 function casync.http.reason(status) end
 
+---The parts of an absolute URL, or nil and a message.
+---@param url string
+---@return {scheme: string, host: string, port: integer?, path: string?, query: string?, fragment: string?, userinfo: string?}|nil parts
+---@return string? message
+function casync.http.parse_url(url) end
+
+---The absolute URL that ref names relative to base (RFC 3986 5.2).
+---@param base string
+---@param ref string
+---@return string
+function casync.http.resolve(base, ref) end
+
+---A WebSocket client connection (RFC 6455) to a ws:// or wss:// URL.
+---@param url string
+---@param opts? table max_message_size, ping_interval, ping_timeout, close_timeout, fragment_size, protocols, timeout, headers, tls
+---@return casync.WebSocket|nil ws
+---@return casync.Error? err
+function casync.http.websocket(url, opts) end
+
 -- ======================================================== luv as waits
 
 ---luv's request functions wrapped by casync.wrap: each suspends the task and returns the callback's values (err, result...).
@@ -1675,6 +1694,46 @@ local Request = {}
 ---@return any value
 ---@return casync.Error? err
 function Request:json() end
+
+---Answers the request's WebSocket upgrade (101) and returns the connection; it closes when the handler returns.
+---@param opts? table max_message_size, ping_interval, ping_timeout, close_timeout, fragment_size, protocols
+---@return casync.WebSocket|nil ws
+---@return casync.Error? err
+function Request:websocket(opts) end
+
+---A WebSocket connection (casync.http.websocket, req:websocket).
+---@class casync.WebSocket
+---@field protocol string? the subprotocol agreed on
+local WebSocket = {}
+
+---The next whole message and its kind ("text" or "binary"); nil and an error once closed (err.close_code) or after timeout seconds (kind "timeout": nothing is lost).
+---@param timeout? casync.seconds
+---@return string|nil message
+---@return string|casync.Error kind_or_err
+function WebSocket:recv(timeout) end
+
+---Sends a message (text by default, which must be UTF-8); suspends while the peer reads slower than we write.
+---@param msg string
+---@param kind? "text"|"binary"
+---@return true|nil ok
+---@return casync.Error? err
+function WebSocket:send(msg, kind) end
+
+---Sends a ping (the pong is seen by recv).
+---@param data? string at most 125 bytes
+---@return true|nil ok
+---@return casync.Error? err
+function WebSocket:ping(data) end
+
+---The closing handshake, then the connection closes; again: nothing.
+---@param code? integer 1000 by default
+---@param reason? string
+---@return true
+function WebSocket:close(code, reason) end
+
+---Whether it is closed.
+---@return boolean
+function WebSocket:closed() end
 
 ---A response: status, ok, reason, headers, body.
 ---@class casync.http.Response
