@@ -123,6 +123,15 @@ void casync__cs_close(casync_ctx *lp, casync_cscope *s) {
   }
 }
 
+/* Closes s, owned by t, with the scopes t opened inside it and left open
+ * (an error that unwound past their __close). */
+void casync__cs_close_owned(casync_task *t, casync_cscope *s) {
+  while (t->cscope && t->cscope != s && t->cscope->owner == t &&
+         !(s->flags & CS_CLOSED))
+    casync__cs_close(t->loop, t->cscope);
+  casync__cs_close(t->loop, s);
+}
+
 /* Wakes (with the cancellation) every task inside s that waits. */
 static void cancel_inside(casync_ctx *lp, casync_cscope *s) {
   casync_task *t, *next;

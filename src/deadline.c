@@ -41,12 +41,6 @@ static casync_cscope *open_scope(lua_State *L, casync_task *t, double seconds,
 }
 
 /* Closes s (owned by t) and the scopes t opened inside it and left open. */
-static void close_scope(casync_task *t, casync_cscope *s) {
-  while (t->cscope && t->cscope != s && t->cscope->owner == t &&
-         !(s->flags & CS_CLOSED))
-    casync__cs_close(t->loop, t->cscope);
-  casync__cs_close(t->loop, s);
-}
 
 /* ------------------------------------------------------ casync.timeout */
 
@@ -75,7 +69,7 @@ static int meth_close(lua_State *L) {
   if (!t || t->co != L || s->owner != t)
     return luaL_error(L, "close: the scope belongs to another task");
   catches = !lua_isnoneornil(L, 2) && casync__cs_catches(L, t, s, 2);
-  close_scope(t, s);
+  casync__cs_close_owned(t, s);
   if (!catches) return 0;
   casync__timeout_error(L, "scope", s->seconds);
   return lua_error(L);
@@ -127,7 +121,7 @@ static int form_k(lua_State *L, int status, lua_KContext kc) {
   if (!t) return casync__not_resumed(L, kc, form_k);
   if (status != LUA_OK && status != LUA_YIELD)
     catches = casync__cs_catches(L, t, s, -1);
-  close_scope(t, s);
+  casync__cs_close_owned(t, s);
   if (status != LUA_OK && status != LUA_YIELD) {
     if (!catches) return casync__reraise(L, t);
     if (form == F_MOVE_ON) {

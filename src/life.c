@@ -236,7 +236,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   { /* the spawner's task-local context, shared until one of them writes */
     casync_task *by = lp->current;
     t->parent_id = by ? by->id : 0;
-    if (by ? (by->flags & TF_CONTEXT) != 0 : lp->root_context)
+    if (by ? (by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT)) != 0 : lp->root_context)
       casync__context_inherit(L, by, t, tidx);
     if (lp->trace) casync__trace_spawn(L, lp, t, tidx, by);
   }

@@ -30,6 +30,10 @@ static casync_task *running(lua_State *L) {
 
 /* Pushes the context table of t (NULL: the root's), or nil if none. */
 static void push_context(lua_State *L, casync_task *t) {
+  if (t && (t->flags & TF_LAZY_CONTEXT)) { /* made now, when looked at */
+    t->flags &= ~TF_LAZY_CONTEXT;
+    t->loop->lazy_context(L, t);
+  }
   if (t && !(t->flags & TF_CONTEXT)) {
     lua_pushnil(L);
     return;
@@ -122,19 +126,38 @@ static int fn_get(lua_State *L) {
 /* casync.context.set(key, value): sets key for the running task and the
  * tasks it spawns from now on (nil removes it); others do not see it */
 static int fn_set(lua_State *L) {
-  casync_task *t = running(L);
   check_key(L, 1);
   lua_settop(L, 2);
-  push_context(L, t); /* 3 */
-  if (lua_isnil(L, 3) || is_shared(L, t)) {
-    push_copy(L, 3);
-    set_context(L, t, -1, 0);
-    lua_replace(L, 3);
-  }
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_rawset(L, 3);
+  casync__context_set(L, running(L), 1, 2);
   return 0;
+}
+
+/* Pushes a copy of task t's context values (nil when it has none): for
+ * task:info and dumps, which must not let them change. */
+void casync__context_copy(lua_State *L, casync_task *t) {
+  push_context(L, t);
+  if (lua_isnil(L, -1)) return;
+  push_copy(L, -1);
+  lua_remove(L, -2);
+}
+
+/* Sets the key at kidx to the value at vidx in the context of task t
+ * (NULL: the root context), as casync.context.set does in t. */
+void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx) {
+  int top = lua_gettop(L), cidx;
+  kidx = lua_absindex(L, kidx);
+  vidx = lua_absindex(L, vidx);
+  push_context(L, t);
+  cidx = lua_gettop(L);
+  if (lua_isnil(L, cidx) || is_shared(L, t)) {
+    push_copy(L, cidx);
+    set_context(L, t, -1, 0);
+    lua_replace(L, cidx);
+  }
+  lua_pushvalue(L, kidx);
+  lua_pushvalue(L, vidx);
+  lua_rawset(L, cidx);
+  lua_settop(L, top);
 }
 
 /* casync.context.all() -> a copy of every value of the running task's

@@ -13,6 +13,7 @@ local cjson = require "cjson"
 
 local C = core.http
 local now, new_error = core.now, core.new_error
+local ctx_get, doing, trace_span = core.context.get, core._doing, core._trace_span
 local tcp_connect = core.tcp.connect
 local tls_connect = core.tls and core.tls.connect
 local core_check_task = C._check_task
@@ -531,7 +532,7 @@ end
 local REQUEST_FIELDS = {
   url = true, method = true, headers = true, body = true, json = true,
   query = true, timeout = true, max_redirects = true, max_body_size = true,
-  keep_alive = true, retry = true,
+  keep_alive = true, retry = true, forward_request_id = true,
 }
 
 -- The checked options of a request (argument i of the function `level`
@@ -583,6 +584,13 @@ local function prepare(opts, i, level)
   end
   r.tls = opts.tls
   r.retry = opt_boolean(opts, "retry", i, level + 1)
+  -- inside a request handler of casync.http.serve: its id goes along
+  if opt_boolean(opts, "forward_request_id", i, level + 1) ~= false then
+    local id = ctx_get("request_id")
+    if type(id) == "string" and #id <= 128 and id:match("^[%w%-_.:/+=@]+$") then
+      r.request_id = id
+    end
+  end
   local headers = {}
   if opts.headers ~= nil then
     if type(opts.headers) ~= "table" then
@@ -643,6 +651,9 @@ local function head_of(r, u)
     add("Content-Length: 0\r\n")
   end
   if not r.keep_alive then add("Connection: close\r\n") end
+  if r.request_id and not have["x-request-id"] then
+    add("X-Request-Id: " .. r.request_id .. "\r\n")
+  end
   for _, h in ipairs(r.headers) do add(h[1] .. ": " .. h[3] .. "\r\n") end
   add("\r\n")
   return table.concat(t)
@@ -710,8 +721,19 @@ local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
 local BODY_HEADERS = {"content-type", "content-encoding", "content-language",
                       "content-location"}
 
+-- While a request is made, its task says so in dumps (casync.dump,
+-- task:info().waiting_on: "http GET http://...: read on tcp ..."), and a
+-- recording gets its span.
+local Doing = {__close = function(d)
+  doing(d.prev)
+  trace_span("http", d.what, d.t0, now() - d.t0)
+end}
+
 local function do_request(pool, r, fname, level)
   check_task(fname, level + 1)
+  local what = r.method .. " " .. r.url
+  local _ <close> = setmetatable({prev = doing("http " .. what), what = what,
+                                  t0 = now()}, Doing)
   local redirects = 0
   local origin
   while true do
