@@ -615,10 +615,25 @@ static int fn_debug(lua_State *L) {
   return 1;
 }
 
+/* casync._doing(text | nil): what the running task says it does, put
+ * before what it waits on in task:info().waiting_on and dumps ("process
+ * pool#1 worker 2 job: read on ..."); nil forgets it */
+static int fn_doing(lua_State *L) {
+  casync_task *t = casync__resumed(L);
+  if (!lua_isnoneornil(L, 1)) luaL_checkstring(L, 1);
+  lua_settop(L, 1);
+  if (!t) return 0;
+  casync__push_task(L, t->loop, t);
+  casync__extras(L, -1);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "doing");
+  return 0;
+}
+
 void casync__debug_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"tasks", fn_tasks}, {"dump", fn_dump}, {"debug", fn_debug},
-    {NULL, NULL}};
+    {"_doing", fn_doing}, {NULL, NULL}};
   casync_ctx *lp = casync__ctx_get(L);
   const char *env = getenv("CASYNC_DEBUG");
   casync__ctx_setfuncs(L, fns);
