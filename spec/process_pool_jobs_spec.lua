@@ -225,3 +225,23 @@ describe("process pool calls in a recording", function()
     assert.truthy(chart:find(name .. " worker 2", 1, true), chart)
   end))
 end)
+
+describe("the helpers the process pool uses", function()
+  it("_join_scope and _doing check their arguments", async(function()
+    assert.matches("bad argument #1 to '[%w_.]*_join_scope' %(casync.Task expected",
+                   helper.errmsg(casync._join_scope, {}))
+    assert.matches("bad argument #1 to '[%w_.]*_join_scope' %(a task not started and in no scope expected%)",
+                   helper.errmsg(casync._join_scope, casync.current()))
+    assert.matches("bad argument #1 to '[%w_.]*_doing' %(string expected, got boolean%)",
+                   helper.errmsg(casync._doing, true))
+    -- outside scopes _join_scope leaves the task as it is; _doing(nil) forgets
+    local t = casync.spawn(function() return 1 end)
+    casync._join_scope(t)
+    assert.equals(1, t:wait())
+    casync._doing("testing")
+    local waiter = casync.current()
+    local info = casync.spawn(function() return waiter:info().waiting_on end)
+    assert.matches("^testing: task:wait%(%) for task #%d+", info:wait())
+    casync._doing(nil)
+  end))
+end)
