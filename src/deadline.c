@@ -221,12 +221,26 @@ static int fn_checkpoint(lua_State *L) {
   return casync__requeue(L, t, &checkpoint_wait, checkpoint_k, 0);
 }
 
+/* casync._join_scope(task): task, just spawned and in no scope, joins the
+ * innermost cancel scope of the task running (whose job it does: a
+ * process pool call), so it is cancelled with that scope; outside scopes
+ * it stays as it is */
+static int fn_join_scope(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *t = casync__check_task(L, 1), *by = lp->current;
+  luaL_argcheck(L, !t->cscope && !(t->flags & TF_STARTED) &&
+                t->state != T_DONE, 1, "a task not started and in no "
+                "scope expected");
+  if (by && by->cscope) casync__cs_attach(t, by->cscope);
+  return 0;
+}
+
 void casync__cscope_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"timeout", fn_timeout}, {"fail_after", fn_fail_after},
     {"move_on_after", fn_move_on_after}, {"shield", fn_shield},
     {"deadline", fn_deadline}, {"checkpoint", fn_checkpoint},
-    {NULL, NULL}};
+    {"_join_scope", fn_join_scope}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"close", meth_close}, {"cancel", meth_cancel},
     {"cancelled", meth_cancelled}, {"expired", meth_expired},

@@ -278,6 +278,23 @@ casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
   return t;
 }
 
+/* The same, but the task starts parked in a wait of `kind` on obj (an
+ * operation already under way for it, such as a thread job): it first runs
+ * when that wait wakes it, so it costs no turn until then, and a
+ * cancellation before that reaches the wait's cancel hook like any other. */
+casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
+                                  int nargs, const casync_wait_kind *kind,
+                                  void *obj) {
+  casync_task *t = make_task(L, lp, fidx, nargs, 0);
+  t->state = T_WAITING;
+  t->wait = kind;
+  t->wait_obj = obj;
+  t->wake = WAKE_OK;
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || lp->trace || lp->debug)
+    casync__park_slow(L, t, kind, 0);
+  return t;
+}
+
 /* ----------------------------------------------------------- reporting */
 
 /* The registry key of the handler casync.on_unobserved set. */

@@ -215,6 +215,9 @@ casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx,
                            int nargs, int opts_name_idx);
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
+casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
+                                  int nargs, const casync_wait_kind *kind,
+                                  void *obj);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres);
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
@@ -431,6 +434,9 @@ void casync__trace_wake(casync_ctx *lp, casync_task *t);
 void casync__trace_end(casync_ctx *lp, casync_task *t);
 void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
                          int tidx, casync_task *by);
+void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
+                       lua_Integer pool_id, int worker, uint64_t start,
+                       uint64_t dur);
 void casync__trace_open(lua_State *L);
 
 /* debug.c: task dumps, debug mode, stuck tasks */
@@ -450,6 +456,7 @@ void casync__context_inherit(lua_State *L, casync_task *spawner,
                              casync_task *t, int tidx);
 void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx);
 void casync__context_copy(lua_State *L, casync_task *t);
+int casync__context_of(lua_State *L, casync_task *by);
 void casync__tcontext_open(lua_State *L);
 
 /* scope.c: casync.scope (a scope that owns its tasks) */

@@ -105,6 +105,26 @@ void casync__context_inherit(lua_State *L, casync_task *spawner,
   t->flags |= TF_CONTEXT | TF_CONTEXT_SHARED;
 }
 
+/* Pushes the context table the tasks spawned by `by` (NULL: code outside
+ * tasks) start from, and returns 1, when it has values; else pushes
+ * nothing and returns 0 (one test of a flag when no context was set).
+ * The table is the task's own: copy it, never change it. */
+int casync__context_of(lua_State *L, casync_task *by) {
+  if (by ? !(by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT))
+         : !CASYNC_CTX(L)->root_context)
+    return 0;
+  push_context(L, by);
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    if (lua_next(L, -2)) {
+      lua_pop(L, 2);
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 static void check_key(lua_State *L, int arg) {
   luaL_argcheck(L, !lua_isnoneornil(L, arg), arg, "key expected, got nil");
   luaL_argcheck(L, !(lua_type(L, arg) == LUA_TNUMBER &&

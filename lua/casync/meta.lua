@@ -277,7 +277,9 @@ function casync.watchdog(opts) end
 -- ============================================================== threads
 
 ---Runs fn(...) in a separate Lua state on a worker thread of the default pool, as a task.
----Arguments and results are copied (functions only with _ENV as upvalue).
+---Arguments and results are copied (functions only with _ENV as upvalue),
+---and so are the caller's casync.context values (casync_worker.context in
+---the job).  The task is cancelled with the caller's cancel scope.
 ---@param fn function
 ---@param ... any
 ---@return casync.Task
@@ -311,6 +313,16 @@ function casync.stdout() end
 function casync.stderr() end
 
 -- =============================================================== modules
+
+---The global table of a job's Lua state on a worker thread (casync.thread,
+---thread pools); a process pool worker has `context` only.
+---@class casync_worker
+---@field id integer the worker's number in its pool, from 1
+---@field pool_size integer the number of workers in its pool
+---@field context table a copy of the casync.context values of the task that started the job: its own (changes stay in the job), empty without values
+---@field cancelled fun(): boolean true once the job's task has ended (cancelled, by its scope too, or the pool shut down): stop early if you can
+---@field now fun(): casync.seconds casync.now()'s clock, its virtual time included
+casync_worker = {}
 
 ---Task-local context: values inherited by the tasks a task spawns (copied on write), copied into thread and process-pool jobs.
 ---@class casync.context
@@ -1293,13 +1305,15 @@ function RateLimiter:wrap(fn) end
 ---@class casync.ThreadPool
 local ThreadPool = {}
 
----Runs fn(...) on one of the pool's workers, as a task.
+---Runs fn(...) on one of the pool's workers, as a task (cancelled with the caller's cancel scope).
 ---@param fn function
 ---@param ... any
 ---@return casync.Task
 function ThreadPool:run(fn, ...) end
 
 ---fn(item) for each item on the workers (opts.chunksize items per job); the first results, in order.
+---The caller's casync.context values go with each job; cancelling the
+---caller (its scope too) drops the queued jobs and cancels the running ones.
 ---@param fn function
 ---@param list table
 ---@param opts? {chunksize: integer?}
@@ -1322,6 +1336,8 @@ function ThreadPool:close() end
 local ProcessPool = {}
 
 ---Runs fn(...) in a worker process, as a task started at once (executor.submit).
+---The caller's casync.context values go with it (casync_worker.context);
+---the task is cancelled with the caller's cancel scope (its worker killed).
 ---@param fn function
 ---@param ... any
 ---@return casync.Task
