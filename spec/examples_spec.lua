@@ -273,6 +273,22 @@ checks["e002_4_wait_first_completed.lua"] = function(out)
   concurrent(num(out, "All finished after ([%d.]+)s"), 0.3, "all three")
 end
 
+checks["e002_4_scope_first_completed.lua"] = function(out)
+  assert_lines(out, {
+    "  done: http://api1.com",
+    "  remaining: http://api2.com",
+    "  remaining: http://api3.com",
+  }, 2) -- line 1 holds a timing, checked below
+  assert.truthy(out:match("^Completed: 1, Pending: 2 %(after [%d.]+s%)"))
+  concurrent(num(out, "Completed: 1, Pending: 2 %(after ([%d.]+)s%)"), 0.1,
+             "select of the scope's tasks")
+  concurrent(num(out, "All finished after ([%d.]+)s"), 0.3, "all three")
+  -- api2's failure at 0.2 s cancelled api3 (due at 0.3 s) and was raised
+  assert_in_order(out, {"One fails: ok=false, connection reset by http://api2.com (after",
+                        "  api3 cancelled: true (kind cancelled)"})
+  concurrent(num(out, "api2%.com %(after ([%d.]+)s%)"), 0.2, "the scope failing")
+end
+
 checks["e002_5_add_done_callback.lua"] = function(out)
   local lines = assert_in_order(out, {"awaited http://api.com: ok",
                                       "awaited http://down.example.com: error: " ..
@@ -577,6 +593,24 @@ checks["e002_12_semaphore_limit.lua"] = function(out)
              "casync.map limit 3")
 end
 
+checks["e002_12_scope_semaphore_limit.lua"] = function(out)
+  assert_in_order(out, {
+    "scope + semaphore(3): 12 urls, 11 ok, 1 moved on after 0.3s, in",
+    "max in flight: 3 (limit 3); permits free again: 3; result 5: moved on",
+    'fail_after instead: ok=false, the scope raised "timeout: fail_after: timed out after 0.3 s" after'})
+  -- 12 x 0.1 s, 3 at a time, the slow one cut at 0.3 s: 0.5 s
+  concurrent(num(out, "moved on after 0%.3s, in ([%d.]+)s"), 0.5, "scope + semaphore(3)")
+  -- the slow download, started at 0.1 s, timed out at 0.4 s: the batch ended
+  concurrent(num(out, 'timed out after 0%.3 s" after ([%d.]+)s'), 0.4, "fail_after in a scope")
+  local finished, cancelled = out:match("finished: (%d+), failed: 1, cancelled: (%d+); " ..
+                                        "permits free again: 3\n")
+  assert(finished, out)
+  -- downloads 9 and 10 end at 0.4 s too, on either side of the timeout;
+  -- 11 and 12 never finish
+  assert.equals(11, tonumber(finished) + tonumber(cancelled))
+  assert(tonumber(cancelled) >= 2, out)
+end
+
 checks["e004_9_process_batch.lua"] = function(out)
   local results = "10,20,30,40,50,60,70,80,90,100"
   assert.truthy(out:match("processBatch%(batchSize 3%): max in flight 3, [%d.]+s %-> " ..
@@ -589,6 +623,18 @@ checks["e004_9_process_batch.lua"] = function(out)
   -- a sliding window of 3 keeps every slot busy: 1000 ms of work / 3, ~350 ms
   concurrent(num(out, "casync%.map%(limit 3%): +max in flight 3, ([%d.]+)s"), 0.35,
              "casync.map limit 3")
+end
+
+checks["e004_9_scope_process_batch.lua"] = function(out)
+  local results = "10,20,30,40,50,60,70,80,90,100"
+  assert.truthy(out:match("scope per batch %(3%): max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  assert.truthy(out:match("scope %+ window of 3: max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  concurrent(num(out, "scope per batch %(3%): max in flight 3, ([%d.]+)s"), 0.55,
+             "four batches, a scope each")
+  concurrent(num(out, "scope %+ window of 3: max in flight 3, ([%d.]+)s"), 0.35,
+             "one scope, semaphore(3)")
 end
 
 -- issue 5: worker threads.  The speed-up checks need two cores.
