@@ -933,6 +933,42 @@ checks["e000_1_http_fetch_data.lua"] = function(out)
   concurrent(num(out, "Total: ([%d.]+)s"), 3, "gather of three GETs of 2 s, 1 s, 3 s")
 end
 
+-- issue 11 item 7: E000.1 and E004.11 over HTTPS, with a private CA the
+-- script makes; the client trusts only that CA
+local UNTRUSTED = 'without the private CA: nil, kind "tls", code UNKNOWN_CA: ' ..
+                  "connect: certificate verify failed"
+
+checks["e000_1_https_fetch_data.lua"] = function(out)
+  assert_lines(out, {
+    "made a private CA and a certificate for 127.0.0.1 and localhost",
+    "Fetching data for user1...",
+    "Fetching data for user2...",
+    "Fetching data for user3...",
+    "Data for user2 received!",
+    "Data for user1 received!",
+    "Data for user3 received!",
+    "All results: ['user1 data', 'user2 data', 'user3 data']",
+  })
+  assert.truthy(out:match("Total: [%d.]+s %([^)]*%) over https://127%.0%.0%.1:%d+/\n"), out)
+  concurrent(num(out, "Total: ([%d.]+)s"), 3, "gather of three HTTPS GETs of 2 s, 1 s, 3 s")
+  assert_in_order(out, {"Total:", UNTRUSTED})
+end
+
+checks["e004_11_https_session.lua"] = function(out)
+  assert_lines(out, {
+    "made a private CA and a certificate for 127.0.0.1 and localhost",
+    "users: 2 (Ada, Grace)",
+    "posts: 3 (Lua)",
+    "comments: 1 (Nice)",
+    "users again: Ada, Grace",
+  })
+  -- gather of 150, 100, 200 ms, then one more of 150 ms on a kept connection
+  concurrent(num(out, "then one more: (%d+)ms") / 1000, 0.35, "three at once, then one")
+  assert.truthy(out:match("server: 4 requests on 3 connections, over https://127%.0%.0%.1:%d+/\n"),
+                out)
+  assert_in_order(out, {"server: 4 requests", UNTRUSTED})
+end
+
 checks["e004_4_http_fetch_users.lua"] = function(out)
   assert_in_order(out, {"Sequential:", "Concurrent:",
                         "users: User1 User2 User3 / User1 User2 User3"})
