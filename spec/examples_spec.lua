@@ -899,6 +899,36 @@ checks["e011_2_tls_echo.lua"] = function(out)
   })
 end
 
+checks["e011_3_websocket_chat.lua"] = function(out)
+  -- the script shows the clients' screens in a fixed order: the whole
+  -- output is the same on every run
+  local said = {"alice: hi bob", "bob: hi alice! how is the async chapter going?",
+                "alice: every wait is a suspension point; got to go"}
+  assert_lines(out, {
+    "server: alice joined (1 online)",
+    "alice sees  * alice joined",
+    "server: bob joined (2 online)",
+    "alice sees  * bob joined",
+    "bob   sees  * bob joined",
+    "alice says  hi bob",
+    "alice sees  " .. said[1],
+    "bob   sees  " .. said[1],
+    "bob   says  hi alice! how is the async chapter going?",
+    "alice sees  " .. said[2],
+    "bob   sees  " .. said[2],
+    "alice says  every wait is a suspension point; got to go",
+    "alice sees  " .. said[3],
+    "bob   sees  " .. said[3],
+    "bob   leaves",
+    "server: bob left, closed 1000 bye (1 online)",
+    "alice sees  * bob left",
+    "alice leaves",
+    "server: alice left, closed 1000 bye (0 online)",
+    "chat over: 2 connections; closed on the client side: alice true, bob true",
+  })
+  assert.equals(20, #lines_of(out))
+end
+
 checks["e004_11_aiohttp_session.lua"] = function(out)
   assert_lines(out, {
     "users: 2 (Ada, Grace)",
