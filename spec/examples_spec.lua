@@ -637,6 +637,36 @@ checks["e004_9_scope_process_batch.lua"] = function(out)
              "one scope, semaphore(3)")
 end
 
+-- issue 9 item 7: one deadline around a whole fetch, wherever it waits
+checks["e009_1_deadline_whole_fetch.lua"] = function(out)
+  local cut = "timeout: scope: timed out after 0.5 s; returned: false"
+  local phases = {"connect (TLS handshake, the peer is silent):",
+                  "request (16 MiB upload, the peer never reads):",
+                  "response head (the handler waits 10 s):",
+                  "body (a line every 0.2 s, 20 lines):"}
+  assert_in_order(out, {"one deadline of 0.5 s around each fetch, no timeout argument:",
+                        phases[1], phases[2], phases[3], phases[4],
+                        "(the server had sent the head and",
+                        "a fast fetch in the same block: ok=true, 200 fast in",
+                        "move_on_after, fast: true, 200 in", "move_on_after, slow: false after",
+                        "fail_after over /fast, /fast, /slow, /fast: ok=false, 2 answers, " ..
+                          "then timeout: fail_after: timed out after 0.5 s after"})
+  -- each phase ended by the deadline itself (not an error the client made
+  -- of it), at 0.5 s, the http call never returning
+  for _, phase in ipairs(phases) do
+    local line = out:match(phase:gsub("%p", "%%%0") .. "[^\n]*")
+    assert(has(line, cut), ("expected %q in %q"):format(cut, line))
+    concurrent(num(line, "ok=false after ([%d.]+)s"), 0.5, phase)
+  end
+  -- the body had begun: the head and the first line at once, then one
+  -- every 0.2 s until the client hung up at 0.5 s
+  within(num(out, "the head and (%d+) lines"), 1, 4, "lines of the body sent")
+  concurrent(num(out, "200 fast in ([%d.]+)s"), 0, "a fast fetch under the deadline")
+  concurrent(num(out, "move_on_after, fast: true, 200 in ([%d.]+)s"), 0, "move_on_after, fast")
+  concurrent(num(out, "move_on_after, slow: false after ([%d.]+)s"), 0.5, "move_on_after, slow")
+  concurrent(num(out, "timed out after 0%.5 s after ([%d.]+)s"), 0.5, "fail_after, four fetches")
+end
+
 -- issue 5: worker threads.  The speed-up checks need two cores.
 local function cores()
   local f = io.open("/proc/self/status")
