@@ -6,7 +6,10 @@
 -- are exact (">= the sum", ">= the longest"); upper bounds allow +0.25 s for
 -- concurrent shapes and +0.5 s for sequential chains, so a loaded machine does
 -- not make the spec flaky, while a sequential run passed off as concurrent
--- still fails.
+-- still fails.  When other processes took more than a quarter of a core
+-- while an example ran (a build, another test run), a check that fails runs
+-- again with its upper bounds and speed-ups relaxed, as under the
+-- sanitizers: order, results and lower bounds are always checked.
 --
 -- The examples mostly sleep, so they are all started at once (in setup; but
 -- those in EXCLUSIVE, which need the cores alone) and each `it` collects one
@@ -15,6 +18,8 @@
 --
 -- Every examples/*.lua must have an entry in `checks` below, and every entry
 -- must have its file: adding an example without a check fails the spec.
+
+local now = require("casync").now -- helper.lua points require at the build
 
 local build = os.getenv("CASYNC_BUILD") or "build"
 local RUNNER = build .. "/casync"
@@ -40,6 +45,8 @@ local REQUIRED_IDS = {
   "E002.7", "E004.8", "E004.11",
   -- issue 10: article 001's two timelines, drawn by casync.timeline
   "E001.5",
+  -- issues 9 and 11, item 7: a deadline around a whole fetch, a WebSocket chat
+  "E009.1", "E011.3",
 }
 
 -- Examples that measure a parallel speed-up need the cores to themselves:
@@ -138,10 +145,14 @@ end
 -- times slower and the machine is shared with the checks themselves: order,
 -- results and lower bounds (a sleep never ends early) are still checked,
 -- upper bounds and parallel speed-ups are not (bench/ measures those).
+-- `relaxed` says so to the checks; it is also true while a check runs a
+-- second time because other processes kept the machine busy during the
+-- example's run (see checked() below).
 local SANITIZED = os.getenv("CASYNC_SANITIZED") ~= nil
+local relaxed = SANITIZED
 
 local function within(v, lo, hi, what)
-  if SANITIZED then hi = math.huge end
+  if relaxed then hi = math.huge end
   assert(v >= lo and v <= hi,
     ("%s: %s not within [%s, %s]"):format(what, v, lo, hi))
 end
@@ -327,7 +338,7 @@ checks["e002_14_performance_comparison.lua"] = function(out)
   -- the article claims ~100x; bench/ holds the exact figure, this spec only
   -- asks for an order of magnitude
   local speedup = num(out, "Speedup: ([%d.]+)x")
-  assert(SANITIZED or speedup >= 10, ("speed-up %s below 10x"):format(speedup))
+  assert(relaxed or speedup >= 10, ("speed-up %s below 10x"):format(speedup))
 end
 
 checks["e003_1_concurrent_not_parallel.lua"] = function(out)
@@ -694,7 +705,7 @@ checks["e003_2_threads_parallel.lua"] = function(out)
   if cores() < 2 then return end
   assert(tonumber(s1) < tonumber(e2) and tonumber(s2) < tonumber(e1),
          "the two calls did not overlap:\n" .. out)
-  assert(SANITIZED or par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+  assert(relaxed or par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
 end
 
 checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
@@ -711,7 +722,7 @@ checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
   -- on a thread: the heartbeat keeps its 50 ms beat all along
   within(num(thread, "longest gap: ([%d.]+)s"), 0.05, 0.15, "longest gap, work on a thread")
   local beats = select(2, thread:match("gaps %(s%):([^\n]*)"):gsub("%d%.%d%d", ""))
-  assert(beats >= num(thread, "in ([%d.]+)s") / 0.05, "too few beats:\n" .. out)
+  assert(relaxed or beats >= num(thread, "in ([%d.]+)s") / 0.05, "too few beats:\n" .. out)
 end
 
 checks["e002_11_run_in_executor.lua"] = function(out)
@@ -741,7 +752,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   local seq = num(out, "CPU, sequential: .- in ([%d.]+)s")
   local par = num(out, "CPU, 4 threads: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(SANITIZED or par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+    assert(relaxed or par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
   end
   -- the same four calls on four worker processes
   assert_in_order(out, {
@@ -751,7 +762,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   assert.truthy(out:match("CPU speed%-up %(processes%): [%d.]+x; same results: true"))
   local pro = num(out, "CPU, 4 processes: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(SANITIZED or pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
+    assert(relaxed or pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
   end
   if has(out, "I/O: skipped") then return end
   assert_in_order(out, {"I/O, one request on a thread: status 200 in",
@@ -782,7 +793,7 @@ checks["e001_2_which_workload_benefits.lua"] = function(out)
                 out:match("four threads: +sum of squares (%S+)"))
   local ratio = num(out, "threads / one loop: ([%d.]+)")
   if cores() >= 2 then
-    assert(SANITIZED or ratio < 0.85,
+    assert(relaxed or ratio < 0.85,
            ("four threads took %.2f of one loop's time: not parallel"):format(ratio))
   end
   assert.truthy(has(out, "the loop ran another task meanwhile: true"))
@@ -854,7 +865,7 @@ checks["e004_1_multiprocessing_pool.lua"] = function(out)
   local par = num(out, "parallel %(4 processes%): .- in ([%d.]+)s")
   within(seq, 0.3, 20, "four calls in a row")
   if cores() >= 2 then
-    assert(SANITIZED or par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
+    assert(relaxed or par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
   end
 end
 
@@ -1109,9 +1120,9 @@ local function timeline_shape(err, rows, figure, waits)
   local sum = num(err, "sum of waits ([%d.]+) s:")
   local x = num(err, "s: ([%d.]+)× concurrency\n$")
   -- a sleep never ends early, and may end late on a loaded machine
-  assert(sum >= waits and (SANITIZED or sum <= waits * 1.1 + 0.05),
+  assert(sum >= waits and (relaxed or sum <= waits * 1.1 + 0.05),
          ("sum of waits %s, expected %s"):format(sum, waits))
-  if not SANITIZED then
+  if not relaxed then
     assert(math.abs(x - figure) <= 0.1, ("concurrency %s, expected about %s:\n%s"):format(x, figure, err))
   end
   assert(math.abs(x - sum / wall) <= 0.06, "the figure is the sum of waits over the wall time")
@@ -1150,6 +1161,11 @@ describe("examples", function()
     shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;"),
     shell_quote(helper.build .. "/lib/?.so;;"))
 
+  -- Runs started together (all at once, or an EXCLUSIVE one alone) share
+  -- one window in which the CPU other processes use is measured.
+  local batch
+  local function new_batch() batch = {meter = helper.others_cpu(), t0 = now()} end
+
   -- starts file (with the runner's flags, when given; its run is then
   -- runs[file .. " " .. flags]), or under lua5.4 (lua_runs[file])
   local function start(file, flags, under_lua)
@@ -1161,7 +1177,7 @@ describe("examples", function()
       under_lua and LUA_ENV or "", TIME_LIMIT,
       under_lua and "lua5.4" or shell_quote(RUNNER), flags and flags .. " " or "",
       shell_quote(DIR .. "/" .. file), shell_quote(errfile))
-    local r = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+    local r = {pipe = assert(io.popen(cmd, "r")), errfile = errfile, batch = batch}
     if under_lua then lua_runs[file] = r
     else runs[flags and file .. " " .. flags or file] = r end
   end
@@ -1177,12 +1193,27 @@ describe("examples", function()
     return r
   end
 
+  -- Finishes every run of `set`, then notes for each how much CPU other
+  -- processes used in its batch's window (r.others, in r.wall seconds), and
+  -- whether that was significant: more than a quarter of a core on average
+  -- (r.busy).  A run not yet reaped counts as another process, so a batch
+  -- is measured once all of it is.
+  local function finish_all(set)
+    for _, r in pairs(set) do finish(r) end
+    for _, r in pairs(set) do
+      local b = r.batch
+      if not b.wall then b.others, b.wall = b.meter(), now() - b.t0 end
+      r.others, r.wall, r.busy = b.others, b.wall, b.others > 0.25 * b.wall
+    end
+  end
+
   -- Start every example at once (but the EXCLUSIVE ones); each `it`
   -- collects its own.
   setup(function()
     local f = io.open(RUNNER, "rb")
     assert(f, ("runner %s not found (build first, or set CASYNC_BUILD)"):format(RUNNER))
     f:close()
+    new_batch()
     for _, file in ipairs(files) do
       if not EXCLUSIVE[file] and (not ONLY or ONLY == file) then start(file) end
       if timeline_checks[file] and (not ONLY or ONLY == file) then
@@ -1193,10 +1224,12 @@ describe("examples", function()
 
   local function collect(file)
     if not runs[file] then -- exclusive: alone, once the others have ended
-      for _, o in pairs(runs) do finish(o) end
+      finish_all(runs)
+      new_batch()
       start(file)
     end
-    return finish(runs[file])
+    finish_all(runs) -- the batch started together: no time lost
+    return runs[file]
   end
 
   -- The lua5.4 runs: all at once (but the EXCLUSIVE ones), once every
@@ -1204,16 +1237,19 @@ describe("examples", function()
   local function collect_lua(file)
     if not lua_started then
       lua_started = true
-      for _, o in pairs(runs) do finish(o) end
+      finish_all(runs)
+      new_batch()
       for _, f in ipairs(files) do
         if not EXCLUSIVE[f] and (not ONLY or ONLY == f) then start(f, nil, true) end
       end
     end
     if not lua_runs[file] then
-      for _, o in pairs(lua_runs) do finish(o) end
+      finish_all(lua_runs)
+      new_batch()
       start(file, nil, true)
     end
-    return finish(lua_runs[file])
+    finish_all(lua_runs)
+    return lua_runs[file]
   end
 
   teardown(function()
@@ -1260,15 +1296,34 @@ describe("examples", function()
   end)
   end)
 
+  -- check(text, file) on run r.  When it fails and other processes kept
+  -- the machine busy while r ran (r.busy), it runs again relaxed: order,
+  -- results and lower bounds still hold, upper bounds and speed-ups are not
+  -- checked, as under the sanitizers.  last: false when the caller will
+  -- rather run the example again.  Returns pcall's results.
+  local function checked(check, text, file, r, last)
+    local ok, err = pcall(check, text, file)
+    if ok or relaxed or not (r.busy and last) then return ok, err end
+    relaxed = true
+    local ok2, err2 = pcall(check, text, file)
+    relaxed = SANITIZED
+    if not ok2 then return ok2, err2 end
+    io.stderr:write(("\n[examples_spec] %s: upper bounds relaxed, other processes " ..
+                     "used %.1f s of CPU in its %.1f s; strictly: %s\n")
+                    :format(file, r.others, r.wall, tostring(err)))
+    return true
+  end
+
   -- r: a finished run; exit 0, nothing on stderr, and the example's check
-  local function check_run(file, r)
+  local function check_run(file, r, last)
     assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
       :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
     -- nothing is lost silently: no unobserved-failure report, no warning
     assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
     local check = checks[file]
     assert(check, ("%s has no check"):format(file))
-    check(r.out, file)
+    local ok, err = checked(check, r.out, file, r, last)
+    if not ok then error(err, 0) end
   end
 
   for _, file in ipairs(files) do
@@ -1291,13 +1346,7 @@ describe("examples", function()
           runs[file] = nil
           r = collect(file)
         end
-        assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
-          :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
-        -- nothing is lost silently: no unobserved-failure report, no warning
-        assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
-        local check = checks[file]
-        assert(check, ("%s has no check"):format(file))
-        local ok, err = pcall(check, r.out, file)
+        local ok, err = pcall(check_run, file, r, try == tries)
         if ok then break end
         if try == tries then error(err, 0) end
       end
@@ -1320,7 +1369,7 @@ describe("examples", function()
           os.execute("sleep 3")
           lua_runs[file] = nil
         end
-        local ok, err = pcall(check_run, file, collect_lua(file))
+        local ok, err = pcall(check_run, file, collect_lua(file), try == tries)
         if ok then break end
         if try == tries then error(err, 0) end
       end
@@ -1334,7 +1383,8 @@ describe("examples", function()
         :format(file, tostring(r.how), tostring(r.code), r.err))
       -- the same output as without, and the chart after it on stderr
       assert(#r.out > 0)
-      check(r.err)
+      local ok, err = checked(check, r.err, file, r, true)
+      if not ok then error(err, 0) end
     end) end
   end
 end)
