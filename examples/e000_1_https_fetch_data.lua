@@ -29,9 +29,11 @@ local function make_certificates()
   local EC = {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"}
   local function openssl(...) run({"openssl", ...}, {cwd = dir, timeout = 30}) end
   openssl("req", "-x509", "-days", "1", "-subj", "/CN=casync example CA",
-          "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+          "-addext", "basicConstraints=critical,CA:TRUE",
+          "-addext", "keyUsage=critical,keyCertSign",
           "-keyout", "ca.key", "-out", "ca.pem", table.unpack(EC))
-  openssl("req", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  openssl("req", "-subj", "/CN=localhost",
+          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
           "-keyout", "server.key", "-out", "server.csr", table.unpack(EC))
   openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
           "-CAcreateserial", "-days", "1", "-copy_extensions", "copy", "-out", "server.pem")

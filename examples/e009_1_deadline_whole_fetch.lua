@@ -94,8 +94,8 @@ local function main()
       answers = answers + 1
     end
   end)
-  print(("fail_after over /fast, /fast, /slow, /fast: ok=%s, %d answers, then %s after %.2fs"):format(
-    ok, answers, err, casync.now() - t0))
+  print(("fail_after over /fast, /fast, /slow, /fast: ok=%s, %d answers, then %s after %.2fs")
+    :format(ok, answers, err, casync.now() - t0))
 
   http.close_idle()
   silent:close{cancel = true}
