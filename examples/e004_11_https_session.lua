@@ -10,9 +10,9 @@
 --
 -- casync.http.session takes no TLS settings of its own, so each request
 -- passes them, as aiohttp's session.get(url, ssl=ctx) may.  The session
--- keeps its TLS connections alive: the fourth request reuses
--- one (4 requests on 3 connections, 3 handshakes).  A session that trusts
--- only the system's CAs is refused with an error of kind "tls".
+-- keeps its TLS connections alive: the fourth request reuses one (4
+-- requests on 3 connections, 3 handshakes).  A session that trusts only the
+-- system's CAs is refused with an error of kind "tls".
 local casync = require "casync"
 local http = casync.http
 
