@@ -538,6 +538,32 @@ local REQUEST_FIELDS = {
 -- The checked options of a request (argument i of the function `level`
 -- frames up): r.method, r.url, r.body, r.json, r.headers (a list of
 -- {name, lowercase name, value}) ...
+-- The TLS settings as a string, part of a pooled connection's key: a
+-- connection is reused only by requests with the same settings (one made
+-- with verify = false or a private CA never serves a request that asked
+-- for the defaults).  Values that are neither strings, numbers, booleans
+-- nor lists of them make the key unique.
+local function tls_value(v)
+  local t = type(v)
+  if t == "string" or t == "number" or t == "boolean" then
+    return t:sub(1, 1) .. tostring(v)
+  elseif t == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tls_value(x) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return tostring(v) -- a table of its own, a function: its address
+end
+
+local function tls_key(tls)
+  if tls == nil then return "" end
+  local keys = {}
+  for k in pairs(tls) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tls_value(tls[k]) end
+  return "#" .. table.concat(keys, ";")
+end
+
 local function prepare(opts, i, level)
   if type(opts) ~= "table" then typeerror(i, "table", opts, level + 1) end
   local r = {url = opts.url, body = opts.body, json = false}
@@ -583,6 +609,7 @@ local function prepare(opts, i, level)
     argerror(i, "opts.tls must be a table", level + 1)
   end
   r.tls = opts.tls
+  r.tls_key = tls_key(opts.tls)
   r.retry = opt_boolean(opts, "retry", i, level + 1)
   -- inside a request handler of casync.http.serve: its id goes along
   if opt_boolean(opts, "forward_request_id", i, level + 1) ~= false then
@@ -679,7 +706,8 @@ end
 -- dropped before use (Pool:get); one that dies before any answer came is
 -- replaced once, when the request may be repeated.
 local function attempt(pool, r, host, port, head, secure)
-  local key = (secure and "https://" or "http://") .. host .. ":" .. port
+  local key = (secure and "https://" .. host .. ":" .. port .. r.tls_key
+                      or "http://" .. host .. ":" .. port)
   for try = 1, 2 do
     local s, reused = pool:get(key), true
     if not s then
@@ -839,8 +867,12 @@ Session.__index = Session
 Session.__name = "casync.HttpSession"
 Session.__close = function(self) self.pool:close() end
 
+local SESSION_FIELDS = {base_url = true, headers = true, timeout = true,
+                        max_idle = true, idle_timeout = true, tls = true}
+
 -- casync.http.session([{base_url=, headers=, timeout=, max_idle=,
--- idle_timeout=}]) -> session with its own keep-alive pool
+-- idle_timeout=, tls=}]) -> session with its own keep-alive pool (its tls
+-- settings for every request that does not give its own)
 function http.session(opts)
   opt_table(opts, 1, 2)
   opts = opts or {}
@@ -850,12 +882,20 @@ function http.session(opts)
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
     argerror(1, "opts.headers must be a table", 2)
   end
+  if opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(1, "opts.tls must be a table", 2)
+  end
+  for k in pairs(opts) do
+    if not SESSION_FIELDS[k] then
+      argerror(1, ("unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
   local timeout = opt_seconds(opts, "timeout", 1, 2)
   local max_idle = opt_int(opts, "max_idle", 0, MAX_LIMIT, 1, 2)
   local idle_timeout = opt_seconds(opts, "idle_timeout", 1, 2)
   return setmetatable({pool = new_pool(max_idle, idle_timeout),
                        base_url = opts.base_url, headers = opts.headers,
-                       timeout = timeout}, Session)
+                       timeout = timeout, tls = opts.tls}, Session)
 end
 
 local function check_session(self, level)
@@ -881,6 +921,7 @@ local function session_request(self, o, i, fname)
     end
   end
   if o.timeout == nil then o.timeout = self.timeout end
+  if o.tls == nil then o.tls = self.tls end
   local r = prepare(o, i, 3)
   local res, err = do_request(self.pool, r, fname, 3)
   return res, err

@@ -630,12 +630,12 @@ casync.http = {}
 ---@param host string
 ---@param port integer
 ---@param handler fun(req: casync.http.Request): any
----@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, ...
+---@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, request_timeout (a deadline on each request: 503), tls, ...
 ---@return casync.HttpServer|nil server
 ---@return casync.Error? err
 function casync.http.serve(host, port, handler, opts) end
 
----Makes a request: opts.url, method, headers, body, json, query, timeout, max_redirects, max_body_size.
+---Makes a request: opts.url, method, headers, body, json, query, timeout, max_redirects, max_body_size, tls, forward_request_id (false: do not send the handler's request id).
 ---@param opts table
 ---@return casync.http.Response|nil response
 ---@return casync.Error? err
@@ -656,8 +656,8 @@ function casync.http.get(url, opts) end
 ---@return casync.Error? err
 function casync.http.post(url, body, opts) end
 
----A session (aiohttp's ClientSession): its own keep-alive pool, opts.base_url, opts.headers, opts.timeout.
----@param opts? {base_url: string?, headers: table?, timeout: casync.seconds?}
+---A session (aiohttp's ClientSession): its own keep-alive pool, opts.base_url, opts.headers, opts.timeout, opts.tls (for requests without their own).
+---@param opts? {base_url: string?, headers: table?, timeout: casync.seconds?, max_idle: integer?, idle_timeout: casync.seconds?, tls: table?}
 ---@return casync.http.Session
 function casync.http.session(opts) end
 
