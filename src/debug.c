@@ -132,7 +132,7 @@ static int meth_info(lua_State *L) {
     lua_setfield(L, 2, "name");
   }
   lua_pop(L, 1);
-  casync__context_copy(L, t);
+  casync__context_copy(L, t, 1);
   lua_setfield(L, 2, "context");
   lua_pushstring(L, state_name(t));
   lua_setfield(L, 2, "state");

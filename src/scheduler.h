@@ -455,7 +455,7 @@ void casync__debug_open(lua_State *L);
 void casync__context_inherit(lua_State *L, casync_task *spawner,
                              casync_task *t, int tidx);
 void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx);
-void casync__context_copy(lua_State *L, casync_task *t);
+void casync__context_copy(lua_State *L, casync_task *t, int tidx);
 int casync__context_of(lua_State *L, casync_task *by);
 void casync__tcontext_open(lua_State *L);
 

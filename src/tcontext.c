@@ -152,10 +152,23 @@ static int fn_set(lua_State *L) {
   return 0;
 }
 
-/* Pushes a copy of task t's context values (nil when it has none): for
- * task:info and dumps, which must not let them change. */
-void casync__context_copy(lua_State *L, casync_task *t) {
-  push_context(L, t);
+/* Pushes a copy of the context values of task t, whose userdata is at
+ * tidx (nil when it has none): for task:info and dumps, which must not let
+ * them change.  t may have ended (and lost its anchor). */
+void casync__context_copy(lua_State *L, casync_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  if ((t->flags & TF_LAZY_CONTEXT) && t->state != T_DONE) {
+    push_context(L, t); /* made now */
+    lua_pop(L, 1);
+  }
+  if (!(t->flags & TF_CONTEXT) ||
+      lua_getiuservalue(L, tidx, 2) != LUA_TTABLE) {
+    if (t->flags & TF_CONTEXT) lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "context");
+  lua_remove(L, -2);
   if (lua_isnil(L, -1)) return;
   push_copy(L, -1);
   lua_remove(L, -2);
