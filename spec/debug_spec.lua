@@ -221,3 +221,97 @@ describe("stuck tasks", function()
     assert.matches("task #%d+ 'blocked' waiting: recv on channel#%d+", err)
   end)
 end)
+
+describe("the flight recorder (debug mode)", function()
+  local cjson = require "cjson"
+
+  -- runs script in a child with CASYNC_DEBUG=1; -> code, stderr, the
+  -- flight recording's path (or nil) and its decoded JSON
+  local function run(body)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local script = dir .. "/s.lua"
+    local f = assert(io.open(script, "w"))
+    f:write('local casync = require "casync"\n', body)
+    f:close()
+    local setup = ("LUA_PATH=%q LUA_CPATH=%q CASYNC_PS_DIR=%q"):format(
+      helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;",
+      helper.build .. "/lib/?.so;;", dir)
+    local code, _, err = helper.sh(("%s CASYNC_DEBUG=1 lua5.4 %s"):format(setup, script))
+    local p = io.popen("ls " .. dir .. "/casync-*-flight.json 2>/dev/null")
+    local path = p:read("l")
+    p:close()
+    local doc
+    if path then
+      local h = assert(io.open(path))
+      doc = cjson.decode(h:read("a"))
+      h:close()
+    end
+    os.execute("rm -rf " .. dir)
+    return code, err, path, doc
+  end
+
+  -- the names of the tracks (tasks) in a Chrome trace document
+  local function tracks(doc)
+    local names = {}
+    for _, e in ipairs(doc.traceEvents or doc) do
+      if e.ph == "M" and e.args and e.args.name then names[#names + 1] = e.args.name end
+    end
+    return table.concat(names, "\n")
+  end
+
+  it("writes the last events when a deadlock ends the run", function()
+    local code, err, path, doc = run([[
+      casync.run(function()
+        local a, b = casync.lock(), casync.lock()
+        local one = casync.spawn({name = "one"}, function()
+          local p <close> = a:acquire(); casync.sleep(0.01); local q <close> = b:acquire()
+        end)
+        casync.spawn({name = "two"}, function()
+          local p <close> = b:acquire(); casync.sleep(0.01); local q <close> = a:acquire()
+        end)
+        one:wait()
+      end)]])
+    assert.not_equal(0, code)
+    assert.is_string(path)
+    assert.matches("a deadlock ended the run: the last %d+ scheduler events before it are in " ..
+                   path:gsub("%p", "%%%0"), err)
+    assert.matches("'one'", tracks(doc))
+    assert.matches("'two'", tracks(doc))
+  end)
+
+  it("writes them when an error ends the run, and not after a good run", function()
+    local code, err, path = run([[
+      casync.run(function()
+        casync.spawn({name = "worker"}, casync.sleep, 0.01):wait()
+        error("boom")
+      end)]])
+    assert.not_equal(0, code)
+    assert.is_string(path)
+    assert.matches("an error ended the run", err)
+    code, err, path = run([[casync.run(function() casync.sleep(0.01) end)]])
+    assert.equal(0, code)
+    assert.is_nil(path)
+    assert.not_matches("ended the run", err)
+  end)
+
+  it("writes them once when the watchdog reports a task blocking the loop", function()
+    local code, err, path, doc = run([[
+      casync.run(function()
+        casync.watchdog{threshold = 0.05}
+        casync.spawn({name = "hog"}, function()
+          local t = os.clock() while os.clock() - t < 0.2 do end
+        end):wait()
+        casync.sleep(0.01)
+        casync.spawn({name = "hog2"}, function()
+          local t = os.clock() while os.clock() - t < 0.2 do end
+        end):wait()
+      end)]])
+    assert.equal(0, code)
+    assert.is_string(path)
+    local _, n = err:gsub("the watchdog saw a task block the loop", "")
+    assert.equal(1, n)
+    assert.matches("'hog'", tracks(doc))
+  end)
+end)

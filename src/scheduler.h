@@ -438,6 +438,10 @@ void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
                        lua_Integer pool_id, int worker, uint64_t start,
                        uint64_t dur);
 void casync__trace_open(lua_State *L);
+void casync__flight_start(lua_State *L, casync_ctx *lp);
+void casync__flight_stop(lua_State *L, casync_ctx *lp);
+void casync__flight_rearm(casync_ctx *lp);
+void casync__flight_dump(lua_State *L, casync_ctx *lp, const char *why);
 
 /* debug.c: task dumps, debug mode, stuck tasks */
 void casync__push_task_label(lua_State *L, casync_task *t);
