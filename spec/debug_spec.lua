@@ -315,3 +315,47 @@ describe("the flight recorder (debug mode)", function()
     assert.matches("'hog'", tracks(doc))
   end)
 end)
+
+describe("casync ps PID (the runner)", function()
+  local runner = helper.build .. "/casync"
+
+  it("prints the task tree of a running program in debug mode", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local script = dir .. "/s.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local ch = casync.channel()
+      casync.spawn({name = "stuck"}, function() ch:recv() end)
+      io.stdout:write("ready\n"); io.stdout:flush()
+      casync.sleep(1.5)
+      ch:close()
+    ]])
+    f:close()
+    local code, out, err = helper.sh(("cd %s && CASYNC_DEBUG=1 CASYNC_PS_DIR=%s %s s.lua " ..
+      "> out.txt & pid=$!; " ..
+      "for i in $(seq 1 100); do grep -q ready %s/out.txt 2>/dev/null && break; sleep 0.05; done; " ..
+      "CASYNC_PS_DIR=%s %s ps $pid; s=$?; wait $pid; exit $s"):format(
+      dir, dir, runner, dir, dir, runner))
+    os.execute("rm -rf " .. dir)
+    assert.equal(0, code, err)
+    assert.matches("task #1 %(main%) waiting: sleep, [%d.]+ s left", out)
+    assert.matches("task #%d+ 'stuck' waiting: recv on channel#%d+ %(cap 0, 0 senders waiting%)", out)
+    assert.matches("s.lua:2", out)
+    assert.matches("%[cpu [%d.]+ ms%]", out)
+  end)
+
+  it("says why when no casync program in debug mode has that pid", function()
+    local code, _, err = helper.sh(("CASYNC_PS_DIR=/nonexistent %s ps 1"):format(runner))
+    assert.equal(1, code)
+    assert.matches("cannot reach process 1 at /nonexistent/casync%-1%.sock", err)
+    assert.matches("CASYNC_DEBUG=1", err)
+    code, _, err = helper.sh(runner .. " ps")
+    assert.equal(2, code)
+    assert.matches("usage: .* ps PID", err)
+    code, _, err = helper.sh(runner .. " ps 99999999999")
+    assert.equal(2, code)
+    assert.matches("is not a process id", err)
+  end)
+end)

@@ -207,7 +207,9 @@ static void dump_task(lua_State *L, out *o, int kids, casync_task *t,
   } else
     lua_pop(L, 1);
   if (t->loop->debug) {
-    lua_pushfstring(L, " [cpu %f s]", (double)t->cpu_ns / 1e9);
+    char num[32];
+    snprintf(num, sizeof num, "%.3f", (double)t->cpu_ns / 1e6);
+    lua_pushfstring(L, " [cpu %s ms]", num);
     put(L, o);
   }
   lua_pushliteral(L, "\n");
