@@ -432,6 +432,7 @@ void casync__trace_park(casync_ctx *lp, casync_task *t,
                         const casync_wait_kind *k);
 void casync__trace_wake(casync_ctx *lp, casync_task *t);
 void casync__trace_end(casync_ctx *lp, casync_task *t);
+void casync__trace_timer(casync_ctx *lp, lua_Integer task);
 void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
                          int tidx, casync_task *by);
 void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,

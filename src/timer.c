@@ -315,7 +315,9 @@ double casync__check_seconds(lua_State *L, int arg, int allow_nil) {
 /* ---------------------------------------------------------------- sleep */
 
 static void sleep_fire(casync_ctx *lp, casync_tnode *n) {
-  casync__wake(lp, container_of(n, casync_task, timer), WAKE_OK);
+  casync_task *t = container_of(n, casync_task, timer);
+  if (lp->trace) casync__trace_timer(lp, t->id);
+  casync__wake(lp, t, WAKE_OK);
 }
 
 static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {

@@ -15,7 +15,8 @@
 #include <string.h>
 #include "scheduler.h"
 
-enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB };
+enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB,
+       EV_TIMER };
 
 typedef struct trace_ev {
   uint64_t t, dur;       /* ns on casync.now()'s clock */
@@ -78,6 +79,11 @@ void casync__trace_park(casync_ctx *lp, casync_task *t,
 /* Task t is woken. */
 void casync__trace_wake(casync_ctx *lp, casync_task *t) {
   add(lp->trace, EV_WAKE, t->id, casync__now_ns(lp));
+}
+
+/* A timer of task `task` fired (a sleep's end, a deadline). */
+void casync__trace_timer(casync_ctx *lp, lua_Integer task) {
+  add(lp->trace, EV_TIMER, task, casync__now_ns(lp));
 }
 
 /* Task t ended. */
@@ -242,6 +248,11 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
     set_str(L, "kind", "end");
     set_num(L, "t", t);
     set_str(L, "outcome", outcomes[e->aux & 3]);
+    break;
+  case EV_TIMER:
+    lua_createtable(L, 0, 3);
+    set_str(L, "kind", "timer");
+    set_num(L, "t", t);
     break;
   case EV_JOB: /* on a track of its own: the worker's */
     lua_createtable(L, 0, 6);
