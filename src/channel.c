@@ -311,10 +311,10 @@ static int send_k(lua_State *L, int status, lua_KContext kc) {
 
 /* send and put, once their arguments are checked: the value at 2 (and a
  * priority queue's priority at 3) into c at 1. */
-int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
-  casync_ctx *lp = CASYNC_CTX(L);
+int casync__chan_send(lua_State *L, casync_ctx *lp, chan *c, int op,
+                      lua_Number prio) {
   const char *fname = op == OP_PUT ? "put" : "send";
-  casync_task *t = casync__wait_begin(L, fname);
+  casync_task *t = casync__wait_begin_lp(L, lp, fname);
   if (c->closed) return casync__chan_raise_closed(L, fname);
   lua_pushvalue(L, 2);
   if (casync__chan_try_send(L, lp, c, 1, prio)) return 0;
@@ -327,11 +327,12 @@ int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
  * "closed" if the channel is (or gets) closed first */
 static int meth_send(lua_State *L) {
-  chan *c = casync__chan_check(L, 1);
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+  casync_ctx *lp = CASYNC_CTX(L);
+  chan *c = casync__chan_arg(L, lp, 1);
+  luaL_argcheck(L, lua_type(L, 2) > LUA_TNIL, 2,
                 "value expected (nil cannot be sent)");
-  lua_settop(L, 2);
-  return casync__chan_send(L, c, OP_SEND, 0);
+  /* values past 2 stay where they are: the value sent is read at 2 */
+  return casync__chan_send(L, lp, c, OP_SEND, 0);
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
@@ -349,11 +350,10 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 }
 
 /* recv and get: c at 1. */
-int casync__chan_recv(lua_State *L, chan *c, int op) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  casync_task *t = casync__wait_begin(L, op == OP_GET ? "get" : "recv");
+int casync__chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op) {
+  casync_task *t = casync__wait_begin_lp(L, lp, op == OP_GET ? "get" : "recv");
   int got;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
     lua_pushboolean(L, got == 1);
     return 2;
@@ -366,14 +366,15 @@ int casync__chan_recv(lua_State *L, chan *c, int op) {
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
  * false once the channel is closed and drained */
 static int meth_recv(lua_State *L) {
-  return casync__chan_recv(L, casync__chan_check(L, 1), OP_RECV);
+  casync_ctx *lp = CASYNC_CTX(L);
+  return casync__chan_recv(L, lp, casync__chan_arg(L, lp, 1), OP_RECV);
 }
 
 /* ch:try_send(v) -> boolean: sends without suspending if a receiver waits
  * or the buffer has room; raises "closed" on a closed channel */
 static int meth_try_send(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = casync__chan_check(L, 1);
+  chan *c = casync__chan_arg(L, lp, 1);
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be sent)");
   lua_settop(L, 2);
@@ -396,7 +397,7 @@ int casync__chan_poll_recv(lua_State *L, chan *c) {
 /* ch:try_recv() -> v | nil, "empty" | nil, "closed": receives without
  * suspending */
 static int meth_try_recv(lua_State *L) {
-  return casync__chan_poll_recv(L, casync__chan_check(L, 1));
+  return casync__chan_poll_recv(L, casync__chan_arg(L, CASYNC_CTX(L), 1));
 }
 
 /* ch:close(): no more sends; wakes every waiter (receivers get nil once
@@ -492,7 +493,10 @@ static int fn_channel(lua_State *L) {
 
 void casync__chan_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
                      lua_CFunction tostring, lua_CFunction len) {
+  casync_ctx *lp = casync__ctx_get(L);
   luaL_newmetatable(L, name);
+  if (strcmp(name, CASYNC_QUEUE_MT) == 0) lp->mt_queue = lua_topointer(L, -1);
+  else lp->mt_chan = lua_topointer(L, -1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");

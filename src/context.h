@@ -160,7 +160,23 @@ struct casync_ctx {
   int requests;             /* requests in flight (debug counts) */
   int http_blocks;          /* HTTP server and connection blocks */
   int fs_blocks;            /* fs request blocks not yet freed */
+  /* the metatables of the hot types, by identity (casync__udata_mt): a
+   * type check without luaL_checkudata's lookup by name */
+  const void *mt_task, *mt_chan, *mt_queue;
 };
+
+/* The userdata at idx if its metatable is mt (a metatable's
+ * lua_topointer, kept alive by the registry), else NULL: what
+ * luaL_testudata does, without looking the metatable up by name. */
+static inline void *casync__udata_mt(lua_State *L, int idx, const void *mt) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int same = lua_topointer(L, -1) == mt;
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return NULL;
+}
 
 /* context.c */
 casync_ctx *casync__ctx_get(lua_State *L);

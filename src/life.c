@@ -198,6 +198,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   }
   lua_setiuservalue(L, tidx, 1);
   t->co = co;
+  CASYNC_CO_TASK(co) = t;
   t->loop = lp;
   t->id = ++lp->next_id;
   if (!lua_checkstack(co, nargs + 8)) luaL_error(L, "spawn: too many arguments");
@@ -376,6 +377,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_getiuservalue(L, tidx, 1);
   lua_insert(L, -2);
   lua_setiuservalue(L, tidx, 1);
+  CASYNC_CO_TASK(co) = NULL;
   if (status == LUA_OK && lp->pool_len < POOL_MAX &&
       lua_resetthread(co) == LUA_OK) {
     casync__ctx_push(L);

@@ -10,7 +10,8 @@
  * number, default 0, lower first) only for priority queues; an error of
  * kind "closed" if the queue is (or gets) closed first */
 static int meth_put(lua_State *L) {
-  chan *c = casync__queue_check(L, 1);
+  casync_ctx *lp = CASYNC_CTX(L);
+  chan *c = casync__queue_arg(L, lp, 1);
   lua_Number prio = 0;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be put)");
@@ -22,13 +23,14 @@ static int meth_put(lua_State *L) {
                   "a priority is only for priority queues");
   lua_settop(L, 2);
   lua_pushnumber(L, prio); /* 3: read from here while the put waits */
-  return casync__chan_send(L, c, OP_PUT, prio);
+  return casync__chan_send(L, lp, c, OP_PUT, prio);
 }
 
 /* q:get() -> item, true | nil, false: suspends while the queue is empty;
  * nil, false once it is closed and drained */
 static int meth_get(lua_State *L) {
-  return casync__chan_recv(L, casync__queue_check(L, 1), OP_GET);
+  casync_ctx *lp = CASYNC_CTX(L);
+  return casync__chan_recv(L, lp, casync__queue_arg(L, lp, 1), OP_GET);
 }
 
 /* q:try_put(item [, priority]) -> boolean: puts without suspending if

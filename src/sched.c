@@ -15,18 +15,13 @@
 
 static void on_idle(uv_idle_t *h) { (void)h; }
 
-/* Appends t to the ready queue. */
-void casync__enqueue(casync_ctx *lp, casync_task *t) {
-  if (t->state != T_DONE) t->state = T_READY;
-  if (t->flags & TF_QUEUED) return;
-  t->flags |= TF_QUEUED;
-  t->qnext = NULL;
-  if (lp->qtail) lp->qtail->qnext = t;
-  else {
-    lp->qhead = t;
-    uv_idle_start(&lp->idle, on_idle); /* keeps poll from blocking */
-  }
-  lp->qtail = t;
+_Static_assert(LUA_EXTRASPACE >= sizeof(void *),
+               "casync keeps a task pointer in a coroutine's extra space");
+
+/* casync__enqueue's t (already marked queued) into the empty ready queue. */
+void casync__enqueue_first(casync_ctx *lp, casync_task *t) {
+  lp->qhead = lp->qtail = t;
+  uv_idle_start(&lp->idle, on_idle); /* keeps poll from blocking */
 }
 
 /* Ends t's wait: it will resume with `wake` (WAKE_OK, _CANCEL, _TIMEOUT);

@@ -187,7 +187,21 @@ struct casync_task {
       memory_order_release)
 
 /* sched.c: the ready queue, resuming, waking, cancelling, observers */
-void casync__enqueue(casync_ctx *lp, casync_task *t);
+void casync__enqueue_first(casync_ctx *lp, casync_task *t);
+
+/* Appends t to the ready queue (inline: every wake and sleep(0) comes
+ * here; the first task queued starts the idle handle, out of line). */
+static inline void casync__enqueue(casync_ctx *lp, casync_task *t) {
+  if (t->state != T_DONE) t->state = T_READY;
+  if (t->flags & TF_QUEUED) return;
+  t->flags |= TF_QUEUED;
+  t->qnext = NULL;
+  if (lp->qtail) {
+    lp->qtail->qnext = t;
+    lp->qtail = t;
+  } else
+    casync__enqueue_first(lp, t);
+}
 void casync__wake(casync_ctx *lp, casync_task *t, int wake);
 void casync__drain(casync_ctx *lp);
 void casync__unhold(casync_ctx *lp);
@@ -223,13 +237,28 @@ int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
                  lua_KContext kc);
 int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
                     lua_KFunction k, lua_KContext kc);
-casync_task *casync__resumed(lua_State *L);
 int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k);
-int casync__woken(lua_State *L, casync_task *t);
 int casync__raise_cancel(lua_State *L, casync_task *t);
 uint64_t casync__deadline(double seconds);
 int casync__timeout_error(lua_State *L, const char *op, double seconds);
 const char *casync__waiting_in(const casync_task *t);
+
+/* A task's coroutine keeps a pointer to its task in the coroutine's extra
+ * space (lua_getextraspace: set at spawn, cleared when the coroutine goes
+ * back to the pool), so a continuation finds its task with no API call. */
+#define CASYNC_CO_TASK(co) (*(casync_task **)lua_getextraspace(co))
+
+/* The task the scheduler is resuming on coroutine L, or NULL when L was
+ * resumed by someone else.  Only continuations call it, and only a task's
+ * coroutine ever parks in one, so L's extra space is a task's. */
+static inline casync_task *casync__resumed(lua_State *L) {
+  casync_task *t = CASYNC_CO_TASK(L);
+  return t && t->co == L && t->loop->current == t ? t : NULL;
+}
+
+/* The same for any coroutine L (not only one parked in a continuation):
+ * through the context, L's extra space may not be casync's. */
+casync_task *casync__resumed_any(lua_State *L);
 
 /* At the top of every continuation k(kc): t is the task the scheduler
  * resumed.  Resumed by anyone else (coroutine.resume on the task's
@@ -296,6 +325,25 @@ int casync__cs_shielded(const casync_task *t);
   (((t)->flags & TF_CANCEL_PENDING)                                         \
        ? !(t)->cscope || !casync__cs_shielded(t) || casync__cs_cancelled(t) \
        : (t)->cscope && casync__cs_cancelled(t))
+
+/* casync__wait_begin for a caller that has its context at hand: the usual
+ * case (a task that may wait) inline, every error out of line. */
+static inline casync_task *casync__wait_begin_lp(lua_State *L, casync_ctx *lp,
+                                                 const char *fname) {
+  casync_task *t = lp->current;
+  if (t && t->co == L && !CASYNC_CANCELLED(t) && lua_isyieldable(L)) return t;
+  return casync__wait_begin(L, fname);
+}
+
+/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
+ * cancellation instead when the wait was cancelled, or when one is pending
+ * and the wait handed over nothing that would be lost. */
+static inline int casync__woken(lua_State *L, casync_task *t) {
+  if (t->wake == WAKE_CANCEL ||
+      (!(t->wait->flags & CASYNC_WK_KEEPS) && CASYNC_CANCELLED(t)))
+    return casync__raise_cancel(L, t);
+  return t->wake;
+}
 void casync__cs_attach(casync_task *t, casync_cscope *s);
 void casync__cs_detach(casync_task *t);
 void casync__cs_open(casync_task *t, casync_cscope *s);

@@ -80,9 +80,7 @@ int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
   return lua_yieldk(L, 0, kc, k);
 }
 
-/* The task the scheduler is resuming on coroutine L, or NULL when L was
- * resumed by someone else. */
-casync_task *casync__resumed(lua_State *L) {
+casync_task *casync__resumed_any(lua_State *L) {
   casync_task *t = CASYNC_CTX(L)->current;
   return t && t->co == L ? t : NULL;
 }
@@ -94,16 +92,6 @@ int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k) {
   lua_pushliteral(L, "casync: this coroutine runs a task; only casync may "
                      "resume it");
   return lua_yieldk(L, 1, kc, k);
-}
-
-/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
- * cancellation instead when the wait was cancelled, or when one is pending
- * and the wait handed over nothing that would be lost. */
-int casync__woken(lua_State *L, casync_task *t) {
-  if (t->wake == WAKE_CANCEL ||
-      (!(t->wait->flags & CASYNC_WK_KEEPS) && CASYNC_CANCELLED(t)))
-    return casync__raise_cancel(L, t);
-  return t->wake;
 }
 
 /* Raises t's cancellation error in t (L is its coroutine): its own (from
