@@ -49,7 +49,9 @@ enum {
   CTX_POOL,      /* casync.thread's default pool, made on first use */
   CTX_STANDINS,  /* luv stand-ins by handle class (light userdata) */
   CTX_CONTEXT,   /* the root task-local context: {context =, context_shared =} */
-  CTX_NUSER = CTX_CONTEXT
+  CTX_TASK_MT,   /* the metatable casync.Task (set at spawn without a
+                    lookup by name) */
+  CTX_NUSER = CTX_TASK_MT
 };
 
 /* Parts of the state with something to stop at the end, in the order the

@@ -172,30 +172,28 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   casync_task *t;
   lua_State *co;
   lua_Debug ar;
-  int tidx, i;
+  int tidx, cidx, i;
   fidx = lua_absindex(L, fidx);
   if (nameidx) nameidx = lua_absindex(L, nameidx);
   luaL_checkstack(L, 8, NULL);
+  casync__ctx_push(L); /* the context's user values, at cidx */
+  cidx = lua_gettop(L);
   t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   t->ref = LUA_NOREF;
-  luaL_setmetatable(L, CASYNC_TASK_MT);
+  lua_getiuservalue(L, cidx, CTX_TASK_MT);
+  lua_setmetatable(L, -2);
   tidx = lua_gettop(L);
   /* a recycled coroutine, or a new one */
-  co = NULL;
-  casync__ctx_push(L);
   if (lp->pool_len > 0) {
-    lua_getiuservalue(L, -1, CTX_COROS);
+    lua_getiuservalue(L, cidx, CTX_COROS);
     lua_rawgeti(L, -1, lp->pool_len);
     lua_pushnil(L);
     lua_rawseti(L, -3, lp->pool_len--);
     co = lua_tothread(L, -1);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-  } else {
+    lua_remove(L, -2);
+  } else
     co = lua_newthread(L);
-    lua_replace(L, -2);
-  }
   lua_setiuservalue(L, tidx, 1);
   t->co = co;
   CASYNC_CO_TASK(co) = t;
@@ -221,11 +219,12 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   /* anchored while it lives: nobody has to hold it for it to finish */
-  casync__ctx_push(L);
-  lua_getiuservalue(L, -1, CTX_TASKS);
+  lua_getiuservalue(L, cidx, CTX_TASKS);
   lua_pushvalue(L, tidx);
   t->ref = luaL_ref(L, -2);
-  lua_pop(L, 2);
+  lua_pop(L, 1);
+  lua_remove(L, cidx); /* the task, on top */
+  tidx--;
   if (nameidx && !lua_isnil(L, nameidx)) {
     casync__extras(L, tidx);
     lua_pushvalue(L, nameidx);
@@ -344,13 +343,17 @@ void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres) {
   lua_State *co = t->co;
-  int tidx, i;
+  int tidx, cidx, i;
   casync_obs *o;
   /* the coroutine may be freed from here on: not while the watchdog
    * thread is setting a hook on it */
   if (lp->wd) casync__watchdog_gate(lp);
   luaL_checkstack(L, nres + 8, NULL);
-  casync__push_task(L, lp, t);
+  casync__ctx_push(L); /* the context's user values, at cidx */
+  cidx = lua_gettop(L);
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
   tidx = lua_gettop(L);
   if (status != LUA_OK) { /* failed outside the body's pcall */
     t->outcome = OUT_FAILED;
@@ -378,13 +381,15 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_insert(L, -2);
   lua_setiuservalue(L, tidx, 1);
   CASYNC_CO_TASK(co) = NULL;
-  if (status == LUA_OK && lp->pool_len < POOL_MAX &&
-      lua_resetthread(co) == LUA_OK) {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_COROS);
-    lua_pushvalue(L, -3);
+  if (status == LUA_OK && lp->pool_len < POOL_MAX) {
+    /* it returned normally (the body ran under a pcall): its stack only
+     * needs emptying.  lua_resetthread would also shrink the stack to its
+     * minimum, which the next task grows again. */
+    lua_settop(co, 0);
+    lua_getiuservalue(L, cidx, CTX_COROS);
+    lua_pushvalue(L, -2);
     lua_rawseti(L, -2, ++lp->pool_len);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   if (t->cscope) casync__scope_task_ended(L, lp, t, tidx);
@@ -395,12 +400,12 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   t->wait_obj = NULL;
   lp->live--;
   if (t->outcome == OUT_FAILED && !(t->flags & TF_OBSERVED)) {
-    casync__ctx_push(L); /* remember it until observed or reported */
-    lua_getiuservalue(L, -1, CTX_FAILED);
+    /* remember it until observed or reported */
+    lua_getiuservalue(L, cidx, CTX_FAILED);
     lua_pushvalue(L, tidx);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   /* wake who waits, first come first served; they only mark tasks ready
    * or cancel them (and may unlink other observers of t) */
@@ -410,11 +415,10 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   }
   if (t->flags & TF_HAS_CALLBACKS) casync__enqueue(lp, t); /* stays anchored */
   else {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_TASKS);
+    lua_getiuservalue(L, cidx, CTX_TASKS);
     luaL_unref(L, -1, t->ref);
     t->ref = LUA_NOREF;
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   /* main ended: the tasks still ready do not run before run has cancelled
    * them; setting the queue aside ends this drain */
@@ -423,7 +427,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     lp->held_tail = lp->qtail;
     lp->qhead = lp->qtail = NULL;
   }
-  lua_settop(L, tidx - 1);
+  lua_settop(L, cidx - 1);
 }
 
 /* A task cancelled before it ever ran ends without running its body. */

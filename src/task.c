@@ -285,6 +285,11 @@ void casync__task_open(lua_State *L) {
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CASYNC_TASK_MT);
+  casync__ctx_get(L)->mt_task = lua_topointer(L, -1);
+  casync__ctx_push(L);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, CTX_TASK_MT);
+  lua_pop(L, 1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
