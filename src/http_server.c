@@ -1089,7 +1089,8 @@ static size_t opt_size(lua_State *L, const char *field, lua_Integer def) {
  * running handler(req) in a new task per request.  opts: max_connections
  * (1024; more get 503), max_header_size (16 KiB; 431), max_headers (100),
  * max_body_size (1 MiB; 413), header_timeout (10 s; 408), body_timeout
- * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s), backlog. */
+ * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s), backlog;
+ * workers = n (> 1): n worker processes serve it (workers.c). */
 static int fn_serve(lua_State *L) {
   casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
@@ -1100,7 +1101,7 @@ static int fn_serve(lua_State *L) {
   size_t mhead, mbody, mheaders;
   uint64_t hms, bms, ims;
   double ws;
-  int r;
+  int r, workers;
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port must be in 0..65535");
   casync__check_callable(L, 3);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
@@ -1118,11 +1119,14 @@ static int fn_serve(lua_State *L) {
   ims = opt_ms(L, "keep_alive_timeout", 5);
   ws = casync__net_opt_seconds(L, 4, "write_timeout");
   if (ws < 0) ws = 30;
+  workers = casync__workers_opt(L, 4);
   if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
   }
+  /* with workers: returns in each worker only */
+  casync__workers_start(L, ctx, workers, &ss, "serve");
   /* the userdata: closed until it listens */
   u = lua_newuserdatauv(L, sizeof *u, 5); /* 5 */
   u->srv = NULL;
@@ -1156,7 +1160,7 @@ static int fn_serve(lua_State *L) {
   srv->idle_ms = ims;
   srv->write_s = ws;
   srv->date_sec = -1;
-  r = uv_tcp_bind(&srv->tcp, (struct sockaddr *)&ss, 0);
+  r = casync__tcp_bind(&srv->tcp, &ss);
   if (r == 0)
     r = uv_listen((uv_stream_t *)&srv->tcp, (int)backlog, on_connection);
   if (r < 0) {
