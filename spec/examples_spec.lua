@@ -38,6 +38,8 @@ local REQUIRED_IDS = {
   "E001.2", "E002.13", "E003.3", "E003.4", "E004.1",
   -- issue 4: HTTP against a local server the example starts
   "E002.7", "E004.8", "E004.11",
+  -- issue 10: article 001's two timelines, drawn by casync.timeline
+  "E001.5",
 }
 
 -- Examples that measure a parallel speed-up need the cores to themselves:
@@ -893,21 +895,124 @@ checks["e004_4_http_fetch_users.lua"] = function(out)
   assert.truthy(has(out, "server: 6 requests on 3 connections (keep-alive)"))
 end
 
+-- The chart rows of a timeline (lines that start, after indentation, with
+-- "#id "), cut to `from`..`to` (characters, UTF-8) when given.
+local function chart_rows(s, from, to)
+  local rows = {}
+  for line in s:gmatch("[^\n]+") do
+    if from then
+      local a = utf8.offset(line, from)
+      local b = utf8.offset(line, to + 1)
+      line = a and line:sub(a, b and b - 1 or -1) or ""
+    end
+    if line:match("^%s*#%d+ ") then rows[#rows + 1] = line end
+  end
+  return rows
+end
+
+-- The columns (1-based, in characters) where a row's first and last
+-- glyph other than a blank stand, after its label (`label` characters).
+local function extent(row, label)
+  local first, last, i = nil, nil, 0
+  for _, c in utf8.codes(row) do
+    i = i + 1
+    if i > label and c ~= 32 then
+      first = first or i
+      last = i
+    end
+  end
+  return first, last
+end
+
+checks["e001_5_see_it_sequential_vs_concurrent.lua"] = function(out)
+  assert_in_order(out, {"Sequential: User1, User2", "Concurrent: User1, User2"})
+  sequential(num(out, "\nSequential: ([%d.]+) s "), 2, "two fetches awaited in turn")
+  concurrent(num(out, "Concurrent: ([%d.]+) s\n"), 1, "two fetches gathered")
+  -- the two charts side by side (39 characters each, 2 apart), one scale
+  local left, right = chart_rows(out, 1, 39), chart_rows(out, 42, 80)
+  assert.equal(3, #left, out)
+  assert.equal(3, #right, out)
+  assert.truthy(left[2]:find("#%d+ 'fetch_user%(1%)'"))
+  assert.truthy(left[3]:find("#%d+ 'fetch_user%(2%)'"))
+  assert.truthy(right[2]:find("#%d+ 'fetch_user%(1%)'"))
+  assert.truthy(right[3]:find("#%d+ 'fetch_user%(2%)'"))
+  -- sequential: fetch 2 starts where fetch 1 ends; concurrent: together,
+  -- and over in half the columns
+  local s1, e1 = extent(left[2], 21)
+  local s2, e2 = extent(left[3], 21)
+  local c1, d1 = extent(right[2], 21)
+  local c2, d2 = extent(right[3], 21)
+  assert(math.abs(s2 - e1) <= 1 and e2 > e1, "sequential bars should follow each other:\n" .. out)
+  assert(c1 == c2 and d1 == d2, "concurrent bars should lie one above the other:\n" .. out)
+  assert(math.abs((d1 - c1) - (e1 - s1)) <= 1, "one fetch should be as long in both:\n" .. out)
+  assert(math.abs((e2 - s1) - 2 * (d1 - c1)) <= 2, "sequential should take twice as long:\n" .. out)
+  -- the figures: one wait at a time, then two
+  assert.near(1.0, num(out, "Sequential: wall [%d.]+ s, waits [%d.]+ s, ([%d.]+)x concurrency"), 0.05)
+  assert.near(2.0, num(out, "Concurrent: wall [%d.]+ s, waits [%d.]+ s, ([%d.]+)x concurrency"), 0.1)
+  assert.truthy(out:find("1.0× concurrency", 1, true))
+  assert.truthy(out:find("2.0× concurrency", 1, true))
+end
+
+-- Examples run a second time with `casync --timeline`: the chart on
+-- stderr, checked for its rows and its concurrency figure.
+local timeline_checks = {}
+
+-- rows: how many rows (the main task's included), figure: the expected
+-- concurrency, waits: the expected sum of waits (seconds)
+local function timeline_shape(err, rows, figure, waits)
+  local r = chart_rows(err)
+  assert(#r == rows, ("expected %d rows in the timeline, got %d:\n%s"):format(rows, #r, err))
+  assert.matches("^#1 main ", r[1])
+  local wall = num(err, "\nwall ([%d.]+) s, sum of waits")
+  local sum = num(err, "sum of waits ([%d.]+) s:")
+  local x = num(err, "s: ([%d.]+)× concurrency\n$")
+  -- a sleep never ends early, and may end late on a loaded machine
+  assert(sum >= waits and (SANITIZED or sum <= waits * 1.1 + 0.05),
+         ("sum of waits %s, expected %s"):format(sum, waits))
+  if not SANITIZED then
+    assert(math.abs(x - figure) <= 0.1, ("concurrency %s, expected about %s:\n%s"):format(x, figure, err))
+  end
+  assert(math.abs(x - sum / wall) <= 0.06, "the figure is the sum of waits over the wall time")
+  return r
+end
+
+timeline_checks["e000_1_gather_fetch_data.lua"] = function(err)
+  -- main, and the three fetches of 2, 1 and 3 s: 6 s of sleeps in 3 s
+  local r = timeline_shape(err, 4, 2.0, 6)
+  local _, e2 = extent(r[2], 20)
+  local _, e3 = extent(r[3], 20)
+  local _, e4 = extent(r[4], 20)
+  assert(e3 < e2 and e2 < e4, "the fetches should end 2, 1, 3:\n" .. err)
+end
+
+timeline_checks["e002_1_sequential_vs_gather.lua"] = function(err)
+  -- 3 s of sleeps in the main task, then 3 s in three gathered tasks, in 4 s
+  timeline_shape(err, 4, 1.5, 6)
+end
+
+timeline_checks["e004_10_microservices.lua"] = function(err)
+  -- 0.45 s in a row, 0.45 s at once, 0.15 s then 0.3 s at once: 1.35 s in 0.9 s
+  timeline_shape(err, 6, 1.5, 1.35)
+end
+
 ---------------------------------------------------------------------------
 
 describe("examples", function()
   local files = list_examples()
   local runs = {}
 
-  local function start(file)
+  -- starts file (with the runner's flags, when given; its run is then
+  -- runs[file .. " " .. flags])
+  local function start(file, flags)
     local errfile = os.tmpname()
     -- The runner links its sanitizers itself; an LD_PRELOAD inherited from
     -- the busted run would reach the programs examples start (curl under a
     -- preloaded ASan can deadlock in fork) and is dropped.
-    local cmd = ("env -u LD_PRELOAD timeout %d %s %s 2>%s"):format(TIME_LIMIT,
-      shell_quote(RUNNER),
+    local cmd = ("env -u LD_PRELOAD COLUMNS=100 timeout %d %s %s%s 2>%s"):format(TIME_LIMIT,
+      shell_quote(RUNNER), flags and flags .. " " or "",
       shell_quote(DIR .. "/" .. file), shell_quote(errfile))
-    runs[file] = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+    runs[flags and file .. " " .. flags or file] = {pipe = assert(io.popen(cmd, "r")),
+                                                    errfile = errfile}
   end
 
   -- Start every example at once (but the EXCLUSIVE ones); each `it`
@@ -918,6 +1023,9 @@ describe("examples", function()
     f:close()
     for _, file in ipairs(files) do
       if not EXCLUSIVE[file] and (not ONLY or ONLY == file) then start(file) end
+      if timeline_checks[file] and (not ONLY or ONLY == file) then
+        start(file, "--timeline")
+      end
     end
   end)
 
@@ -1007,6 +1115,17 @@ describe("examples", function()
         if ok then break end
         if try == tries then error(err, 0) end
       end
+    end) end
+  end
+
+  for file, check in pairs(timeline_checks) do
+    if not ONLY or ONLY == file then it(file .. " with --timeline", function()
+      local r = collect(file .. " --timeline")
+      assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstderr:\n%s")
+        :format(file, tostring(r.how), tostring(r.code), r.err))
+      -- the same output as without, and the chart after it on stderr
+      assert(#r.out > 0)
+      check(r.err)
     end) end
   end
 end)

@@ -1,6 +1,7 @@
--- Spec helper: busted 2 has no async support, so each test body runs as the
--- main task of casync.run with a timeout, and after it the scheduler must be
--- clean: no live task, nothing ready, no timer armed; and (in test builds,
+-- Spec helper: busted 2 has no async support, so each test body runs as a
+-- task of casync.run with a timeout (lua/casync/busted.lua, which users
+-- have too), and after it the scheduler must be clean: no task left running
+-- or failed unobserved, nothing ready, no timer armed; and (in test builds,
 -- which have casync._debug) no handle left open, nothing left pinned for
 -- libuv, no request left in flight.
 local build = os.getenv("CASYNC_BUILD") or "build"
@@ -11,62 +12,16 @@ local casync = require "casync"
 
 local helper = {}
 
--- Handles that stay open after a test by design: a signal a task has waited
--- for stays handled, the watchdog stays on, the thread hub serves all pools.
-local lasting = {signal = true, ["thread hub"] = true, ["watchdog idle"] = true}
+local cbusted = require "casync.busted"
 
-local function open_handles(d)
-  local n, what = 0, {}
-  for class, k in pairs(d.open) do
-    if not lasting[class] then
-      n = n + k
-      what[#what + 1] = class .. " " .. k
-    end
-  end
-  table.sort(what)
-  return n, table.concat(what, ", ")
-end
-
--- Waits (running the loop) until fn() is true or a second has passed.
-local function settle(fn)
-  collectgarbage() -- what nothing references is closed by its __gc
-  if fn() then return end
-  casync.run(function()
-    local t0 = casync.now()
-    while not fn() and casync.now() - t0 < 1 do casync.sleep(0.005) end
-  end)
-end
-
--- async(fn [, timeout]) -> a function for `it` that runs fn in the loop.
-function helper.async(fn, timeout)
-  return function()
-    local before = casync._debug and casync._debug()
-    local results = table.pack(casync.run(function()
-      return casync.wait_for(fn, timeout or 10)
-    end))
-    local s = casync._stats()
-    assert(s.live == 0, "tasks still alive after the test: " .. s.live)
-    assert(s.ready == 0, "tasks still ready after the test: " .. s.ready)
-    assert(s.timers == 0, "timers still armed after the test: " .. s.timers)
-    if before then
-      local n0 = open_handles(before)
-      -- what a test closed at its end finishes closing, a cancelled
-      -- request comes back, on the next turns of the loop
-      settle(function()
-        local d = casync._debug()
-        return open_handles(d) <= n0 and d.requests <= before.requests and
-               d.pins <= before.pins
-      end)
-      local d = casync._debug()
-      local n, what = open_handles(d)
-      assert(n <= n0, "handles still open after the test: " .. what)
-      assert(d.requests <= before.requests,
-             "requests still in flight after the test: " .. d.requests)
-      assert(d.pins <= before.pins, "values still pinned after the test: " ..
-             d.pins - before.pins)
-    end
-    return table.unpack(results, 1, results.n)
-  end
+-- async(fn [, timeout [, opts]]) -> a function for `it` that runs fn as a
+-- task (casync.busted's async: a timeout, and the test fails on a task
+-- left running or failed unobserved, a handle, request or pin left over).
+function helper.async(fn, timeout, opts)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.timeout = timeout or o.timeout
+  return cbusted.async(fn, o)
 end
 
 -- counter() -> a callable that counts its calls; c.n, c.args[i]

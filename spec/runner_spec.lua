@@ -230,4 +230,83 @@ describe("the casync runner", function()
     assert.equal(0, code, err)
     assert.equal("true\t" .. casync.version .. "\n", out)
   end)
+
+  describe("--trace and --timeline", function()
+    local two = script([[
+      local casync = require "casync"
+      casync.gather(function() casync.sleep(0.2) end, function() casync.sleep(0.1) end)
+      print("done")
+    ]])
+
+    it("--timeline prints the chart on stderr at the end: a row a task", function()
+      local code, out, err = run("--timeline " .. q(two))
+      assert.equal(0, code, err)
+      assert.equal("done\n", out)
+      local rows = {}
+      for line in err:gmatch("[^\n]+") do
+        if line:match("^%s*#%d+ ") then rows[#rows + 1] = line end
+      end
+      assert.equal(3, #rows, err)
+      assert.matches("^#1 main ", rows[1])
+      assert.matches("wall 0%.2%d s, sum of waits 0%.3%d s: 1%.%d× concurrency\n$", err)
+      -- as wide as COLUMNS says when stderr is no terminal
+      code, out, err = helper.sh("COLUMNS=50 " .. q(bin) .. " --timeline " .. q(two))
+      for line in err:gmatch("[^\n]+") do
+        if line:match("^%s*#%d+ ") then assert.equal(50, utf8.len(line)) end
+      end
+    end)
+
+    it("--trace file writes Chrome trace-event JSON, also when the script fails", function()
+      local file = os.tmpname()
+      local code, _, err = run("--trace " .. q(file) .. " " .. q(two))
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      local f = assert(io.open(file))
+      local doc = require("cjson").decode(f:read("a"))
+      f:close()
+      local names = {}
+      for _, e in ipairs(doc.traceEvents) do
+        if e.name == "thread_name" then names[#names + 1] = e.args.name end
+      end
+      assert.same({"task #1", "task #2", "task #3"}, names)
+      code, _, err = run("--trace=" .. q(file) .. " -e " .. q("require('casync').sleep(0.01) error('late')"))
+      assert.equal(1, code)
+      assert.matches("late", err)
+      f = assert(io.open(file))
+      assert.matches('"cat":"wait"', f:read("a"))
+      f:close()
+      os.remove(file)
+    end)
+
+    it("--timeline=file.svg writes the chart as SVG", function()
+      local file = os.tmpname() .. ".svg"
+      local code, out, err = run("--timeline=" .. q(file) .. " " .. q(two))
+      assert.equal(0, code, err)
+      assert.equal("", err)
+      local f = assert(io.open(file))
+      local svg = f:read("a")
+      f:close()
+      os.remove(file)
+      assert.matches("^<svg ", svg)
+      assert.truthy(svg:find("casync timeline of " .. two:match("[^/]*$"), 1, true))
+    end)
+
+    it("says what is wrong with them", function()
+      local code, _, err = run("--trace")
+      assert.equal(1, code)
+      assert.matches("'%-%-trace' needs a file name", err)
+      code, _, err = run("--timeline= " .. q(two))
+      assert.equal(1, code)
+      assert.matches("'%-%-timeline=' needs a file name", err)
+      code, _, err = run("--timeline=/nonexistent/dir/x.svg -e 'print(1)'")
+      assert.equal(1, code)
+      assert.matches("%-%-timeline: /nonexistent/dir/x.svg: No such file or directory", err)
+      code, _, err = run("--trace /nonexistent/dir/x.json -e 'print(1)'")
+      assert.equal(1, code)
+      assert.matches("trace: cannot write /nonexistent/dir/x.json", err)
+      local _, _, usage = run("")
+      assert.matches("%-%-trace file", usage)
+      assert.matches("%-%-timeline=file.svg", usage)
+    end)
+  end)
 end)

@@ -125,7 +125,7 @@ describe("casync.select under random cancellation storms", function()
           local ok, k, v = pcall(casync.select,
             {{ch, "recv"}, {q, "get"}, {sem, "acquire"}}, 0.05)
           if not ok then
-            assert.equal("cancelled", v.kind) -- and nothing was taken
+            assert.equal("cancelled", k.kind) -- and nothing was taken
             pcall(casync.sleep, 0)
           elseif k == 1 or k == 2 then
             assert(v ~= nil)

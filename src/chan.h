@@ -31,17 +31,6 @@ typedef struct chan {
 void casync__chan_take_from(lua_State *L, casync_wnode *w);
 chan *casync__chan_check(lua_State *L, int idx);
 chan *casync__queue_check(lua_State *L, int idx);
-
-/* The channel (queue) at idx, checked by its metatable's identity; an
- * argument error if it is not one. */
-static inline chan *casync__chan_arg(lua_State *L, casync_ctx *lp, int idx) {
-  chan *c = (chan *)casync__udata_mt(L, idx, lp->mt_chan);
-  return c ? c : casync__chan_check(L, idx);
-}
-static inline chan *casync__queue_arg(lua_State *L, casync_ctx *lp, int idx) {
-  chan *c = (chan *)casync__udata_mt(L, idx, lp->mt_queue);
-  return c ? c : casync__queue_check(L, idx);
-}
 int casync__chan_raise_closed(lua_State *L, const char *fname);
 int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
                           lua_Number prio);
@@ -50,16 +39,15 @@ void casync__chan_close(casync_ctx *lp, chan *c);
 int casync__chan_cancel(casync_ctx *lp, casync_task *t, int why);
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
                          int valslot);
-int casync__chan_send(lua_State *L, casync_ctx *lp, chan *c, int op,
-                     lua_Number prio);
-int casync__chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op);
+int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio);
+int casync__chan_recv(lua_State *L, chan *c, int op);
 int casync__chan_poll_recv(lua_State *L, chan *c);
 lua_Integer casync__chan_check_capacity(lua_State *L, int arg,
                                         const char *what);
 chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                        const char *mt);
 void casync__chan_describe(lua_State *L, chan *c, const char *op);
-void casync__chan_new_type(lua_State *L, const char *name,
+const void *casync__chan_new_type(lua_State *L, const char *name,
                            const luaL_Reg *methods, lua_CFunction tostring,
                            lua_CFunction len);
 

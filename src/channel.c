@@ -162,11 +162,11 @@ static void give_to(lua_State *L, casync_wnode *w) {
 }
 
 chan *casync__chan_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_CHANNEL_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->chan_mt, CASYNC_CHANNEL_MT);
 }
 
 chan *casync__queue_check(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_QUEUE_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->queue_mt, CASYNC_QUEUE_MT);
 }
 
 int casync__chan_raise_closed(lua_State *L, const char *fname) {
@@ -302,7 +302,7 @@ void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
 static int send_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, send_k);
+  CASYNC_RESUMED_KC(L, t, kc, send_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED)
     return casync__chan_raise_closed(L, t->u.wn.op == OP_PUT ? "put" : "send");
@@ -311,34 +311,33 @@ static int send_k(lua_State *L, int status, lua_KContext kc) {
 
 /* send and put, once their arguments are checked: the value at 2 (and a
  * priority queue's priority at 3) into c at 1. */
-int casync__chan_send(lua_State *L, casync_ctx *lp, chan *c, int op,
-                      lua_Number prio) {
+int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
+  casync_ctx *lp = CASYNC_CTX(L);
   const char *fname = op == OP_PUT ? "put" : "send";
-  casync_task *t = casync__wait_begin_lp(L, lp, fname);
+  casync_task *t = casync__wait_begin_ctx(L, lp, fname);
   if (c->closed) return casync__chan_raise_closed(L, fname);
   lua_pushvalue(L, 2);
   if (casync__chan_try_send(L, lp, c, 1, prio)) return 0;
   lua_pop(L, 1);
   casync__chan_enlist(t, &c->senders, op, 2);
   return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0,
-                      send_k, 0);
+                      send_k, (lua_KContext)t);
 }
 
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
  * "closed" if the channel is (or gets) closed first */
 static int meth_send(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = casync__chan_arg(L, lp, 1);
-  luaL_argcheck(L, lua_type(L, 2) > LUA_TNIL, 2,
+  chan *c = casync__chan_check(L, 1);
+  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be sent)");
-  /* values past 2 stay where they are: the value sent is read at 2 */
-  return casync__chan_send(L, lp, c, OP_SEND, 0);
+  lua_settop(L, 2);
+  return casync__chan_send(L, c, OP_SEND, 0);
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, recv_k);
+  CASYNC_RESUMED_KC(L, t, kc, recv_k);
   casync__woken(L, t);
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
@@ -350,31 +349,32 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 }
 
 /* recv and get: c at 1. */
-int casync__chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op) {
-  casync_task *t = casync__wait_begin_lp(L, lp, op == OP_GET ? "get" : "recv");
+int casync__chan_recv(lua_State *L, chan *c, int op) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *t =
+      casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
   int got;
-  if (lua_gettop(L) != 1) lua_settop(L, 1);
+  lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
     lua_pushboolean(L, got == 1);
     return 2;
   }
   casync__chan_enlist(t, &c->receivers, op, 0);
   return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0,
-                      recv_k, 0);
+                      recv_k, (lua_KContext)t);
 }
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
  * false once the channel is closed and drained */
 static int meth_recv(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  return casync__chan_recv(L, lp, casync__chan_arg(L, lp, 1), OP_RECV);
+  return casync__chan_recv(L, casync__chan_check(L, 1), OP_RECV);
 }
 
 /* ch:try_send(v) -> boolean: sends without suspending if a receiver waits
  * or the buffer has room; raises "closed" on a closed channel */
 static int meth_try_send(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = casync__chan_arg(L, lp, 1);
+  chan *c = casync__chan_check(L, 1);
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be sent)");
   lua_settop(L, 2);
@@ -397,7 +397,7 @@ int casync__chan_poll_recv(lua_State *L, chan *c) {
 /* ch:try_recv() -> v | nil, "empty" | nil, "closed": receives without
  * suspending */
 static int meth_try_recv(lua_State *L) {
-  return casync__chan_poll_recv(L, casync__chan_arg(L, CASYNC_CTX(L), 1));
+  return casync__chan_poll_recv(L, casync__chan_check(L, 1));
 }
 
 /* ch:close(): no more sends; wakes every waiter (receivers get nil once
@@ -491,21 +491,24 @@ static int fn_channel(lua_State *L) {
   return 1;
 }
 
-void casync__chan_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
-                     lua_CFunction tostring, lua_CFunction len) {
-  casync_ctx *lp = casync__ctx_get(L);
+/* Makes the metatable `name` of a channel type; returns its address. */
+const void *casync__chan_new_type(lua_State *L, const char *name,
+                                  const luaL_Reg *methods,
+                                  lua_CFunction tostring, lua_CFunction len) {
+  const void *mt;
   luaL_newmetatable(L, name);
-  if (strcmp(name, CASYNC_QUEUE_MT) == 0) lp->mt_queue = lua_topointer(L, -1);
-  else lp->mt_chan = lua_topointer(L, -1);
+  mt = lua_topointer(L, -1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, tostring);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, tostring, 1);
   lua_setfield(L, -2, "__tostring");
   casync__ctx_push(L);
   lua_pushcclosure(L, len, 1);
   lua_setfield(L, -2, "__len");
   lua_pop(L, 1);
+  return mt;
 }
 
 void casync__channel_open(lua_State *L) {
@@ -516,6 +519,6 @@ void casync__channel_open(lua_State *L) {
     {"len", meth_len}, {"cap", meth_cap}, {"closed", meth_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_CHANNEL_MT, methods, meta_tostring,
-                        meth_len);
+  casync__ctx_get(L)->chan_mt = casync__chan_new_type(
+      L, CASYNC_CHANNEL_MT, methods, meta_tostring, meth_len);
 }

@@ -124,6 +124,8 @@ struct casync_ctx {
   int in_timer;             /* inside on_timer: rearm once at the end */
   lua_Integer next_id;
   lua_Integer next_obj_id;  /* channel#3, lock#1, ...: ids for dumps */
+  /* metatables, for casync__check_class */
+  const void *task_mt, *chan_mt, *queue_mt;
   int live;                 /* tasks not yet ended */
   int running;              /* inside casync.run: 1, 2 once main ended */
   int draining;             /* inside the drain (a libuv callback) */
@@ -142,6 +144,8 @@ struct casync_ctx {
   uint64_t run_start;       /* when the running task was resumed (ns) */
   struct casync_trace *trace; /* the recorder, NULL when off */
   int debug;                /* debug mode: cycles, leaks, CPU time */
+  int observing;            /* trace, preempted or debug: one test at
+                               each resume (casync__observe) */
   int root_context;         /* code outside tasks has context values */
   /* published around each lua_resume for the watchdog thread: odd while
    * a task runs; only the loop's thread writes them */
@@ -162,26 +166,16 @@ struct casync_ctx {
   int requests;             /* requests in flight (debug counts) */
   int http_blocks;          /* HTTP server and connection blocks */
   int fs_blocks;            /* fs request blocks not yet freed */
-  /* the metatables of the hot types, by identity (casync__udata_mt): a
-   * type check without luaL_checkudata's lookup by name */
-  const void *mt_task, *mt_chan, *mt_queue;
 };
 
-/* The userdata at idx if its metatable is mt (a metatable's
- * lua_topointer, kept alive by the registry), else NULL: what
- * luaL_testudata does, without looking the metatable up by name. */
-static inline void *casync__udata_mt(lua_State *L, int idx, const void *mt) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int same = lua_topointer(L, -1) == mt;
-    lua_pop(L, 1);
-    if (same) return p;
-  }
-  return NULL;
-}
+/* Call when trace, preempted or debug changes. */
+#define casync__observe(lp) \
+  ((lp)->observing = (lp)->trace != NULL || (lp)->preempted || (lp)->debug)
 
 /* context.c */
 casync_ctx *casync__ctx_get(lua_State *L);
+void *casync__check_class(lua_State *L, int idx, const void *mt,
+                          const char *name);
 void casync__ctx_push(lua_State *L);
 int casync__ctx_init(lua_State *L);
 void casync__ctx_setfuncs(lua_State *L, const luaL_Reg *l);

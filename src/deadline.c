@@ -122,7 +122,7 @@ static int meta_tostring(lua_State *L) {
 /* After fn: [1 scope][2 msgh][results... | error]. */
 static int form_k(lua_State *L, int status, lua_KContext kc) {
   casync_cscope *s = lua_touserdata(L, 1);
-  casync_task *t = casync__resumed_any(L);
+  casync_task *t = casync__resumed(L);
   int form = (int)kc, catches = 0, n;
   if (!t) return casync__not_resumed(L, kc, form_k);
   if (status != LUA_OK && status != LUA_YIELD)

@@ -589,12 +589,13 @@ static int fn_debug(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {
     lp->debug = 0;
+    casync__observe(lp);
     lua_pushboolean(L, 1);
     return 1;
   }
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
   lp->debug = 1;
-  lp->preempted = 1; /* run_begin measures the CPU time */
+  casync__observe(lp); /* run_begin measures the CPU time */
   if (lua_istable(L, 1)) {
     if (lua_getfield(L, 1, "signal") != LUA_TNIL && lua_toboolean(L, -1)) {
       int signum = casync__signal_number(L, lua_gettop(L));
@@ -625,7 +626,7 @@ void casync__debug_open(lua_State *L) {
   lua_pop(L, 2);
   if (env && *env && strcmp(env, "0") != 0 && !lp->debug) {
     lp->debug = 1;
-    lp->preempted = 1;
+    casync__observe(lp);
     start_signal(L, lp, SIGUSR1);
     start_socket(L, lp);
   }

@@ -196,7 +196,6 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
     co = lua_newthread(L);
   lua_setiuservalue(L, tidx, 1);
   t->co = co;
-  CASYNC_CO_TASK(co) = t;
   t->loop = lp;
   t->id = ++lp->next_id;
   if (!lua_checkstack(co, nargs + 8)) luaL_error(L, "spawn: too many arguments");
@@ -280,22 +279,78 @@ casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
 
 /* ----------------------------------------------------------- reporting */
 
-/* Prints the failure of task t (userdata at tidx) to stderr, once. */
+/* The registry key of the handler casync.on_unobserved set. */
+static const char unobserved_key = 0;
+
+/* casync.on_unobserved(fn | nil) -> the previous handler: fn(report)
+ * hears of every failure that would be printed as lost (a task that failed
+ * and nothing waited for, a done callback that failed) instead of stderr;
+ * report = {task =, error =, traceback =, message =}.  nil: stderr again. */
+int casync__fn_on_unobserved(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) casync__check_callable(L, 1);
+  lua_settop(L, 1);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &unobserved_key);
+  lua_pushvalue(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &unobserved_key);
+  return 1;
+}
+
+/* Hands a report to the casync.on_unobserved handler: the task at tidx,
+ * the error at eidx, traceback tb (or NULL), the message msg that would
+ * be printed.  Returns 0 when there is none, or it failed (then say so):
+ * the caller prints the message. */
+static int hand_over(lua_State *L, int tidx, int eidx, const char *tb,
+                     const char *msg) {
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 6, NULL);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &unobserved_key) == LUA_TNIL) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_createtable(L, 0, 4); /* handler report */
+  lua_pushvalue(L, tidx);
+  lua_setfield(L, -2, "task");
+  lua_pushvalue(L, eidx);
+  lua_setfield(L, -2, "error");
+  if (tb) {
+    lua_pushstring(L, tb);
+    lua_setfield(L, -2, "traceback");
+  }
+  lua_pushstring(L, msg);
+  lua_setfield(L, -2, "message");
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "casync: the on_unobserved handler failed: %s\n",
+            casync__tostring(L, -1));
+    fflush(stderr);
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_settop(L, top);
+  return 1;
+}
+
+/* Reports the failure of task t (userdata at tidx), once: to the
+ * on_unobserved handler, else on stderr. */
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
   const char *err, *tb = NULL;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), eidx;
   if (t->flags & (TF_OBSERVED | TF_REPORTED) || t->outcome != OUT_FAILED) return;
   t->flags |= TF_REPORTED;
   tidx = lua_absindex(L, tidx);
   lua_getiuservalue(L, tidx, 1);
+  eidx = lua_gettop(L);
   err = casync__tostring(L, -1);
   if (lua_getiuservalue(L, tidx, 2) == LUA_TTABLE &&
       lua_getfield(L, -1, "traceback") == LUA_TSTRING)
     tb = lua_tostring(L, -1);
   casync__task_describe(L, t, tidx);
-  fprintf(stderr, "casync: %s failed and nothing waited for it: %s\n%s\n",
-          lua_tostring(L, -1), err, tb ? tb : "(no traceback)");
-  fflush(stderr);
+  lua_pushfstring(L, "%s failed and nothing waited for it: %s",
+                  lua_tostring(L, -1), err);
+  if (!hand_over(L, tidx, eidx, tb, lua_tostring(L, -1))) {
+    fprintf(stderr, "casync: %s\n%s\n", lua_tostring(L, -1),
+            tb ? tb : "(no traceback)");
+    fflush(stderr);
+  }
   lua_settop(L, top);
 }
 
@@ -316,12 +371,16 @@ void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
     lua_rawgeti(L, cbs, i);
     lua_pushvalue(L, tidx);
     if (lua_pcall(L, 1, 0, -3) != LUA_OK) {
+      int eidx = lua_gettop(L);
       const char *err = casync__tostring(L, -1);
       casync__task_describe(L, t, tidx);
-      fprintf(stderr, "casync: a done callback of %s failed: %s\n",
-              lua_tostring(L, -1), err);
-      fflush(stderr);
-      lua_pop(L, 3);
+      lua_pushfstring(L, "a done callback of %s failed: %s",
+                      lua_tostring(L, -1), err);
+      if (!hand_over(L, tidx, eidx, NULL, lua_tostring(L, -1))) {
+        fprintf(stderr, "casync: %s\n", lua_tostring(L, -1));
+        fflush(stderr);
+      }
+      lua_settop(L, eidx - 1);
     }
     lua_pop(L, 1); /* msgh */
   }
@@ -380,7 +439,6 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_getiuservalue(L, tidx, 1);
   lua_insert(L, -2);
   lua_setiuservalue(L, tidx, 1);
-  CASYNC_CO_TASK(co) = NULL;
   if (status == LUA_OK && lp->pool_len < POOL_MAX) {
     /* it returned normally (the body ran under a pcall): its stack only
      * needs emptying.  lua_resetthread would also shrink the stack to its

@@ -156,6 +156,7 @@ static void run_options(lua_State *L, casync_ctx *lp) {
     lp->preempt_ns = (uint64_t)(s * 1e9);
     if (lp->preempt_ns == 0) lp->preempt_ns = 1;
     lp->preempted = 1;
+    casync__observe(lp);
   }
   lua_pop(L, 3);
   lua_remove(L, 2);
@@ -198,6 +199,7 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   report_failures(L);
   lp->running = 0;
   lp->virtual_clock = 0;
+  lp->clock_offset = 0; /* virtual time lasts for its run */
   lp->preempt_ns = 0;
   if (lp->seeded && (deadlock || main->outcome != OUT_OK)) {
     fprintf(stderr, "casync: the run failed under seed %llu "

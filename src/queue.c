@@ -10,8 +10,7 @@
  * number, default 0, lower first) only for priority queues; an error of
  * kind "closed" if the queue is (or gets) closed first */
 static int meth_put(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  chan *c = casync__queue_arg(L, lp, 1);
+  chan *c = casync__queue_check(L, 1);
   lua_Number prio = 0;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be put)");
@@ -23,14 +22,13 @@ static int meth_put(lua_State *L) {
                   "a priority is only for priority queues");
   lua_settop(L, 2);
   lua_pushnumber(L, prio); /* 3: read from here while the put waits */
-  return casync__chan_send(L, lp, c, OP_PUT, prio);
+  return casync__chan_send(L, c, OP_PUT, prio);
 }
 
 /* q:get() -> item, true | nil, false: suspends while the queue is empty;
  * nil, false once it is closed and drained */
 static int meth_get(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
-  return casync__chan_recv(L, lp, casync__queue_arg(L, lp, 1), OP_GET);
+  return casync__chan_recv(L, casync__queue_check(L, 1), OP_GET);
 }
 
 /* q:try_put(item [, priority]) -> boolean: puts without suspending if
@@ -190,6 +188,6 @@ void casync__queue_open(lua_State *L) {
     {"unfinished", meth_unfinished}, {"closed", meth_q_closed},
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
-  casync__chan_new_type(L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring,
-                        meth_qsize);
+  casync__ctx_get(L)->queue_mt = casync__chan_new_type(
+      L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring, meth_qsize);
 }

@@ -6,8 +6,14 @@
  *     -e code   run code (before the script, in the same main task)
  *     -v        print the version
  *     -         read the script from standard input
+ *     --trace file          record a timeline (casync.trace) from before the
+ *                           script to its end, written as Chrome JSON
+ *     --timeline[=file.svg] at the end, draw the timeline: a chart on
+ *                           stderr, or an SVG file
  */
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +31,103 @@ static void usage(void) {
           "usage: %s [options] [script [args]]\n"
           "  -e code  run code as (part of) the main task\n"
           "  -v       show version information\n"
+          "  --trace file\n"
+          "           record what the tasks do (casync.trace) and write it\n"
+          "           to file as Chrome trace-event JSON (Perfetto opens it)\n"
+          "  --timeline\n"
+          "           at the end, print a chart of the tasks on stderr: a row\n"
+          "           a task, time across, and the concurrency figure\n"
+          "  --timeline=file.svg\n"
+          "           at the end, write that chart as an SVG file\n"
           "  --       stop handling options\n"
           "  -        run standard input as the script\n",
           progname);
+}
+
+/* ------------------------------------------------- --trace, --timeline */
+
+static const char *trace_file;    /* --trace file */
+static const char *timeline_file; /* --timeline=file.svg */
+static int timeline;              /* --timeline (to stderr, or the file) */
+
+/* Takes a --trace or --timeline option at argv[*i]: 1 if it was one, -1
+ * if it lacks its argument, 0 if it is another option. */
+static int trace_option(char **argv, int argc, int *i) {
+  const char *a = argv[*i];
+  if (strcmp(a, "--trace") == 0 || strncmp(a, "--trace=", 8) == 0) {
+    trace_file = a[7] == '=' ? a + 8 : (*i + 1 < argc ? argv[++*i] : NULL);
+    return trace_file && *trace_file ? 1 : -1;
+  }
+  if (strcmp(a, "--timeline") == 0) {
+    timeline = 1;
+    return 1;
+  }
+  if (strncmp(a, "--timeline=", 11) == 0) {
+    timeline = 1;
+    timeline_file = a + 11;
+    return *timeline_file ? 1 : -1;
+  }
+  return 0;
+}
+
+/* Starts recording before the script runs: casync.trace{file = ...}.
+ * Stack: ... casync */
+static void trace_begin(lua_State *L) {
+  if (!trace_file && !timeline) return;
+  lua_getfield(L, -1, "trace");
+  lua_createtable(L, 0, 1);
+  if (trace_file) {
+    lua_pushstring(L, trace_file);
+    lua_setfield(L, -2, "file");
+  }
+  lua_call(L, 1, 0);
+}
+
+/* At the end: stops recording (which writes --trace's file) and draws
+ * the chart (on stderr, as wide as the terminal) or the SVG. */
+static const char trace_end_lua[] =
+  "local casync, svg_file, show, width = ...\n"
+  "local rec = casync.trace(false)\n"
+  "if not (show and rec) then return end\n"
+  "local timeline = require 'casync.timeline'\n"
+  "if svg_file then\n"
+  "  local f, err = io.open(svg_file, 'w')\n"
+  "  if not f then error('--timeline: ' .. err, 0) end\n"
+  "  local name = arg and arg[0] and arg[0]:match('[^/]*$') or 'casync'\n"
+  "  f:write(timeline.svg(rec, {title = 'casync timeline of ' .. name}))\n"
+  "  f:close()\n"
+  "else\n"
+  "  io.stdout:flush()\n"
+  "  io.stderr:write(timeline.chart(rec, {width = width}))\n"
+  "end\n";
+
+/* Runs trace_end_lua; returns 0 and prints why if it failed. */
+static int trace_end(lua_State *L) {
+  int width = 80, ok;
+  struct winsize ws;
+  const char *cols = getenv("COLUMNS");
+  if (!trace_file && !timeline) return 1;
+  if (isatty(2) && ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 30)
+    width = ws.ws_col;
+  else if (cols && atoi(cols) >= 30)
+    width = atoi(cols);
+  if (luaL_loadbuffer(L, trace_end_lua, sizeof trace_end_lua - 1,
+                      "=casync") != LUA_OK)
+    return lua_error(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "casync");
+  lua_call(L, 1, 1);
+  if (timeline_file) lua_pushstring(L, timeline_file);
+  else lua_pushnil(L);
+  lua_pushboolean(L, timeline);
+  lua_pushinteger(L, width);
+  ok = lua_pcall(L, 4, 0, 0) == LUA_OK;
+  if (!ok) {
+    fprintf(stderr, "%s: %s\n", progname, casync__tostring(L, -1));
+    fflush(stderr);
+    lua_pop(L, 2);
+  }
+  return ok;
 }
 
 static int load_embedded(lua_State *L) {
@@ -212,7 +312,7 @@ static const char driver[] =
   "return last(table.unpack(chunks.args, 1, chunks.args.n))\n";
 
 static int pmain(lua_State *L) {
-  int argc = (int)lua_tointeger(L, 1), i, script = 0, nchunks = 0;
+  int argc = (int)lua_tointeger(L, 1), i, script = 0, nchunks = 0, n;
   char **argv = lua_touserdata(L, 2);
   luaL_openlibs(L);
   preload(L);
@@ -225,6 +325,11 @@ static int pmain(lua_State *L) {
       printf("casync %s (%s, libuv %s)\n", CASYNC_VERSION, LUA_RELEASE,
              uv_version_string());
       if (argc == 2) return 0;
+    } else if ((n = trace_option(argv, argc, &i)) != 0) {
+      if (n < 0) {
+        usage();
+        return luaL_error(L, "'%s' needs a file name", a);
+      }
     } else if (strncmp(a, "-e", 2) == 0) {
       const char *code = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
       if (!code) { usage(); return luaL_error(L, "'-e' needs an argument"); }
@@ -272,11 +377,16 @@ static int pmain(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushliteral(L, "casync");
   lua_call(L, 1, 1);
+  trace_begin(L);
   lua_getfield(L, -1, "_run_report");
   if (luaL_loadbuffer(L, driver, sizeof driver - 1, "=casync") != LUA_OK)
     return lua_error(L);
   lua_pushvalue(L, -4);
   lua_call(L, 2, 3);
+  if (!trace_end(L) && lua_toboolean(L, -3)) { /* the script ran well */
+    lua_pushboolean(L, 0);
+    return 1;
+  }
   if (!lua_toboolean(L, -3)) {
     const char *tb = lua_tostring(L, -1);
     int interrupted = casync__error_is(L, -2, "interrupted");

@@ -15,13 +15,18 @@
 
 static void on_idle(uv_idle_t *h) { (void)h; }
 
-_Static_assert(LUA_EXTRASPACE >= sizeof(void *),
-               "casync keeps a task pointer in a coroutine's extra space");
-
-/* casync__enqueue's t (already marked queued) into the empty ready queue. */
-void casync__enqueue_first(casync_ctx *lp, casync_task *t) {
-  lp->qhead = lp->qtail = t;
-  uv_idle_start(&lp->idle, on_idle); /* keeps poll from blocking */
+/* Appends t to the ready queue. */
+void casync__enqueue(casync_ctx *lp, casync_task *t) {
+  if (t->state != T_DONE) t->state = T_READY;
+  if (t->flags & TF_QUEUED) return;
+  t->flags |= TF_QUEUED;
+  t->qnext = NULL;
+  if (lp->qtail) lp->qtail->qnext = t;
+  else {
+    lp->qhead = t;
+    uv_idle_start(&lp->idle, on_idle); /* keeps poll from blocking */
+  }
+  lp->qtail = t;
 }
 
 /* Ends t's wait: it will resume with `wake` (WAKE_OK, _CANCEL, _TIMEOUT);
@@ -153,7 +158,7 @@ static void run_begin(casync_ctx *lp, lua_State *co) {
 }
 
 /* The one place a task's coroutine is resumed. */
-static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
+static inline void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_State *co = t->co;
   int nres = 0, status, nargs = 0;
   if (!(t->flags & TF_STARTED)) {
@@ -169,13 +174,15 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   }
   lp->current = t;
   t->state = T_RUNNING;
-  if (lp->trace || lp->preempted) run_begin(lp, co);
+  if (lp->observing) run_begin(lp, co);
   CASYNC_RUN_BEGIN(lp, co); /* for the watchdog (watchdog.c) */
   status = lua_resume(co, L, nargs, &nres);
   CASYNC_RUN_END(lp);
   lp->current = NULL;
-  if (lp->trace) casync__trace_run(lp, t, lp->run_start);
-  if (lp->debug) t->cpu_ns += casync__now_ns(lp) - lp->run_start;
+  if (lp->observing) {
+    if (lp->trace) casync__trace_run(lp, t, lp->run_start);
+    if (lp->debug) t->cpu_ns += casync__now_ns(lp) - lp->run_start;
+  }
   if (status == LUA_YIELD) {
     if (t->state == T_RUNNING) { /* a plain coroutine.yield(): requeue */
       lua_pop(co, nres);
@@ -186,7 +193,7 @@ static void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   casync__finish(L, lp, t, status, nres);
 }
 
-static void run_one(lua_State *L, casync_ctx *lp, casync_task *t) {
+static inline void run_one(lua_State *L, casync_ctx *lp, casync_task *t) {
   t->flags &= ~TF_QUEUED;
   if (t->state == T_DONE) {
     casync__push_task(L, lp, t);

@@ -187,21 +187,7 @@ struct casync_task {
       memory_order_release)
 
 /* sched.c: the ready queue, resuming, waking, cancelling, observers */
-void casync__enqueue_first(casync_ctx *lp, casync_task *t);
-
-/* Appends t to the ready queue (inline: every wake and sleep(0) comes
- * here; the first task queued starts the idle handle, out of line). */
-static inline void casync__enqueue(casync_ctx *lp, casync_task *t) {
-  if (t->state != T_DONE) t->state = T_READY;
-  if (t->flags & TF_QUEUED) return;
-  t->flags |= TF_QUEUED;
-  t->qnext = NULL;
-  if (lp->qtail) {
-    lp->qtail->qnext = t;
-    lp->qtail = t;
-  } else
-    casync__enqueue_first(lp, t);
-}
+void casync__enqueue(casync_ctx *lp, casync_task *t);
 void casync__wake(casync_ctx *lp, casync_task *t, int wake);
 void casync__drain(casync_ctx *lp);
 void casync__unhold(casync_ctx *lp);
@@ -224,17 +210,18 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
+int casync__fn_on_unobserved(lua_State *L);
 int casync__traceback_msgh(lua_State *L);
 void casync__extras(lua_State *L, int tidx);
 void casync__task_describe(lua_State *L, casync_task *t, int tidx);
 int casync__is_callable(lua_State *L, int idx);
 void casync__check_callable(lua_State *L, int arg);
 
-/* wait.c: the wait protocol (see above) */
-casync_task *casync__wait_begin(lua_State *L, const char *fname);
-int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
-                 void *obj, uint64_t deadline, lua_KFunction k,
-                 lua_KContext kc);
+/* wait.c: the wait protocol (see above); the fast paths inline below */
+casync_task *casync__wait_begin_slow(lua_State *L, const char *fname);
+int casync__woken_slow(lua_State *L, casync_task *t);
+void casync__park_slow(lua_State *L, casync_task *t,
+                       const casync_wait_kind *kind, uint64_t deadline);
 int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
                     lua_KFunction k, lua_KContext kc);
 int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k);
@@ -243,22 +230,54 @@ uint64_t casync__deadline(double seconds);
 int casync__timeout_error(lua_State *L, const char *op, double seconds);
 const char *casync__waiting_in(const casync_task *t);
 
-/* A task's coroutine keeps a pointer to its task in the coroutine's extra
- * space (lua_getextraspace: set at spawn, cleared when the coroutine goes
- * back to the pool), so a continuation finds its task with no API call. */
-#define CASYNC_CO_TASK(co) (*(casync_task **)lua_getextraspace(co))
+/* Checks that the caller may wait, in Lua function fname: it must run in
+ * a task (not in a plain coroutine inside one), be able to yield, and have
+ * no cancellation pending (raised here).  Returns the task. */
+static inline casync_task *casync__wait_begin_ctx(lua_State *L,
+                                                  casync_ctx *lp,
+                                                  const char *fname) {
+  casync_task *t = lp->current;
+  if (t && t->co == L && !(t->flags & TF_CANCEL_PENDING) && !t->cscope &&
+      lua_isyieldable(L))
+    return t;
+  return casync__wait_begin_slow(L, fname); /* an error, or scopes */
+}
+#define casync__wait_begin(L, fname) \
+  casync__wait_begin_ctx((L), CASYNC_CTX(L), (fname))
 
 /* The task the scheduler is resuming on coroutine L, or NULL when L was
- * resumed by someone else.  Only continuations call it, and only a task's
- * coroutine ever parks in one, so L's extra space is a task's. */
+ * resumed by someone else. */
 static inline casync_task *casync__resumed(lua_State *L) {
-  casync_task *t = CASYNC_CO_TASK(L);
-  return t && t->co == L && t->loop->current == t ? t : NULL;
+  casync_task *t = CASYNC_CTX(L)->current;
+  return t && t->co == L ? t : NULL;
 }
 
-/* The same for any coroutine L (not only one parked in a continuation):
- * through the context, L's extra space may not be casync's. */
-casync_task *casync__resumed_any(lua_State *L);
+/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
+ * cancellation instead when the wait was cancelled, or when one is pending
+ * and the wait handed over nothing that would be lost. */
+static inline int casync__woken(lua_State *L, casync_task *t) {
+  if (t->wake == WAKE_OK && !(t->flags & TF_CANCEL_PENDING) && !t->cscope)
+    return WAKE_OK;
+  return casync__woken_slow(L, t);
+}
+
+/* Parks the running task t in a wait of `kind` on obj until something
+ * wakes it (casync__wake), it is cancelled, or `deadline` (ns on
+ * uv_hrtime's clock; 0: none) passes; then k(kc) continues.  Returned by
+ * the waiting function: it does not return. */
+static inline int casync__park(lua_State *L, casync_task *t,
+                               const casync_wait_kind *kind, void *obj,
+                               uint64_t deadline, lua_KFunction k,
+                               lua_KContext kc) {
+  t->state = T_WAITING;
+  t->wait = kind;
+  t->wait_obj = obj;
+  t->wake = WAKE_OK;
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || t->loop->trace ||
+      t->loop->debug || deadline)
+    casync__park_slow(L, t, kind, deadline);
+  return lua_yieldk(L, 0, kc, k);
+}
 
 /* At the top of every continuation k(kc): t is the task the scheduler
  * resumed.  Resumed by anyone else (coroutine.resume on the task's
@@ -266,6 +285,14 @@ casync_task *casync__resumed_any(lua_State *L);
 #define CASYNC_RESUMED(L, t, kc, k)                                     \
   do {                                                                  \
     if (!((t) = casync__resumed(L))) return casync__not_resumed((L), (kc), (k)); \
+  } while (0)
+
+/* The same for a continuation whose kc is the task itself (the hot waits:
+ * no look-up of the context). */
+#define CASYNC_RESUMED_KC(L, t, kc, k)                                  \
+  do {                                                                  \
+    (t) = (casync_task *)(kc);                                          \
+    if ((t)->loop->current != (t)) return casync__not_resumed((L), (kc), (k)); \
   } while (0)
 
 /* task.c: the methods of a task, spawn, current, call_later */
@@ -303,11 +330,54 @@ typedef struct casync_select {
   casync_selcase c[];
 } casync_select;
 
-/* waitq.c: FIFO wait lists of tasks, and selects over them */
-void casync__wq_push(casync_wqueue *q, casync_wnode *w);
-casync_wnode *casync__wq_pop(casync_wqueue *q);
-void casync__wq_remove(casync_wnode *w);
-void casync__wq_serve(casync_ctx *lp, casync_wnode *w, int status);
+/* waitq.c: FIFO wait lists of tasks (first come, first served; the list
+ * operations inline: they run on every channel and lock hand-over), and
+ * selects over them */
+static inline void casync__wq_push(casync_wqueue *q, casync_wnode *w) {
+  w->next = NULL;
+  w->prev = q->tail;
+  if (q->tail) q->tail->next = w;
+  else q->head = w;
+  q->tail = w;
+  w->queue = q;
+}
+
+static inline void casync__wq_remove(casync_wnode *w) {
+  casync_wqueue *q = w->queue;
+  if (!q) return;
+  if (w->prev) w->prev->next = w->next;
+  else q->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else q->tail = w->prev;
+  w->next = w->prev = NULL;
+  w->queue = NULL;
+}
+
+/* Takes the first waiter off q (NULL if none).  A waiter whose coroutine
+ * was closed from outside (coroutine.close) is not served: nothing handed
+ * to it could arrive, and a sender's value went with its stack.  It leaves
+ * its wait as a cancelled task does, and the next one is taken. */
+static inline casync_wnode *casync__wq_pop(casync_wqueue *q) {
+  casync_wnode *w;
+  while ((w = q->head) != NULL) {
+    casync__wq_remove(w);
+    if (lua_status(w->task->co) == LUA_YIELD) return w;
+    casync__closed_outside(w->task);
+  }
+  return NULL;
+}
+
+/* waitq.c: selects over wait lists */
+void casync__select_fire(casync_select *s, casync_wnode *w);
+
+/* Waiter w (already off its list) is served with `status`: its task wakes;
+ * for a select, w's case is the one that fired and the others let go. */
+static inline void casync__wq_serve(casync_ctx *lp, casync_wnode *w,
+                                    int status) {
+  w->status = status;
+  if (w->sel) casync__select_fire(w->sel, w);
+  casync__wake(lp, w->task, WAKE_OK);
+}
 void casync__select_unlink(casync_select *s);
 void casync__select_watch(casync_select *s, casync_selcase *c,
                           casync_task *t);
@@ -325,25 +395,6 @@ int casync__cs_shielded(const casync_task *t);
   (((t)->flags & TF_CANCEL_PENDING)                                         \
        ? !(t)->cscope || !casync__cs_shielded(t) || casync__cs_cancelled(t) \
        : (t)->cscope && casync__cs_cancelled(t))
-
-/* casync__wait_begin for a caller that has its context at hand: the usual
- * case (a task that may wait) inline, every error out of line. */
-static inline casync_task *casync__wait_begin_lp(lua_State *L, casync_ctx *lp,
-                                                 const char *fname) {
-  casync_task *t = lp->current;
-  if (t && t->co == L && !CASYNC_CANCELLED(t) && lua_isyieldable(L)) return t;
-  return casync__wait_begin(L, fname);
-}
-
-/* How the resumed task t was woken: WAKE_OK or WAKE_TIMEOUT.  Raises its
- * cancellation instead when the wait was cancelled, or when one is pending
- * and the wait handed over nothing that would be lost. */
-static inline int casync__woken(lua_State *L, casync_task *t) {
-  if (t->wake == WAKE_CANCEL ||
-      (!(t->wait->flags & CASYNC_WK_KEEPS) && CASYNC_CANCELLED(t)))
-    return casync__raise_cancel(L, t);
-  return t->wake;
-}
 void casync__cs_attach(casync_task *t, casync_cscope *s);
 void casync__cs_detach(casync_task *t);
 void casync__cs_open(casync_task *t, casync_cscope *s);

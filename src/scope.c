@@ -184,7 +184,7 @@ static int close_k(lua_State *L, int status, lua_KContext kc) {
  * then raises its failure(s), if any */
 static int meth_close(lua_State *L) {
   casync_cscope *s = check_scope(L, 1);
-  casync_task *t = casync__resumed_any(L);
+  casync_task *t = casync__resumed(L);
   if (s->flags & CS_CLOSED) return 0;
   if (!t || s->owner != t)
     return luaL_error(L, "close: the scope belongs to another task");
@@ -221,7 +221,7 @@ static int form_close_k(lua_State *L, int status, lua_KContext kc) {
 
 static int form_body_k(lua_State *L, int status, lua_KContext kc) {
   casync_cscope *s = lua_touserdata(L, 1);
-  casync_task *t = casync__resumed_any(L);
+  casync_task *t = casync__resumed(L);
   int failed = status != LUA_OK && status != LUA_YIELD;
   (void)kc;
   if (!t) return casync__not_resumed(L, kc, form_body_k);

@@ -38,7 +38,6 @@ int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t) {
   s->held = p;
   if (s->is_lock) {
     s->owner = t;
-  s->owner_id = t->id;
     s->owner_id = t ? t->id : 0;
   }
   lua_pushvalue(L, sidx);

@@ -7,7 +7,7 @@
 
 /* The task userdata at idx, or an argument error. */
 casync_task *casync__check_task(lua_State *L, int idx) {
-  return luaL_checkudata(L, idx, CASYNC_TASK_MT);
+  return casync__check_class(L, idx, CASYNC_CTX(L)->task_mt, CASYNC_TASK_MT);
 }
 
 /* casync.spawn([opts,] fn, ...) -> task: runs fn(...) as a new task soon;
@@ -276,7 +276,8 @@ static int meta_gc(lua_State *L) {
 void casync__task_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", fn_spawn}, {"current", fn_current},
-    {"call_later", fn_call_later}, {NULL, NULL}};
+    {"call_later", fn_call_later},
+    {"on_unobserved", casync__fn_on_unobserved}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"wait", meth_wait}, {"cancel", meth_cancel}, {"done", meth_done},
     {"cancelled", meth_cancelled}, {"result", meth_result},
@@ -285,7 +286,7 @@ void casync__task_open(lua_State *L) {
     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CASYNC_TASK_MT);
-  casync__ctx_get(L)->mt_task = lua_topointer(L, -1);
+  casync__ctx_get(L)->task_mt = lua_topointer(L, -1);
   casync__ctx_push(L);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, CTX_TASK_MT);
@@ -293,7 +294,8 @@ void casync__task_open(lua_State *L) {
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, meta_tostring);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, meta_tostring, 1);
   lua_setfield(L, -2, "__tostring");
   lua_pushcfunction(L, meta_gc);
   lua_setfield(L, -2, "__gc");

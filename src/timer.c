@@ -336,7 +336,7 @@ static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0,
 static int sleep_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
   (void)status;
-  CASYNC_RESUMED(L, t, kc, sleep_k);
+  CASYNC_RESUMED_KC(L, t, kc, sleep_k);
   casync__woken(L, t);
   return 0;
 }
@@ -344,17 +344,16 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 /* casync.sleep(seconds): suspends the calling task for that long; sleep(0)
  * (or a negative time) lets every other ready task run first. */
 static int fn_sleep(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   int isnum;
-  double s = lua_tonumberx(L, 1, &isnum);
+  double s = lua_tonumberx(L, 1, &isnum); /* luaL_checknumber's work, once */
   casync_task *t;
   if (!isnum || isnan(s)) s = casync__check_seconds(L, 1, 0); /* raises */
-  t = casync__wait_begin_lp(L, lp, "sleep");
-  if (s <= 0) return casync__requeue(L, t, &sleep_wait, sleep_k, 0);
+  t = casync__wait_begin(L, "sleep");
+  if (s <= 0) return casync__requeue(L, t, &sleep_wait, sleep_k, (lua_KContext)t);
   /* the sleep is the wait itself, not a deadline on one */
   t->timer.fire = sleep_fire;
   casync__timer_add(t->loop, &t->timer, s);
-  return casync__park(L, t, &sleep_wait, NULL, 0, sleep_k, 0);
+  return casync__park(L, t, &sleep_wait, NULL, 0, sleep_k, (lua_KContext)t);
 }
 
 /* casync.now() -> seconds on the monotonic clock, read afresh (on the

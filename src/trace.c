@@ -248,6 +248,7 @@ static void trace_free(lua_State *L, casync_ctx *lp) {
   casync_trace *tr = lp->trace;
   if (!tr) return;
   lp->trace = NULL;
+  casync__observe(lp);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->tasks_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->names_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, tr->file_ref);
@@ -261,6 +262,7 @@ static void write_file(lua_State *L, int fidx) {
   FILE *f;
   size_t len;
   const char *json;
+  fidx = lua_absindex(L, fidx); /* the stack grows below */
   lua_getglobal(L, "require");
   lua_pushliteral(L, "casync.timeline");
   lua_call(L, 1, 1);
@@ -324,6 +326,7 @@ static int fn_trace(lua_State *L) {
   lua_newtable(L);
   tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lp->trace = tr;
+  casync__observe(lp);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -10,10 +10,11 @@
 #include <string.h>
 #include "scheduler.h"
 
-/* Checks that the caller may wait, in Lua function fname: it must run in
- * a task (not in a plain coroutine inside one), be able to yield, and have
- * no cancellation pending (raised here).  Returns the task. */
-casync_task *casync__wait_begin(lua_State *L, const char *fname) {
+/* The slow path of casync__wait_begin (scheduler.h): raises the error
+ * naming fname (outside a task, in a plain coroutine inside one, where it
+ * cannot yield) or the cancellation due, checking the task's scopes.
+ * Returns the task when it may wait after all. */
+casync_task *casync__wait_begin_slow(lua_State *L, const char *fname) {
   casync_task *t = casync__task_begin(L, fname);
   if (CASYNC_CANCELLED(t)) casync__raise_cancel(L, t);
   if (!lua_isyieldable(L))
@@ -45,17 +46,10 @@ static void on_deadline(casync_ctx *lp, casync_tnode *n) {
     casync__wake(lp, t, WAKE_TIMEOUT);
 }
 
-/* Parks the running task t in a wait of `kind` on obj until something
- * wakes it (casync__wake), it is cancelled, or `deadline` (ns on
- * uv_hrtime's clock; 0: none) passes; then k(kc) continues.  Returned by
- * the waiting function: it does not return. */
-int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
-                 void *obj, uint64_t deadline, lua_KFunction k,
-                 lua_KContext kc) {
-  t->state = T_WAITING;
-  t->wait = kind;
-  t->wait_obj = obj;
-  t->wake = WAKE_OK;
+/* The rarer half of casync__park (scheduler.h): a wait that holds a
+ * virtual clock still, a recording, a cycle check, a deadline. */
+void casync__park_slow(lua_State *L, casync_task *t,
+                       const casync_wait_kind *kind, uint64_t deadline) {
   if (kind->flags & CASYNC_WK_EXTERNAL) { /* holds a virtual clock still */
     t->flags |= TF_EXTERNAL;
     t->loop->external++;
@@ -66,7 +60,6 @@ int casync__park(lua_State *L, casync_task *t, const casync_wait_kind *kind,
     t->timer.fire = on_deadline;
     casync__timer_add_ns(t->loop, &t->timer, deadline);
   }
-  return lua_yieldk(L, 0, kc, k);
 }
 
 /* Puts the running task t at the back of the ready queue and yields; k(kc)
@@ -80,10 +73,6 @@ int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
   return lua_yieldk(L, 0, kc, k);
 }
 
-casync_task *casync__resumed_any(lua_State *L) {
-  casync_task *t = CASYNC_CTX(L)->current;
-  return t && t->co == L ? t : NULL;
-}
 
 /* A task's coroutine was resumed by someone other than the scheduler: its
  * continuation k yields again at once, so the wait it is in (whose state
@@ -92,6 +81,14 @@ int casync__not_resumed(lua_State *L, lua_KContext kc, lua_KFunction k) {
   lua_pushliteral(L, "casync: this coroutine runs a task; only casync may "
                      "resume it");
   return lua_yieldk(L, 1, kc, k);
+}
+
+/* The slow path of casync__woken (scheduler.h). */
+int casync__woken_slow(lua_State *L, casync_task *t) {
+  if (t->wake == WAKE_CANCEL ||
+      (!(t->wait->flags & CASYNC_WK_KEEPS) && CASYNC_CANCELLED(t)))
+    return casync__raise_cancel(L, t);
+  return t->wake;
 }
 
 /* Raises t's cancellation error in t (L is its coroutine): its own (from
