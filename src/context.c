@@ -27,14 +27,7 @@ static char ctx_key, extloop_key;
 /* The userdata at idx if its metatable is mt (compared by address: a
  * cheaper check than luaL_checkudata's look-up of the name, made on every
  * send, recv and wait), else luaL_checkudata's error naming the class. */
-void *casync__check_class(lua_State *L, int idx, const void *mt,
-                          const char *name) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int same = lua_topointer(L, -1) == mt;
-    lua_pop(L, 1);
-    if (same) return p;
-  }
+void *casync__check_class_slow(lua_State *L, int idx, const char *name) {
   return luaL_checkudata(L, idx, name);
 }
 

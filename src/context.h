@@ -174,8 +174,21 @@ struct casync_ctx {
 
 /* context.c */
 casync_ctx *casync__ctx_get(lua_State *L);
-void *casync__check_class(lua_State *L, int idx, const void *mt,
-                          const char *name);
+void *casync__check_class_slow(lua_State *L, int idx, const char *name);
+
+/* The userdata at idx if its metatable is mt (a metatable's address),
+ * else an argument error naming the class: luaL_checkudata without its
+ * look-up by name.  The usual case inline. */
+static inline void *casync__check_class(lua_State *L, int idx, const void *mt,
+                                        const char *name) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int same = lua_topointer(L, -1) == mt;
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return casync__check_class_slow(L, idx, name);
+}
 void casync__ctx_push(lua_State *L);
 int casync__ctx_init(lua_State *L);
 void casync__ctx_setfuncs(lua_State *L, const luaL_Reg *l);
