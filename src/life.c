@@ -464,6 +464,14 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_pop(L, 1);
+    /* reported when collected unobserved: by its sentinel (task.c) */
+    casync__extras(L, tidx);
+    lua_newuserdatauv(L, 0, 1);
+    luaL_setmetatable(L, CASYNC_FAILURE_MT);
+    lua_pushvalue(L, tidx);
+    lua_setiuservalue(L, -2, 1);
+    lua_setfield(L, -2, "unobserved");
+    lua_pop(L, 1);
   }
   /* wake who waits, first come first served; they only mark tasks ready
    * or cancel them (and may unlink other observers of t) */

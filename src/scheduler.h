@@ -7,6 +7,7 @@
 #include "context.h"
 
 #define CASYNC_TASK_MT "casync.Task"
+#define CASYNC_FAILURE_MT "casync.TaskFailure" /* a failed task's sentinel */
 
 typedef struct casync_task casync_task;
 typedef struct casync_tnode casync_tnode;

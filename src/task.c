@@ -264,12 +264,19 @@ static int meta_tostring(lua_State *L) {
   return 1;
 }
 
-/* Collected: detach from the scheduler; report a failure nobody saw. */
-static int meta_gc(lua_State *L) {
-  casync_task *t = lua_touserdata(L, 1);
-  if (t->loop && t->timer.list)
-    casync__timer_remove(t->loop, &t->timer);
-  if (t->state == T_DONE) casync__report_unobserved(L, t, 1);
+/* A task has no finalizer: a finalizer costs every task a trip through
+ * the GC's list of objects to finalize, a call when it is collected and a
+ * GC cycle more alive.  A live task is anchored (so never collected with a
+ * timer armed; at the state's close the context stops the timers before
+ * anything is freed).  Only a failure nobody observed needs reporting when
+ * its task is collected: casync__finish gives such a task a sentinel, a
+ * userdata only the task references, whose finalizer reports it (the task
+ * is still there: what a finalized object references lives one cycle
+ * more). */
+static int failure_gc(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  if (lua_type(L, -1) == LUA_TUSERDATA)
+    casync__report_unobserved(L, lua_touserdata(L, -1), -1);
   return 0;
 }
 
@@ -297,7 +304,9 @@ void casync__task_open(lua_State *L) {
   casync__ctx_push(L);
   lua_pushcclosure(L, meta_tostring, 1);
   lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, meta_gc);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, CASYNC_FAILURE_MT);
+  lua_pushcfunction(L, failure_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }
