@@ -266,6 +266,9 @@ static int ctx_gc(lua_State *L) {
   ctx->alive = 0; /* no Lua from here on: late callbacks only free */
   free(ctx->scratch);
   ctx->scratch = NULL;
+  free(ctx->free_slots);
+  ctx->free_slots = NULL;
+  ctx->nfree_slots = ctx->cap_free_slots = 0;
   if (ctx->owns_loop) {
     uv_loop_t *loop = ctx->loop;
     uint64_t until = uv_hrtime() + (uint64_t)SHUTDOWN_MS * 1000000u;
@@ -343,7 +346,29 @@ int casync__ctx_init(lua_State *L) {
   *ud = ctx;
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+  lua_pushvalue(L, -1);
+  ctx->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
+}
+
+/* A free slot of CTX_TASKS, where a live task is anchored.  The free slots
+ * are kept here, in C, rather than in the table as luaL_ref keeps them
+ * (two table reads and writes less per task).  Never fails: a slot that
+ * cannot be remembered as free is just not used again. */
+int casync__slot_new(casync_ctx *ctx) {
+  if (ctx->nfree_slots > 0) return ctx->free_slots[--ctx->nfree_slots];
+  return ++ctx->top_slot;
+}
+
+void casync__slot_free(casync_ctx *ctx, int slot) {
+  if (ctx->nfree_slots == ctx->cap_free_slots) {
+    int cap = ctx->cap_free_slots ? 2 * ctx->cap_free_slots : 256;
+    int *a = realloc(ctx->free_slots, (size_t)cap * sizeof *a);
+    if (!a) return;
+    ctx->free_slots = a;
+    ctx->cap_free_slots = cap;
+  }
+  ctx->free_slots[ctx->nfree_slots++] = slot;
 }
 
 /* casync._debug() -> {open = {[class] = n}, closing = n, pins = n,

@@ -124,6 +124,10 @@ struct casync_ctx {
   int in_timer;             /* inside on_timer: rearm once at the end */
   lua_Integer next_id;
   lua_Integer next_obj_id;  /* channel#3, lock#1, ...: ids for dumps */
+  int self_ref;             /* the context userdata in the registry's
+                               array part (casync__ctx_push_lp) */
+  int *free_slots;          /* free slots of CTX_TASKS (a stack) */
+  int nfree_slots, cap_free_slots, top_slot;
   /* metatables, for casync__check_class */
   const void *task_mt, *chan_mt, *queue_mt;
   int live;                 /* tasks not yet ended */
@@ -190,6 +194,12 @@ static inline void *casync__check_class(lua_State *L, int idx, const void *mt,
   return casync__check_class_slow(L, idx, name);
 }
 void casync__ctx_push(lua_State *L);
+/* The same with the context at hand: an index into the registry's array
+ * instead of a hashed look-up by address. */
+#define casync__ctx_push_lp(L, lp) \
+  ((void)lua_rawgeti((L), LUA_REGISTRYINDEX, (lp)->self_ref))
+int casync__slot_new(casync_ctx *ctx);
+void casync__slot_free(casync_ctx *ctx, int slot);
 int casync__ctx_init(lua_State *L);
 void casync__ctx_setfuncs(lua_State *L, const luaL_Reg *l);
 void casync__ctx_unref(casync_ctx *ctx);

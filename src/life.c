@@ -165,6 +165,29 @@ static int task_entry(lua_State *co) {
 
 /* ------------------------------------------------------------ spawning */
 
+/* Anchors the task at tidx in CTX_TASKS (the context userdata at cidx):
+ * alive while it runs, whoever holds it. */
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
+                         casync_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_pushvalue(L, tidx);
+  t->ref = casync__slot_new(lp);
+  lua_rawseti(L, -2, t->ref);
+  lua_pop(L, 1);
+}
+
+/* Lets task t go from CTX_TASKS (the context userdata at cidx). */
+void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
+                           casync_task *t) {
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, t->ref);
+  lua_pop(L, 1);
+  casync__slot_free(lp, t->ref);
+  t->ref = LUA_NOREF;
+}
+
 /* Makes a task of the callable at fidx with the nargs values after it,
  * not yet scheduled; pushes it.  nameidx (0 for none) names it. */
 static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
@@ -176,7 +199,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   fidx = lua_absindex(L, fidx);
   if (nameidx) nameidx = lua_absindex(L, nameidx);
   luaL_checkstack(L, 8, NULL);
-  casync__ctx_push(L); /* the context's user values, at cidx */
+  casync__ctx_push_lp(L, lp); /* the context's user values, at cidx */
   cidx = lua_gettop(L);
   t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
@@ -218,10 +241,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   /* anchored while it lives: nobody has to hold it for it to finish */
-  lua_getiuservalue(L, cidx, CTX_TASKS);
-  lua_pushvalue(L, tidx);
-  t->ref = luaL_ref(L, -2);
-  lua_pop(L, 1);
+  casync__task_anchor(L, lp, cidx, t, tidx);
   lua_remove(L, cidx); /* the task, on top */
   tidx--;
   if (nameidx && !lua_isnil(L, nameidx)) {
@@ -388,11 +408,9 @@ void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
   /* the callbacks kept it anchored; it may go now, unless a callback
    * added another one (then it is queued again and stays anchored) */
   if (t->ref != LUA_NOREF && !(t->flags & TF_HAS_CALLBACKS)) {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_TASKS);
-    luaL_unref(L, -1, t->ref);
-    t->ref = LUA_NOREF;
-    lua_pop(L, 2);
+    casync__ctx_push_lp(L, lp);
+    casync__task_unanchor(L, lp, lua_gettop(L), t);
+    lua_pop(L, 1);
   }
 }
 
@@ -408,7 +426,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
    * thread is setting a hook on it */
   if (lp->wd) casync__watchdog_gate(lp);
   luaL_checkstack(L, nres + 8, NULL);
-  casync__ctx_push(L); /* the context's user values, at cidx */
+  casync__ctx_push_lp(L, lp); /* the context's user values, at cidx */
   cidx = lua_gettop(L);
   lua_getiuservalue(L, cidx, CTX_TASKS);
   lua_rawgeti(L, -1, t->ref);
@@ -481,10 +499,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   }
   if (t->flags & TF_HAS_CALLBACKS) casync__enqueue(lp, t); /* stays anchored */
   else {
-    lua_getiuservalue(L, cidx, CTX_TASKS);
-    luaL_unref(L, -1, t->ref);
-    t->ref = LUA_NOREF;
-    lua_pop(L, 1);
+    casync__task_unanchor(L, lp, cidx, t);
   }
   /* main ended: the tasks still ready do not run before run has cancelled
    * them; setting the queue aside ends this drain */

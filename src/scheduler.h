@@ -208,6 +208,10 @@ casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres);
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
+                         casync_task *t, int tidx);
+void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
+                           casync_task *t);
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);

@@ -213,10 +213,9 @@ static int meth_add_done_callback(lua_State *L) {
   t->flags |= TF_HAS_CALLBACKS;
   if (t->state == T_DONE && !(t->flags & TF_QUEUED)) {
     if (t->ref == LUA_NOREF) { /* anchor it until the callbacks ran */
-      casync__ctx_push(L);
-      lua_getiuservalue(L, -1, CTX_TASKS);
-      lua_pushvalue(L, 1);
-      t->ref = luaL_ref(L, -2);
+      casync__ctx_push_lp(L, lp);
+      casync__task_anchor(L, lp, lua_gettop(L), t, 1);
+      lua_pop(L, 1);
     }
     casync__enqueue(lp, t);
   }
