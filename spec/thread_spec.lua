@@ -286,10 +286,11 @@ describe("casync.thread", function()
       local t0 = casync.now()
       work(n)
       n = math.floor(n * 0.25 / math.max(casync.now() - t0, 1e-3))
-      -- best of as many tries as fit in 20 s: other work on the machine (a
-      -- compiler, another test run) may take the cores for a while
-      local best, busiest, start = math.huge, 0, casync.now()
+      -- best of as many tries as fit in 20 s; a try during which other
+      -- processes took more than a quarter of a core does not count
+      local best, busiest, start, tries = math.huge, 0, casync.now(), 0
       while casync.now() - start < 20 do
+        local others = helper.others_cpu()
         t0 = casync.now()
         local r = work(n)
         work(n)
@@ -300,11 +301,17 @@ describe("casync.thread", function()
         local par = casync.now() - t0
         assert.equals(r, a)
         assert.equals(r, b)
-        best = math.min(best, par / seq)
-        busiest = math.max(busiest, (os.clock() - c0) / par)
-        if best < 0.8 and busiest > 1.3 then break end
+        if others() < 0.25 * (seq + par) then
+          tries = tries + 1
+          best = math.min(best, par / seq)
+          busiest = math.max(busiest, (os.clock() - c0) / par)
+          if best < 0.8 and busiest > 1.3 then break end
+        end
       end
       pool:close()
+      if tries == 0 then
+        return pending("the machine was busy for 20 s: no try had both cores")
+      end
       assert(best < 0.8, ("threads took %.2f of the sequential time"):format(best))
       -- two threads were on a CPU at once: more CPU time than wall time
       assert(busiest > 1.3, ("CPU time / wall time %.2f"):format(busiest))

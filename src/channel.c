@@ -281,13 +281,13 @@ static void get_describe(lua_State *L, casync_task *t) {
 }
 
 static const casync_wait_kind send_wait = {"send", "channel send",
-  casync__chan_cancel, CASYNC_WK_KEEPS, send_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, send_describe};
 static const casync_wait_kind put_wait = {"put", "queue put",
-  casync__chan_cancel, CASYNC_WK_KEEPS, put_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, put_describe};
 static const casync_wait_kind recv_wait = {"recv", "channel recv",
-  casync__chan_cancel, CASYNC_WK_KEEPS, recv_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, recv_describe};
 static const casync_wait_kind get_wait = {"get", "queue get",
-  casync__chan_cancel, CASYNC_WK_KEEPS, get_describe};
+  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, get_describe};
 
 /* Queues t's wait node for op on q. */
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,

@@ -151,7 +151,8 @@ static int group_blockers(lua_State *L, casync_task *t, casync_task **out,
   return n;
 }
 
-#define GROUP(name) {name, name, group_cancel, CASYNC_WK_KEEPS, \
+#define GROUP(name) {name, name, group_cancel, \
+                     CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, \
                      group_describe, group_blockers}
 static const casync_wait_kind group_waits[] = {
   GROUP("gather"), GROUP("all_settled"), GROUP("race"), GROUP("wait"),

@@ -210,7 +210,7 @@ static int fn_deadline(lua_State *L) {
 }
 
 static const casync_wait_kind checkpoint_wait = {"checkpoint", "checkpoint",
-                                                 NULL, 0};
+                                                 NULL, CASYNC_WK_ON_TASKS};
 
 static int checkpoint_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

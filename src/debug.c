@@ -73,8 +73,9 @@ static const char *state_name(const casync_task *t) {
   return names[t->state & 3];
 }
 
-/* Pushes where task t (userdata at tidx) was spawned: "file:line". */
-static void push_spawned_at(lua_State *L, casync_task *t) {
+/* Pushes where task t was spawned, "file:line", or nil when that is no
+ * longer known. */
+void casync__push_spawned_at(lua_State *L, casync_task *t) {
   lua_Debug ar;
   int level = 0;
   if (!t->co || t->spawn_line <= 0 ||
@@ -148,7 +149,7 @@ static int meth_info(lua_State *L) {
     lua_pushinteger(L, t->parent_id);
     lua_setfield(L, 2, "parent");
   }
-  push_spawned_at(L, t);
+  casync__push_spawned_at(L, t);
   lua_setfield(L, 2, "spawned_at");
   if (t->state != T_DONE) {
     casync__push_waiting_on(L, t);
@@ -207,7 +208,7 @@ static void dump_task(lua_State *L, out *o, int kids, casync_task *t,
     lua_remove(L, -2);
     put(L, o);
   }
-  push_spawned_at(L, t);
+  casync__push_spawned_at(L, t);
   if (lua_isstring(L, -1)) {
     lua_pushfstring(L, " (spawned at %s)", lua_tostring(L, -1));
     lua_remove(L, -2);
@@ -463,7 +464,7 @@ void casync__report_leaks(lua_State *L, casync_ctx *lp) {
               "(cancelled now):\n");
     casync__push_task_label(L, t);
     casync__push_waiting_on(L, t);
-    push_spawned_at(L, t);
+    casync__push_spawned_at(L, t);
     fprintf(stderr, "  %s waits: %s%s%s\n", lua_tostring(L, -3),
             lua_tostring(L, -2), lua_isstring(L, -1) ? ", spawned at " : "",
             lua_isstring(L, -1) ? lua_tostring(L, -1) : "");

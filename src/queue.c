@@ -77,7 +77,8 @@ static void join_describe(lua_State *L, casync_task *t) {
 
 static const casync_wait_kind join_wait = {"join", "queue join",
                                            casync__chan_cancel,
-                                           CASYNC_WK_KEEPS, join_describe};
+                                           CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+                                           join_describe};
 
 static int join_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;

@@ -142,6 +142,11 @@ typedef struct casync_wait_kind {
  * signal): the virtual clock does not jump while a task waits so. */
 #define CASYNC_WK_EXTERNAL 0x2u
 
+/* The wait is on other tasks of the program (a join, a channel, a lock):
+ * time the program spends on the world is counted where they wait, so a
+ * recording's timeline draws this apart (trace.c). */
+#define CASYNC_WK_ON_TASKS 0x4u
+
 /* A task: a Lua coroutine the scheduler resumes.  Lives in a full userdata
  * (metatable casync.Task) with two user values:
  *   1: the coroutine while it runs; afterwards its result (one value), a
@@ -431,6 +436,7 @@ void casync__trace_open(lua_State *L);
 void casync__push_task_label(lua_State *L, casync_task *t);
 casync_task *casync__live_task(lua_State *L, lua_Integer id);
 void casync__push_waiting_on(lua_State *L, casync_task *t);
+void casync__push_spawned_at(lua_State *L, casync_task *t);
 void casync__push_dump(lua_State *L);
 void casync__check_cycle(lua_State *L, casync_task *t);
 void casync__push_blocked(lua_State *L, casync_task *main);

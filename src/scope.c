@@ -122,7 +122,7 @@ static int close_blockers(lua_State *L, casync_task *t, casync_task **out,
 
 static const casync_wait_kind close_wait = {
   "scope", "scope close (waiting for its tasks)", close_cancel,
-  CASYNC_WK_KEEPS, close_describe, close_blockers};
+  CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, close_describe, close_blockers};
 
 /* The body is over (with its error at eidx, 0 for none): a failure of its
  * own counts and cancels the children; a cancellation does not count but

@@ -72,7 +72,8 @@ static int select_blockers(lua_State *L, casync_task *t, casync_task **out,
 }
 
 static const casync_wait_kind select_wait = {"select", "select",
-  select_cancel, CASYNC_WK_KEEPS, select_describe, select_blockers};
+  select_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, select_describe,
+  select_blockers};
 
 /* Pushes the object of case i (cases at 1). */
 static void *case_obj(lua_State *L, int i) {

@@ -155,17 +155,17 @@ static void event_describe(lua_State *L, casync_task *t) {
 }
 
 static const casync_wait_kind sem_acquire_wait = {"acquire",
-  "semaphore acquire", sync_cancel, CASYNC_WK_KEEPS, acquire_describe,
+  "semaphore acquire", sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, acquire_describe,
   acquire_blockers};
 static const casync_wait_kind lock_wait = {"acquire", "lock acquire",
-  sync_cancel, CASYNC_WK_KEEPS, acquire_describe, acquire_blockers};
+  sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, acquire_describe, acquire_blockers};
 static const casync_wait_kind event_wait = {"wait", "event wait", sync_cancel,
-                                            CASYNC_WK_KEEPS, event_describe};
+                                            CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, event_describe};
 static const casync_wait_kind cond_wait = {"wait", "condition wait",
-                                           sync_cancel, CASYNC_WK_KEEPS};
+                                           sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
 /* not cancellable: a cancellation is raised once the lock is back */
 static const casync_wait_kind reacquire_wait = {
-  "wait", "condition wait (taking the lock back)", NULL, CASYNC_WK_KEEPS};
+  "wait", "condition wait (taking the lock back)", NULL, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
 
 /* Queues t on q for op and parks it in a wait of `kind` on obj. */
 static int wait_on(lua_State *L, casync_task *t, casync_wqueue *q, int op,

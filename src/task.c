@@ -117,7 +117,8 @@ static int join_blockers(lua_State *L, casync_task *t, casync_task **out,
 }
 
 static const casync_wait_kind join_wait = {"wait", "task:wait()", join_cancel,
-                                           0, join_describe, join_blockers};
+                                           CASYNC_WK_ON_TASKS, join_describe,
+                                           join_blockers};
 
 static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   if (t->outcome == OUT_OK) return casync__push_results(L, t, tidx, 0);

@@ -64,7 +64,9 @@ void casync__trace_run(casync_ctx *lp, casync_task *t, uint64_t start) {
 /* Task t parks in a wait of kind k. */
 void casync__trace_park(casync_ctx *lp, casync_task *t,
                         const casync_wait_kind *k) {
-  add(lp->trace, EV_PARK, t->id, casync__now_ns(lp))->what = k->what;
+  trace_ev *e = add(lp->trace, EV_PARK, t->id, casync__now_ns(lp));
+  e->what = k->what;
+  e->aux = (k->flags & CASYNC_WK_ON_TASKS) != 0;
 }
 
 /* Task t is woken. */
@@ -77,22 +79,17 @@ void casync__trace_end(casync_ctx *lp, casync_task *t) {
   add(lp->trace, EV_END, t->id, casync__now_ns(lp))->aux = t->outcome;
 }
 
-/* Task t (userdata at tidx) was spawned by `by` (NULL: from outside):
- * its name, parent and spawn site are noted. */
-void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
-                         int tidx, casync_task *by) {
-  casync_trace *tr = lp->trace;
-  lua_Debug ar;
-  int i;
-  add(tr, EV_SPAWN, t->id, casync__now_ns(lp))->aux = by ? by->id : 0;
-  tidx = lua_absindex(L, tidx);
+/* Notes task t (userdata at tidx) in the recording's tasks: its id, its
+ * parent's and its name; leaves the entry on the stack. */
+static void note_task(lua_State *L, casync_trace *tr, casync_task *t,
+                      int tidx, lua_Integer parent) {
   luaL_checkstack(L, 6, NULL);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tr->tasks_ref);
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, t->id);
   lua_setfield(L, -2, "id");
-  if (by) {
-    lua_pushinteger(L, by->id);
+  if (parent) {
+    lua_pushinteger(L, parent);
     lua_setfield(L, -2, "parent");
   }
   if ((t->flags & TF_NAMED) && lua_getiuservalue(L, tidx, 2) == LUA_TTABLE) {
@@ -101,14 +98,45 @@ void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
     lua_pop(L, 1);
   } else if (t->flags & TF_NAMED)
     lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, t->id);
+  lua_remove(L, -2);
+}
+
+/* Task t (userdata at tidx) was spawned by `by` (NULL: from outside):
+ * its name, parent and spawn site are noted. */
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
+                         int tidx, casync_task *by) {
+  lua_Debug ar;
+  int i;
+  add(lp->trace, EV_SPAWN, t->id, casync__now_ns(lp))->aux = by ? by->id : 0;
+  note_task(L, lp->trace, t, lua_absindex(L, tidx), by ? by->id : 0);
   for (i = 1; i <= 4 && lua_getstack(L, i, &ar); i++)
     if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
       lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
       lua_setfield(L, -2, "spawned_at");
       break;
     }
-  lua_rawseti(L, -2, t->id);
   lua_pop(L, 1);
+}
+
+/* The tasks alive when recording starts are noted as if spawned then. */
+static void note_live_tasks(lua_State *L, casync_trace *tr) {
+  int top = lua_gettop(L);
+  casync__ctx_push(L);
+  lua_getiuservalue(L, -1, CTX_TASKS);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    casync_task *t = luaL_testudata(L, -1, CASYNC_TASK_MT);
+    if (t && t->state != T_DONE) {
+      note_task(L, tr, t, lua_absindex(L, -1), t->parent_id);
+      casync__push_spawned_at(L, t);
+      lua_setfield(L, -2, "spawned_at");
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
 }
 
 /* ---------------------------------------------------------- recording */
@@ -143,6 +171,8 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
     lua_rawseti(L, -2, 1);
     lua_pushstring(L, e->what);
     lua_rawseti(L, -2, 2);
+    lua_pushboolean(L, (int)e->aux);
+    lua_rawseti(L, -2, 3);
     lua_rawseti(L, parked, e->task);
     return 0;
   case EV_WAKE:
@@ -161,6 +191,8 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
       set_num(L, "dur", t - start);
       lua_rawgeti(L, -2, 2);
       lua_setfield(L, -2, "what");
+      lua_rawgeti(L, -2, 3);
+      lua_setfield(L, -2, "on_tasks");
       lua_remove(L, -2);
     }
     lua_pushnil(L);
@@ -325,6 +357,7 @@ static int fn_trace(lua_State *L) {
   tr->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  note_live_tasks(L, tr);
   lp->trace = tr;
   casync__observe(lp);
   lua_pushboolean(L, 1);

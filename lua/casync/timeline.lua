@@ -8,7 +8,9 @@
 --   rec.tasks        {[id] = {id =, name = (or nil), parent =, spawned_at =}}
 --   rec.events       in time order; times in seconds from rec.t0:
 --     {kind = "run",  task =, t =, dur =}           the task ran
---     {kind = "wait", task =, t =, dur =, what =}   the task waited on `what`
+--     {kind = "wait", task =, t =, dur =, what =, on_tasks =}
+--                                                   the task waited on `what`
+--                                                   (on_tasks: on other tasks)
 --     {kind = "spawn", task =, t =, parent =}        the task was spawned
 --     {kind = "end",  task =, t =, outcome = "ok" | "failed" | "cancelled"}
 --     {kind = "job",  track =, t =, dur =, task =}  a thread or process job
@@ -116,7 +118,8 @@ end
 -- what a recording says
 
 -- Waits on other tasks of the program: not counted in the concurrency
--- figure, drawn apart.  Matched at the start of the wait's `what`.
+-- figure, drawn apart.  The recorder says so (on_tasks); for a recording
+-- without it, the start of the wait's `what` decides.
 local JOINS = {"task", "gather", "all_settled", "race", "wait_for", "scope",
                "channel", "queue", "lock", "semaphore", "event", "condition",
                "select", "acquire", "recv on channel", "send on channel",
@@ -141,6 +144,11 @@ local function is_join(what)
   return j
 end
 
+local function on_tasks(e)
+  if e.on_tasks ~= nil then return e.on_tasks end
+  return is_join(e.what)
+end
+
 -- wall time of a recording, seconds
 local function wall_of(rec)
   if rec.t0 and rec.t1 then return max(0, rec.t1 - rec.t0) end
@@ -163,7 +171,7 @@ function M.summary(rec, opts)
   for _, e in ipairs(rec.events) do
     local k = e.kind
     if k == "wait" then
-      if not is_join(e.what) then
+      if not on_tasks(e) then
         local a, b = max(e.t, 0), min(e.t + e.dur, wall)
         if b > a then waits = waits + (b - a) end
       end
@@ -301,7 +309,7 @@ local function rows_of(rec, rows, cols, dur, block)
       if k == "run" then
         state = e.dur > block and BLOCK or RUN
       else
-        state = is_join(e.what) and JOIN or WAIT
+        state = on_tasks(e) and JOIN or WAIT
       end
       if state == WAIT or state == JOIN then
         -- the wait that covers most of a column names it (SVG tooltips)
