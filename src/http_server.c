@@ -1125,8 +1125,12 @@ static int fn_serve(lua_State *L) {
     casync__error_uv(L, "serve", r);
     return 2;
   }
-  /* with workers: returns in each worker only */
-  casync__workers_start(L, ctx, workers, &ss, "serve");
+  /* with workers: returns in each worker only (or with an error) */
+  if ((r = casync__workers_start(L, ctx, workers, &ss, "serve")) < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, "serve", r);
+    return 2;
+  }
   /* the userdata: closed until it listens */
   u = lua_newuserdatauv(L, sizeof *u, 5); /* 5 */
   u->srv = NULL;

@@ -54,9 +54,14 @@ static int do_listen(lua_State *L, int base, struct sockaddr_storage *ss) {
   const char *fname = lua_tostring(L, base + L_NAME);
   casync_server *srv;
   int r;
-  /* with workers: returns in each worker only */
-  casync__workers_start(L, ctx, (int)lua_tointeger(L, base + L_WORKERS), ss,
-                        fname);
+  /* with workers: returns in each worker only (or with an error) */
+  r = casync__workers_start(L, ctx, (int)lua_tointeger(L, base + L_WORKERS),
+                            ss, fname);
+  if (r < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, fname, r);
+    return 2;
+  }
   srv = casync__server_new(L, ctx, CASYNC_TCP, base + L_HANDLER);
   r = casync__tcp_bind((uv_tcp_t *)casync__server_handle(srv), ss);
   if (r == 0)

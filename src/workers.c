@@ -219,26 +219,24 @@ static int supervise(sup *s) {
 }
 
 /* With n > 1: makes this process the supervisor of n workers (see the
- * file comment) listening on ss, for Lua function fname.  Returns only in
- * the workers, with ss's port set (port 0 picks one for all); raises in
- * the caller when the address cannot be bound or threads already run. */
-void casync__workers_start(lua_State *L, casync_ctx *ctx, int n,
-                           struct sockaddr_storage *ss, const char *fname) {
+ * file comment) listening on ss, for Lua function fname.  Returns 0 only
+ * in the workers, with ss's port set (port 0 picks one for all), or a
+ * libuv error in the caller when the address cannot be bound; raises when
+ * threads already run. */
+int casync__workers_start(lua_State *L, casync_ctx *ctx, int n,
+                          struct sockaddr_storage *ss, const char *fname) {
   static sup s;
   sigset_t set;
   struct sockaddr_storage bound;
   socklen_t len = sizeof bound;
-  if (n <= 1) return;
+  if (n <= 1) return 0;
   if (worker_index)
     luaL_error(L, "%s: workers: this process is already a worker", fname);
   if (ctx->hub || ctx->wd)
     luaL_error(L, "%s: workers: start them before casync.thread or the "
                "watchdog (a forked process keeps only one thread)", fname);
   s.reserve_fd = bound_socket(ss, 1);
-  if (s.reserve_fd < 0) {
-    casync__error_uv(L, fname, s.reserve_fd);
-    lua_error(L);
-  }
+  if (s.reserve_fd < 0) return s.reserve_fd;
   if (getsockname(s.reserve_fd, (struct sockaddr *)&bound, &len) == 0) {
     if (ss->ss_family == AF_INET6)
       ((struct sockaddr_in6 *)ss)->sin6_port =
@@ -265,6 +263,7 @@ void casync__workers_start(lua_State *L, casync_ctx *ctx, int n,
   free(s.pid);
   free(s.started);
   free(s.restart_at);
+  return 0;
 }
 
 /* casync.worker() -> this process's worker number (1..n) under a server's
