@@ -107,7 +107,7 @@ static uint64_t now_ns(void) {
 /* Forks worker i (1-based).  Returns 1 in the worker, 0 in the supervisor
  * (which retries later when fork fails). */
 static int fork_worker(sup *s, int i) {
-  pid_t pid;
+  pid_t pid, parent = getpid();
   fflush(NULL); /* nothing buffered is written twice */
   pid = fork();
   if (pid < 0) {
@@ -125,6 +125,9 @@ static int fork_worker(sup *s, int i) {
   setpgid(0, 0);
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(0); /* it died before that was set */
+#else
+  (void)parent;
 #endif
   sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
   close(s->reserve_fd);
