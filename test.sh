@@ -2,7 +2,8 @@
 # Second command: the whole test suite.
 #   1. the busted specs (spec/, examples included) on a normal build;
 #   2. the same specs on an AddressSanitizer + UndefinedBehaviorSanitizer build;
-#   3. the thread specs (spec/thread_spec.lua) on a ThreadSanitizer build;
+#   3. the thread specs (spec/thread_spec.lua, spec/regress/thread_map_spec.lua)
+#      on a ThreadSanitizer build;
 #   4. the HTTP fuzz target (tests/fuzz_http.c) for 30 s with a fixed seed,
 #      counted as one test;
 #   5. every example under valgrind: no errors, no definite leaks.
@@ -21,11 +22,14 @@ build() { # dir, extra cmake args...
     cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
 }
 
-# busted in TAP form; counts "ok"/"not ok" lines. $1 = label, rest = env
+# busted in TAP form; counts "ok"/"not ok" lines. $1 = label, rest = env.
+# Run by lua5.4 itself: `busted` starts with whatever `lua` is (Debian's
+# luarocks makes it lua5.1) and would relaunch itself through /bin/sh,
+# which the ThreadSanitizer runtime preloaded below crashes.
 specs() {
   local label=$1; shift
   local out
-  out=$(env "$@" busted -o TAP ${spec_files:-} 2>&1)
+  out=$(env "$@" lua5.4 "$(command -v busted)" -o TAP ${spec_files:-} 2>&1)
   local ok bad
   ok=$(grep -c '^ok ' <<<"$out")
   bad=$(grep -c '^not ok ' <<<"$out")
@@ -58,7 +62,8 @@ specs asan CASYNC_BUILD=build-asan CASYNC_SANITIZED=1 LD_PRELOAD="$asan_rt:$ubsa
 # built with it); a data race aborts the run, which then counts as failed.
 echo "== thread specs under ThreadSanitizer"
 tsan_rt=$(gcc -print-file-name=libtsan.so)
-spec_files=spec/thread_spec.lua specs tsan CASYNC_BUILD=build-tsan \
+spec_files="spec/thread_spec.lua spec/regress/thread_map_spec.lua" \
+  specs tsan CASYNC_BUILD=build-tsan \
   LD_PRELOAD="$tsan_rt" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 echo "== fuzz: tests/fuzz_http.c (HTTP parser and serializer, 30 s, seed 1)"

@@ -17,6 +17,7 @@ local function fetch_data(name, delay)
 end
 
 local function main()
+  local t0 = casync.now()
   -- Run tasks concurrently
   local results = casync.gather({
     function() return fetch_data("user1", 2) end,
@@ -27,11 +28,9 @@ local function main()
   local quoted = {}
   for i = 1, results.n do quoted[i] = ("'%s'"):format(results[i]) end
   print(("All results: [%s]"):format(table.concat(quoted, ", ")))
+  print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
   return results
 end
 
--- Run the async program (the casync runner already runs this script as the
--- main task, so main() is simply called).
-local t0 = casync.now()
-main()
-print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
+-- Run the async program: asyncio.run(main())
+casync.run(main)

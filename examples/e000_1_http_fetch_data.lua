@@ -29,6 +29,7 @@ local function fetch_data(name)
 end
 
 local function main()
+  local t0 = casync.now()
   local results = casync.gather({
     function() return fetch_data("user1") end,
     function() return fetch_data("user2") end,
@@ -37,10 +38,9 @@ local function main()
   local quoted = {}
   for i = 1, results.n do quoted[i] = ("'%s'"):format(results[i]) end
   print(("All results: [%s]"):format(table.concat(quoted, ", ")))
+  print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
+  http.close_idle()
+  server:close()
 end
 
-local t0 = casync.now()
-main()
-print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
-http.close_idle()
-server:close()
+casync.run(main) -- asyncio.run(main())

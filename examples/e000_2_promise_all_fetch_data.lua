@@ -15,6 +15,7 @@ local function fetchData(name, delaySeconds)
 end
 
 local function main()
+  local t0 = casync.now()
   -- Run tasks concurrently: each spawn is a promise already in flight.
   local results = casync.gather({
     casync.spawn(fetchData, "user1", 2),
@@ -24,11 +25,10 @@ local function main()
 
   -- `${results}` on an array joins it with commas.
   print(("All results: %s"):format(table.concat(results, ",", 1, results.n)))
+  print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
   return results
 end
 
--- main().catch(error => console.error('Error:', error));
-local t0 = casync.now()
-local ok, err = pcall(main)
-if not ok then io.stderr:write("Error: ", tostring(err), "\n") os.exit(1) end
-print(("Total: %.2fs (the longest delay is 3 s, the sum 6 s)"):format(casync.now() - t0))
+-- main().catch(error => console.error('Error:', error)): casync.run raises
+-- main's error, which lua5.4 (or the casync runner) prints before exiting 1.
+casync.run(main)

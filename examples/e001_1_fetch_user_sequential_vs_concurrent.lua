@@ -23,4 +23,4 @@ local function main()
   print(("Concurrent: %.2fs (%s, %s)"):format(casync.now() - t0, a.name, b.name))
 end
 
-main()
+casync.run(main) -- asyncio.run(main())

@@ -42,27 +42,31 @@ local server = assert(http.serve("127.0.0.1", 0, function(req)
   return {json = row}
 end, {max_connections = N + 16}))
 
-local t0 = casync.now()
-local clients = {}
-for i = 1, N do
-  clients[i] = function()
-    local r = assert(http.get(server:url("/user?id=" .. i), {timeout = 30}))
-    return r:json().name
+local function main()
+  local t0 = casync.now()
+  local clients = {}
+  for i = 1, N do
+    clients[i] = function()
+      local r = assert(http.get(server:url("/user?id=" .. i), {timeout = 30}))
+      return r:json().name
+    end
   end
-end
-local names = casync.gather(clients)
-local took = casync.now() - t0
+  local names = casync.gather(clients)
+  local took = casync.now() - t0
 
-local ok = 0
-for i = 1, names.n do
-  if names[i] == "user" .. i then ok = ok + 1 end
+  local ok = 0
+  for i = 1, names.n do
+    if names[i] == "user" .. i then ok = ok + 1 end
+  end
+  print(("%d requests, each waiting %.1f s on the database"):format(N, DB_WAIT))
+  print(("answered correctly: %d; at most %d in flight in the server at once"):format(
+    ok, max_in_flight))
+  print(("total: %.2fs with one thread (one request after another: %.0f s)"):format(
+    took, N * DB_WAIT))
+  local st = server:stats()
+  print(("server: %d connections, %d requests"):format(st.accepted, st.requests))
+  http.close_idle()
+  server:close()
 end
-print(("%d requests, each waiting %.1f s on the database"):format(N, DB_WAIT))
-print(("answered correctly: %d; at most %d in flight in the server at once"):format(
-  ok, max_in_flight))
-print(("total: %.2fs with one thread (one request after another: %.0f s)"):format(
-  took, N * DB_WAIT))
-local st = server:stats()
-print(("server: %d connections, %d requests"):format(st.accepted, st.requests))
-http.close_idle()
-server:close()
+
+casync.run(main)

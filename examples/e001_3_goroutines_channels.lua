@@ -25,100 +25,104 @@ local function timed(label, fn)
   print(("  %-26s %s in %.2fs"):format(label .. ":", what, casync.now() - t0))
 end
 
----------------------------------------------------------------------------
-print("Go: goroutines + channels")
+local function main()
+  ---------------------------------------------------------------------------
+  print("Go: goroutines + channels")
 
--- a := fetchUser(1); b := fetchUser(2)
-timed("sequential", function()
-  local a = fetch_user(1)
-  local b = fetch_user(2)
-  return a.name .. ", " .. b.name
-end)
-
--- ca, cb := make(chan User), make(chan User)
--- go func() { ca <- fetchUser(1) }()
--- go func() { cb <- fetchUser(2) }()
--- a, b := <-ca, <-cb
-timed("concurrent", function()
-  local ca, cb = casync.channel(), casync.channel()
-  casync.spawn(function() ca:send(fetch_user(1)) end)
-  casync.spawn(function() cb:send(fetch_user(2)) end)
-  local a, b = ca:recv(), cb:recv()
-  return a.name .. ", " .. b.name
-end)
-
--- Fan-out, fan-in: one goroutine per user writes to one results channel; a
--- closer goroutine waits for them all (sync.WaitGroup) and closes it; main
--- ranges over the channel (for u := range results).
-timed("fan-in of 5 (range)", function()
-  local results = casync.channel()
-  local workers = {}
-  for id = 1, 5 do
-    workers[id] = casync.spawn(function() results:send(fetch_user(id)) end)
-  end
-  casync.spawn(function()
-    casync.gather(workers) -- wg.Wait()
-    results:close()
+  -- a := fetchUser(1); b := fetchUser(2)
+  timed("sequential", function()
+    local a = fetch_user(1)
+    local b = fetch_user(2)
+    return a.name .. ", " .. b.name
   end)
-  local names = {}
-  for u in results:iter() do names[#names + 1] = u.name end
-  table.sort(names)
-  return #names .. " users (" .. table.concat(names, ",") .. ")"
-end)
 
--- select { case u := <-ch: ... case <-time.After(timeout): ... }
-timed("select with time.After", function()
-  local ch = casync.channel()
-  casync.spawn(function() ch:send(fetch_user(9)) end)
-  local i, u = casync.select({{ch, "recv"}}, DELAY / 2)
-  local first = i and u.name or "timeout"
-  i, u = casync.select({{ch, "recv"}}, DELAY)
-  return first .. ", then " .. (i and u.name or "timeout")
-end)
+  -- ca, cb := make(chan User), make(chan User)
+  -- go func() { ca <- fetchUser(1) }()
+  -- go func() { cb <- fetchUser(2) }()
+  -- a, b := <-ca, <-cb
+  timed("concurrent", function()
+    local ca, cb = casync.channel(), casync.channel()
+    casync.spawn(function() ca:send(fetch_user(1)) end)
+    casync.spawn(function() cb:send(fetch_user(2)) end)
+    local a, b = ca:recv(), cb:recv()
+    return a.name .. ", " .. b.name
+  end)
 
----------------------------------------------------------------------------
-print("Java: CompletableFuture")
+  -- Fan-out, fan-in: one goroutine per user writes to one results channel; a
+  -- closer goroutine waits for them all (sync.WaitGroup) and closes it; main
+  -- ranges over the channel (for u := range results).
+  timed("fan-in of 5 (range)", function()
+    local results = casync.channel()
+    local workers = {}
+    for id = 1, 5 do
+      workers[id] = casync.spawn(function() results:send(fetch_user(id)) end)
+    end
+    casync.spawn(function()
+      casync.gather(workers) -- wg.Wait()
+      results:close()
+    end)
+    local names = {}
+    for u in results:iter() do names[#names + 1] = u.name end
+    table.sort(names)
+    return #names .. " users (" .. table.concat(names, ",") .. ")"
+  end)
 
--- The few CompletableFuture methods the article's pattern uses, on tasks.
-local CompletableFuture = {}
-function CompletableFuture.supplyAsync(supplier, ...)
-  return casync.spawn(supplier, ...)
-end
-function CompletableFuture.thenApply(f, fn)
-  return casync.spawn(function() return fn(f:wait()) end)
-end
-function CompletableFuture.thenCombine(f, g, fn)
-  return casync.spawn(function() return fn(f:wait(), g:wait()) end)
-end
-function CompletableFuture.allOf(list)
-  return casync.spawn(function() return casync.gather(list) end)
-end
+  -- select { case u := <-ch: ... case <-time.After(timeout): ... }
+  timed("select with time.After", function()
+    local ch = casync.channel()
+    casync.spawn(function() ch:send(fetch_user(9)) end)
+    local i, u = casync.select({{ch, "recv"}}, DELAY / 2)
+    local first = i and u.name or "timeout"
+    i, u = casync.select({{ch, "recv"}}, DELAY)
+    return first .. ", then " .. (i and u.name or "timeout")
+  end)
 
--- User a = supplyAsync(() -> fetchUser(1)).join();
--- User b = supplyAsync(() -> fetchUser(2)).join();
-timed("sequential (join each)", function()
-  local a = CompletableFuture.supplyAsync(fetch_user, 1):wait()
-  local b = CompletableFuture.supplyAsync(fetch_user, 2):wait()
-  return a.name .. ", " .. b.name
-end)
+  ---------------------------------------------------------------------------
+  print("Java: CompletableFuture")
 
--- f1.thenCombine(f2, (a, b) -> a.name + " & " + b.name).join()
-timed("concurrent (thenCombine)", function()
-  local f1 = CompletableFuture.supplyAsync(fetch_user, 1)
-  local f2 = CompletableFuture.supplyAsync(fetch_user, 2)
-  return CompletableFuture.thenCombine(f1, f2, function(a, b)
-    return a.name .. " & " .. b.name
-  end):wait()
-end)
-
--- allOf(futures).join(), then thenApply on each result
-timed("allOf(5).join()", function()
-  local futures = {}
-  for id = 1, 5 do
-    futures[id] = CompletableFuture.thenApply(
-      CompletableFuture.supplyAsync(fetch_user, id),
-      function(u) return u.name:upper() end)
+  -- The few CompletableFuture methods the article's pattern uses, on tasks.
+  local CompletableFuture = {}
+  function CompletableFuture.supplyAsync(supplier, ...)
+    return casync.spawn(supplier, ...)
   end
-  local names = CompletableFuture.allOf(futures):wait()
-  return names.n .. " users (" .. table.concat(names, ",", 1, names.n) .. ")"
-end)
+  function CompletableFuture.thenApply(f, fn)
+    return casync.spawn(function() return fn(f:wait()) end)
+  end
+  function CompletableFuture.thenCombine(f, g, fn)
+    return casync.spawn(function() return fn(f:wait(), g:wait()) end)
+  end
+  function CompletableFuture.allOf(list)
+    return casync.spawn(function() return casync.gather(list) end)
+  end
+
+  -- User a = supplyAsync(() -> fetchUser(1)).join();
+  -- User b = supplyAsync(() -> fetchUser(2)).join();
+  timed("sequential (join each)", function()
+    local a = CompletableFuture.supplyAsync(fetch_user, 1):wait()
+    local b = CompletableFuture.supplyAsync(fetch_user, 2):wait()
+    return a.name .. ", " .. b.name
+  end)
+
+  -- f1.thenCombine(f2, (a, b) -> a.name + " & " + b.name).join()
+  timed("concurrent (thenCombine)", function()
+    local f1 = CompletableFuture.supplyAsync(fetch_user, 1)
+    local f2 = CompletableFuture.supplyAsync(fetch_user, 2)
+    return CompletableFuture.thenCombine(f1, f2, function(a, b)
+      return a.name .. " & " .. b.name
+    end):wait()
+  end)
+
+  -- allOf(futures).join(), then thenApply on each result
+  timed("allOf(5).join()", function()
+    local futures = {}
+    for id = 1, 5 do
+      futures[id] = CompletableFuture.thenApply(
+        CompletableFuture.supplyAsync(fetch_user, id),
+        function(u) return u.name:upper() end)
+    end
+    local names = CompletableFuture.allOf(futures):wait()
+    return names.n .. " users (" .. table.concat(names, ",", 1, names.n) .. ")"
+  end)
+end
+
+casync.run(main)

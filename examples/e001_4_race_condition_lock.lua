@@ -53,6 +53,10 @@ local function run_workers(name, increment)
     name .. ":", 2 * N, counter, lost))
 end
 
-run_workers("no suspension, no lock", increment_plain)
-run_workers("suspension between, no lock", increment_racy)
-run_workers("suspension between, lock", increment_locked)
+local function main()
+  run_workers("no suspension, no lock", increment_plain)
+  run_workers("suspension between, no lock", increment_racy)
+  run_workers("suspension between, lock", increment_locked)
+end
+
+casync.run(main)

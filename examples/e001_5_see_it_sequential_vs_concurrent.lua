@@ -73,4 +73,4 @@ local function main()
   print(("Concurrent: wall %.2f s, waits %.2f s, %.1fx concurrency"):format(c2.wall, c2.waits, c2.concurrency))
 end
 
-main()
+casync.run(main) -- asyncio.run(main())

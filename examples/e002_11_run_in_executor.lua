@@ -27,40 +27,44 @@ local function cpu_work()
   return s
 end
 
-local ticks = 0
-local ticker = casync.spawn(function()
-  while true do
-    casync.sleep(0.02)
-    ticks = ticks + 1
-  end
-end)
-casync.sleep(0.05)
+local function main()
+  local ticks = 0
+  local ticker = casync.spawn(function()
+    while true do
+      casync.sleep(0.02)
+      ticks = ticks + 1
+    end
+  end)
+  casync.sleep(0.05)
 
-local function timed(label, fn)
-  local before, t0 = ticks, casync.now()
-  local result = fn()
-  print(("%s: %s in %.2fs; the loop ticked %d times meanwhile")
-    :format(label, result, casync.now() - t0, ticks - before))
+  local function timed(label, fn)
+    local before, t0 = ticks, casync.now()
+    local result = fn()
+    print(("%s: %s in %.2fs; the loop ticked %d times meanwhile")
+      :format(label, result, casync.now() - t0, ticks - before))
+  end
+
+  timed("Result (thread)", function()
+    -- result = await loop.run_in_executor(ThreadPoolExecutor(), blocking_io_operation)
+    return casync.thread(blocking_io_operation):wait()
+  end)
+
+  timed("CPU result (thread)", function()
+    -- result = await loop.run_in_executor(ProcessPoolExecutor(), cpu_work)
+    return ("%.6e"):format(casync.thread(cpu_work):wait())
+  end)
+
+  timed("Result (on the loop, blocking it)", function()
+    return blocking_io_operation()
+  end)
+
+  -- both at once, each on its own worker: the waits overlap
+  timed("Both (two threads)", function()
+    local a, b = casync.gather(casync.thread(blocking_io_operation), casync.thread(cpu_work))
+    return a .. ", " .. ("%.6e"):format(b)
+  end)
+
+  ticker:cancel()
 end
 
-timed("Result (thread)", function()
-  -- result = await loop.run_in_executor(ThreadPoolExecutor(), blocking_io_operation)
-  return casync.thread(blocking_io_operation):wait()
-end)
-
-timed("CPU result (thread)", function()
-  -- result = await loop.run_in_executor(ProcessPoolExecutor(), cpu_work)
-  return ("%.6e"):format(casync.thread(cpu_work):wait())
-end)
-
-timed("Result (on the loop, blocking it)", function()
-  return blocking_io_operation()
-end)
-
--- both at once, each on its own worker: the waits overlap
-timed("Both (two threads)", function()
-  local a, b = casync.gather(casync.thread(blocking_io_operation), casync.thread(cpu_work))
-  return a .. ", " .. ("%.6e"):format(b)
-end)
-
-ticker:cancel()
+casync.run(main)

@@ -35,4 +35,8 @@ local function measure_performance()
   print(("Speedup: %.1fx"):format(sequential_time / concurrent_time))
 end
 
-measure_performance()
+local function main()
+  measure_performance()
+end
+
+casync.run(main) -- asyncio.run(main())

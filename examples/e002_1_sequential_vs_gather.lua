@@ -38,5 +38,4 @@ local function main()
   print(("Concurrent time: %.2fs"):format(casync.now() - t0))
 end
 
--- Run the async main
-main()
+casync.run(main) -- asyncio.run(main())

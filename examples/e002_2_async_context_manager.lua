@@ -43,7 +43,8 @@ function AsyncDatabaseConnection:query(sql)
   return {"alice", "bob"}
 end
 
-local function main()
+-- the article's main()
+local function article_main()
   local conn <close> = AsyncDatabaseConnection.new()
   -- Perform database operations
   local result = conn:query("SELECT * FROM users")
@@ -58,29 +59,35 @@ local function database_example()
   print(("Logs: %s"):format(table.concat(results, ", ")))
 end
 
-print("-- main")
-main()
+-- main: the article's main(), its database_example(), then the block left
+-- by an error and by a cancellation
+local function main()
+  print("-- main")
+  article_main()
 
-print("-- database_example")
-database_example()
+  print("-- database_example")
+  database_example()
 
-print("-- an error inside the block")
-local ok, err = pcall(function()
-  local db <close> = AsyncDatabaseConnection.new()
-  db:query("SELECT * FROM missing_table")
-  print("not reached")
-end)
-print(("caught: %s (ok=%s)"):format(tostring(err), tostring(ok)))
+  print("-- an error inside the block")
+  local ok, err = pcall(function()
+    local db <close> = AsyncDatabaseConnection.new()
+    db:query("SELECT * FROM missing_table")
+    print("not reached")
+  end)
+  print(("caught: %s (ok=%s)"):format(tostring(err), tostring(ok)))
 
-print("-- the task is cancelled inside the block")
-local task = casync.spawn(function()
-  local db <close> = AsyncDatabaseConnection.new()
-  casync.sleep(10) -- a long query; cancelled long before it ends
-  print("not reached")
-end)
-casync.sleep(0.15) -- connected by now, waiting in the long query
-task:cancel("shutting down")
-local wok, werr = pcall(task.wait, task)
-print(("task cancelled: %s, error kind: %s (ok=%s)"):format(
-  tostring(task:cancelled()), type(werr) == "table" and werr.kind or tostring(werr),
-  tostring(wok)))
+  print("-- the task is cancelled inside the block")
+  local task = casync.spawn(function()
+    local db <close> = AsyncDatabaseConnection.new()
+    casync.sleep(10) -- a long query; cancelled long before it ends
+    print("not reached")
+  end)
+  casync.sleep(0.15) -- connected by now, waiting in the long query
+  task:cancel("shutting down")
+  local wok, werr = pcall(task.wait, task)
+  print(("task cancelled: %s, error kind: %s (ok=%s)"):format(
+    tostring(task:cancelled()), type(werr) == "table" and werr.kind or tostring(werr),
+    tostring(wok)))
+end
+
+casync.run(main) -- asyncio.run(main())

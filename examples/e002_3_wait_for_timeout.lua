@@ -37,11 +37,15 @@ local function task_with_timeout(url, delay)
   error(result, 0) -- any other failure is not ours to handle
 end
 
-local fast = task_with_timeout("http://fast-api.com", 0.05)
-local slow = task_with_timeout("http://slow-api.com", 0.5)
-print(("fast result: %s, slow result: %s"):format(
-  fast and fast.url or "nil", slow and slow.url or "nil"))
+local function main()
+  local fast = task_with_timeout("http://fast-api.com", 0.05)
+  local slow = task_with_timeout("http://slow-api.com", 0.5)
+  print(("fast result: %s, slow result: %s"):format(
+    fast and fast.url or "nil", slow and slow.url or "nil"))
 
--- Wait past the moment the slow call would have finished: it must not.
-casync.sleep(0.5)
-print(("finished fetches: %s"):format(table.concat(finished, ", ")))
+  -- Wait past the moment the slow call would have finished: it must not.
+  casync.sleep(0.5)
+  print(("finished fetches: %s"):format(table.concat(finished, ", ")))
+end
+
+casync.run(main)

@@ -44,4 +44,8 @@ local function multiple_tasks()
   return done, remaining
 end
 
-multiple_tasks()
+local function main()
+  multiple_tasks()
+end
+
+casync.run(main) -- asyncio.run(main())

@@ -31,7 +31,11 @@ local function task_with_callbacks(url, fail)
   print(("awaited %s: %s"):format(url, ok and "ok" or ("error: " .. tostring(err))))
 end
 
-task_with_callbacks("http://api.com")
-task_with_callbacks("http://down.example.com", true)
-casync.sleep(0.01) -- give the callbacks their turn ("soon after it ends")
-print("done")
+local function main()
+  task_with_callbacks("http://api.com")
+  task_with_callbacks("http://down.example.com", true)
+  casync.sleep(0.01) -- give the callbacks their turn ("soon after it ends")
+  print("done")
+end
+
+casync.run(main)

@@ -58,4 +58,8 @@ local function safe_gather()
   print(("Option 2 time: %.2fs"):format(casync.now() - t0))
 end
 
-safe_gather()
+local function main()
+  safe_gather()
+end
+
+casync.run(main) -- asyncio.run(main())

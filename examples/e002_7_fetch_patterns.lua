@@ -89,44 +89,48 @@ local function fetchWithTimeout(url, timeout)
   return result
 end
 
-print("-- fetchData (try/catch)")
-local user = fetchData(base .. "users/1")
-print(("fetchData: %s (id %d)"):format(user.name, user.id))
-local ok, err = pcall(fetchData, base .. "broken")
-print(("fetchData(/broken) threw: %s (ok=%s)"):format(tostring(err), tostring(ok)))
-ok, err = pcall(fetchData, base .. "text")
-print(("fetchData(/text) threw: %s"):format(tostring(err):match("^[^:]+: [^:]+")))
+local function main()
+  print("-- fetchData (try/catch)")
+  local user = fetchData(base .. "users/1")
+  print(("fetchData: %s (id %d)"):format(user.name, user.id))
+  local ok, err = pcall(fetchData, base .. "broken")
+  print(("fetchData(/broken) threw: %s (ok=%s)"):format(tostring(err), tostring(ok)))
+  ok, err = pcall(fetchData, base .. "text")
+  print(("fetchData(/text) threw: %s"):format(tostring(err):match("^[^:]+: [^:]+")))
 
-print("-- fetchAll (Promise.all)")
-local t0 = casync.now()
-local users = fetchAll({base .. "users/3", base .. "users/1", base .. "users/2"})
-local names = {}
-for i = 1, users.n do names[i] = users[i].name end
-print(("fetchAll: %s in %.0fms (the slowest takes 150 ms)"):format(
-  table.concat(names, ", "), ms(t0)))
-t0 = casync.now()
-ok, err = pcall(fetchAll, {base .. "users/4", base .. "users/99", base .. "users/2"})
-print(("fetchAll with a 404 rejects: %s after %.0fms (the rest cancelled)"):format(
-  tostring(err), ms(t0)))
+  print("-- fetchAll (Promise.all)")
+  local t0 = casync.now()
+  local users = fetchAll({base .. "users/3", base .. "users/1", base .. "users/2"})
+  local names = {}
+  for i = 1, users.n do names[i] = users[i].name end
+  print(("fetchAll: %s in %.0fms (the slowest takes 150 ms)"):format(
+    table.concat(names, ", "), ms(t0)))
+  t0 = casync.now()
+  ok, err = pcall(fetchAll, {base .. "users/4", base .. "users/99", base .. "users/2"})
+  print(("fetchAll with a 404 rejects: %s after %.0fms (the rest cancelled)"):format(
+    tostring(err), ms(t0)))
 
-print("-- fetchWithSettled (Promise.allSettled)")
-t0 = casync.now()
-fetchWithSettled({base .. "users/2", base .. "users/42", base .. "broken", base .. "users/3"})
-print(("fetchWithSettled: every result in %.0fms"):format(ms(t0)))
+  print("-- fetchWithSettled (Promise.allSettled)")
+  t0 = casync.now()
+  fetchWithSettled({base .. "users/2", base .. "users/42", base .. "broken", base .. "users/3"})
+  print(("fetchWithSettled: every result in %.0fms"):format(ms(t0)))
 
-print("-- fetchWithTimeout (Promise.race + AbortController)")
-t0 = casync.now()
-local data = fetchWithTimeout(base .. "users/2", 0.5)
-print(("fetchWithTimeout(users/2, 500ms): %s in %.0fms"):format(data.name, ms(t0)))
-t0 = casync.now()
-ok, err = pcall(fetchWithTimeout, base .. "slow", 0.2)
-print(("fetchWithTimeout(slow, 200ms): aborted after %.0fms: %s (kind %s)"):format(
-  ms(t0), err.message, err.kind))
--- the same with casync.wait_for, which cancels the fetch on timeout itself
-t0 = casync.now()
-ok, err = pcall(casync.wait_for, function() return fetchData(base .. "slow") end, 0.2)
-print(("wait_for(slow, 200ms): %s after %.0fms"):format(err.kind, ms(t0)))
+  print("-- fetchWithTimeout (Promise.race + AbortController)")
+  t0 = casync.now()
+  local data = fetchWithTimeout(base .. "users/2", 0.5)
+  print(("fetchWithTimeout(users/2, 500ms): %s in %.0fms"):format(data.name, ms(t0)))
+  t0 = casync.now()
+  ok, err = pcall(fetchWithTimeout, base .. "slow", 0.2)
+  print(("fetchWithTimeout(slow, 200ms): aborted after %.0fms: %s (kind %s)"):format(
+    ms(t0), err.message, err.kind))
+  -- the same with casync.wait_for, which cancels the fetch on timeout itself
+  t0 = casync.now()
+  ok, err = pcall(casync.wait_for, function() return fetchData(base .. "slow") end, 0.2)
+  print(("wait_for(slow, 200ms): %s after %.0fms"):format(err.kind, ms(t0)))
 
--- an aborted fetch left no connection behind in the pool
-print(("idle connections kept for reuse: %d"):format(http.close_idle()))
-server:close{cancel = true}
+  -- an aborted fetch left no connection behind in the pool
+  print(("idle connections kept for reuse: %d"):format(http.close_idle()))
+  server:close{cancel = true}
+end
+
+casync.run(main)

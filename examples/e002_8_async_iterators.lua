@@ -85,12 +85,16 @@ local function stream_events()
   end, nil, nil, closer
 end
 
-process_all_pages()
+local function main()
+  process_all_pages()
 
-local t0 = casync.now()
-for event in stream_events() do
-  print(("event %d: %s at %.2fs"):format(event.id, event.type, casync.now() - t0))
-  if event.id == 5 then break end
+  local t0 = casync.now()
+  for event in stream_events() do
+    print(("event %d: %s at %.2fs"):format(event.id, event.type, casync.now() - t0))
+    if event.id == 5 then break end
+  end
+  print(("Stopped after 5 events; event source closed: %s"):format(
+    tostring(not source_open)))
 end
-print(("Stopped after 5 events; event source closed: %s"):format(
-  tostring(not source_open)))
+
+casync.run(main)

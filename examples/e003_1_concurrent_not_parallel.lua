@@ -28,14 +28,18 @@ local function work(id, seconds)
   return n
 end
 
-local t0 = casync.now()
-local a, b = casync.gather(function() return fetch_data(1) end,
-                           function() return fetch_data(2) end)
-print(("gather(fetch_data(1), fetch_data(2)) -> %s, %s in %.2fs (concurrent: the longest wait, not the sum)")
-  :format(a, b, casync.now() - t0))
+local function main()
+  local t0 = casync.now()
+  local a, b = casync.gather(function() return fetch_data(1) end,
+                             function() return fetch_data(2) end)
+  print(("gather(fetch_data(1), fetch_data(2)) -> %s, %s in %.2fs (concurrent: the longest wait, not the sum)")
+    :format(a, b, casync.now() - t0))
 
-t0 = casync.now()
-casync.gather(function() return work(1, 0.2) end,
-              function() return work(2, 0.2) end)
-print(("gather(work(1), work(2)) in %.2fs (not parallel: one thread, the sum of the CPU time)")
-  :format(casync.now() - t0))
+  t0 = casync.now()
+  casync.gather(function() return work(1, 0.2) end,
+                function() return work(2, 0.2) end)
+  print(("gather(work(1), work(2)) in %.2fs (not parallel: one thread, the sum of the CPU time)")
+    :format(casync.now() - t0))
+end
+
+casync.run(main)

@@ -24,33 +24,37 @@ local function casync_wait(seconds)
   casync.sleep(seconds) -- suspends this task only
 end
 
-for _, case in ipairs({{"blocking sleep", blocking_wait},
-                       {"busy loop", busy_wait},
-                       {"casync.sleep", casync_wait}}) do
-  local name, wait = case[1], case[2]
-  local times = {} -- when the ticker ticked
-  local ticker = casync.spawn(function()
-    while true do
-      casync.sleep(0.01)
-      times[#times + 1] = casync.now()
+local function main()
+  for _, case in ipairs({{"blocking sleep", blocking_wait},
+                         {"busy loop", busy_wait},
+                         {"casync.sleep", casync_wait}}) do
+    local name, wait = case[1], case[2]
+    local times = {} -- when the ticker ticked
+    local ticker = casync.spawn(function()
+      while true do
+        casync.sleep(0.01)
+        times[#times + 1] = casync.now()
+      end
+    end)
+    casync.sleep(0.03)
+    local t0 = casync.now()
+    casync.gather(function() wait(0.2) end, function() wait(0.2) end)
+    local took = casync.now() - t0
+    casync.sleep(0.02) -- one more tick, after the waits
+    ticker:cancel()
+    -- ticks during the waits, and the longest time without one
+    local ticks, longest, last = 0, 0, t0
+    for _, t in ipairs(times) do
+      if t > t0 then
+        if t <= t0 + took then ticks = ticks + 1 end
+        longest = math.max(longest, t - last)
+        last = t
+      end
     end
-  end)
-  casync.sleep(0.03)
-  local t0 = casync.now()
-  casync.gather(function() wait(0.2) end, function() wait(0.2) end)
-  local took = casync.now() - t0
-  casync.sleep(0.02) -- one more tick, after the waits
-  ticker:cancel()
-  -- ticks during the waits, and the longest time without one
-  local ticks, longest, last = 0, 0, t0
-  for _, t in ipairs(times) do
-    if t > t0 then
-      if t <= t0 + took then ticks = ticks + 1 end
-      longest = math.max(longest, t - last)
-      last = t
-    end
+    print(("%-15s two 0.2 s waits in %.2fs; ticker: %2d ticks, longest gap %.2fs")
+      :format(name .. ":", took, ticks, longest))
   end
-  print(("%-15s two 0.2 s waits in %.2fs; ticker: %2d ticks, longest gap %.2fs")
-    :format(name .. ":", took, ticks, longest))
+  print("a blocking wait freezes every task; a casync wait does not")
 end
-print("a blocking wait freezes every task; a casync wait does not")
+
+casync.run(main)

@@ -76,8 +76,12 @@ local function getUserDataMixed(userId)
   return {profile = profile, preferences = preferences, activity = activity}
 end
 
-getUserDataSequential(42)
-getUserDataConcurrent(42)
-local mixed = getUserDataMixed(42)
-print(("mixed: region %s, timezone %s"):format(mixed.preferences.region,
-                                               mixed.activity.timezone))
+local function main()
+  getUserDataSequential(42)
+  getUserDataConcurrent(42)
+  local mixed = getUserDataMixed(42)
+  print(("mixed: region %s, timezone %s"):format(mixed.preferences.region,
+                                                 mixed.activity.timezone))
+end
+
+casync.run(main)

@@ -49,15 +49,19 @@ local function fetch_multiple_endpoints()
   return results, again
 end
 
-local t0 = casync.now()
-local results, again = fetch_multiple_endpoints()
-local took = casync.now() - t0
-print(("users: %d (%s, %s)"):format(#results[1], results[1][1].name, results[1][2].name))
-print(("posts: %d (%s)"):format(#results[2], results[2][3].title))
-print(("comments: %d (%s)"):format(#results[3], results[3][1].text))
-print(("users again: %s, %s"):format(again[1].name, again[2].name))
-print(("all three concurrently, then one more: %.0fms (sequential would be 450 + 150 ms)")
-  :format(took * 1000))
-local st = server:stats()
-print(("server: %d requests on %d connections"):format(st.requests, st.accepted))
-server:close()
+local function main()
+  local t0 = casync.now()
+  local results, again = fetch_multiple_endpoints()
+  local took = casync.now() - t0
+  print(("users: %d (%s, %s)"):format(#results[1], results[1][1].name, results[1][2].name))
+  print(("posts: %d (%s)"):format(#results[2], results[2][3].title))
+  print(("comments: %d (%s)"):format(#results[3], results[3][1].text))
+  print(("users again: %s, %s"):format(again[1].name, again[2].name))
+  print(("all three concurrently, then one more: %.0fms (sequential would be 450 + 150 ms)")
+    :format(took * 1000))
+  local st = server:stats()
+  print(("server: %d requests on %d connections"):format(st.requests, st.accepted))
+  server:close()
+end
+
+casync.run(main)

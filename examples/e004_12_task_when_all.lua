@@ -43,8 +43,12 @@ local function GetUserDataAsync(userId)
   return UserData
 end
 
-local t0 = casync.now()
-local data = GetUserDataAsync(7)
-print(("UserData: Profile=%s, Preferences=%s, Activity=%d posts"):format(
-  data.Profile.name, data.Preferences.theme, data.Activity.posts))
-print(("Total: %.0fms (each call 150 ms, the sum 450 ms)"):format((casync.now() - t0) * 1000))
+local function main()
+  local t0 = casync.now()
+  local data = GetUserDataAsync(7)
+  print(("UserData: Profile=%s, Preferences=%s, Activity=%d posts"):format(
+    data.Profile.name, data.Preferences.theme, data.Activity.posts))
+  print(("Total: %.0fms (each call 150 ms, the sum 450 ms)"):format((casync.now() - t0) * 1000))
+end
+
+casync.run(main)

@@ -48,24 +48,28 @@ local function checkout(cart)
   return subtotal + tax
 end
 
-print(("calculateTax(100, 0.2) = %.2f"):format(calculateTax(100, 0.2)))
-print(("hashPassword('hunter2') = %s"):format(hashPassword("hunter2")))
+local function main()
+  print(("calculateTax(100, 0.2) = %.2f"):format(calculateTax(100, 0.2)))
+  print(("hashPassword('hunter2') = %s"):format(hashPassword("hunter2")))
 
-local eu = {region = "eu", items = {40, 60}}
-local us = {region = "us", items = {100}}
+  local eu = {region = "eu", items = {40, 60}}
+  local us = {region = "us", items = {100}}
 
-local t0 = casync.now()
-local a = checkout(eu)
-local b = checkout(us)
-print(("checkout one after the other: %.2f, %.2f in %.2fs"):format(a, b, casync.now() - t0))
+  local t0 = casync.now()
+  local a = checkout(eu)
+  local b = checkout(us)
+  print(("checkout one after the other: %.2f, %.2f in %.2fs"):format(a, b, casync.now() - t0))
 
-t0 = casync.now()
-a, b = casync.gather(function() return checkout(eu) end,
-                     function() return checkout(us) end)
-print(("checkout under gather: %.2f, %.2f in %.2fs (same plain functions, now concurrent)")
-  :format(a, b, casync.now() - t0))
+  t0 = casync.now()
+  a, b = casync.gather(function() return checkout(eu) end,
+                       function() return checkout(us) end)
+  print(("checkout under gather: %.2f, %.2f in %.2fs (same plain functions, now concurrent)")
+    :format(a, b, casync.now() - t0))
 
--- The one rule: waiting happens inside a task.  A plain coroutine that casync
--- does not manage cannot suspend, and says so, naming the function.
-local ok, err = pcall(coroutine.wrap(function() return checkout(eu) end))
-print(("checkout in a plain coroutine: ok=%s, %s"):format(tostring(ok), tostring(err)))
+  -- The one rule: waiting happens inside a task.  A plain coroutine that casync
+  -- does not manage cannot suspend, and says so, naming the function.
+  local ok, err = pcall(coroutine.wrap(function() return checkout(eu) end))
+  print(("checkout in a plain coroutine: ok=%s, %s"):format(tostring(ok), tostring(err)))
+end
+
+casync.run(main)

@@ -48,49 +48,53 @@ local function safeAsyncOperation()
   error(result, 0) -- Re-throw if caller should handle it
 end
 
-print("== error boundary inside one task")
-local ok, err = pcall(safeAsyncOperation)
-print(("re-thrown to the caller: ok=%s, same value=%s"):format(tostring(ok),
-                                                              tostring(rawequal(err, raised))))
+local function main()
+  print("== error boundary inside one task")
+  local ok, err = pcall(safeAsyncOperation)
+  print(("re-thrown to the caller: ok=%s, same value=%s"):format(tostring(ok),
+                                                                tostring(rawequal(err, raised))))
 
-print("== across a task boundary")
-local task = casync.spawn({name = "riskyOperation"}, riskyOperation)
-ok, err = pcall(task.wait, task)
-print(("task:wait() raised: %s (same value=%s)"):format(tostring(err),
-                                                        tostring(rawequal(err, raised))))
-print(task:traceback())
+  print("== across a task boundary")
+  local task = casync.spawn({name = "riskyOperation"}, riskyOperation)
+  ok, err = pcall(task.wait, task)
+  print(("task:wait() raised: %s (same value=%s)"):format(tostring(err),
+                                                          tostring(rawequal(err, raised))))
+  print(task:traceback())
 
--- Add Timing and Logging
-local console = {}
-function console.time(label)
-  -- returns a to-be-closed timer: closing it is console.timeEnd(label)
-  return setmetatable({label = label, t0 = casync.now()}, {
-    __close = function(t)
-      print(("%s: %.3fms"):format(t.label, (casync.now() - t.t0) * 1000))
-    end,
-  })
+  -- Add Timing and Logging
+  local console = {}
+  function console.time(label)
+    -- returns a to-be-closed timer: closing it is console.timeEnd(label)
+    return setmetatable({label = label, t0 = casync.now()}, {
+      __close = function(t)
+        print(("%s: %.3fms"):format(t.label, (casync.now() - t.t0) * 1000))
+      end,
+    })
+  end
+
+  local function monitoredOperation(operationName, asyncFn)
+    local timer <close> = console.time(operationName) -- finally: console.timeEnd
+    print(("Starting %s"):format(operationName))
+
+    local result = asyncFn()
+    print(("Completed %s"):format(operationName))
+    return result
+  end
+
+  print("== monitoredOperation")
+  local user = monitoredOperation("fetchUser", function()
+    casync.sleep(0.1)
+    return {name = "Ada"}
+  end)
+  print(("result: %s"):format(user.name))
+
+  ok, err = pcall(monitoredOperation, "riskyOperation", riskyOperation)
+  print(("failed: %s"):format(tostring(err)))
+
+  ok, err = pcall(casync.wait_for, function()
+    return monitoredOperation("slowReport", function() casync.sleep(5) end)
+  end, 0.1)
+  print(("gave up: %s"):format(type(err) == "table" and err.kind or tostring(err)))
 end
 
-local function monitoredOperation(operationName, asyncFn)
-  local timer <close> = console.time(operationName) -- finally: console.timeEnd
-  print(("Starting %s"):format(operationName))
-
-  local result = asyncFn()
-  print(("Completed %s"):format(operationName))
-  return result
-end
-
-print("== monitoredOperation")
-local user = monitoredOperation("fetchUser", function()
-  casync.sleep(0.1)
-  return {name = "Ada"}
-end)
-print(("result: %s"):format(user.name))
-
-ok, err = pcall(monitoredOperation, "riskyOperation", riskyOperation)
-print(("failed: %s"):format(tostring(err)))
-
-ok, err = pcall(casync.wait_for, function()
-  return monitoredOperation("slowReport", function() casync.sleep(5) end)
-end, 0.1)
-print(("gave up: %s"):format(type(err) == "table" and err.kind or tostring(err)))
+casync.run(main)

@@ -33,6 +33,10 @@ local function fetchMultipleUsers()
   return {user1, user2, user3}
 end
 
-local users = fetchMultipleUsers()
-print(("users: %d, %d, %d"):format(users[1].id, users[2].id, users[3].id))
-print(("Total: %s (the longest request is 0.20 s, the sum 0.45 s)"):format(stamp()))
+local function main()
+  local users = fetchMultipleUsers()
+  print(("users: %d, %d, %d"):format(users[1].id, users[2].id, users[3].id))
+  print(("Total: %s (the longest request is 0.20 s, the sum 0.45 s)"):format(stamp()))
+end
+
+casync.run(main)

@@ -23,14 +23,18 @@ local function log(msg)
   order[#order + 1] = msg:match("^(%d+)")
 end
 
-log("1: Start")
-local timer = casync.call_later(0, function()
-  log("2: Timer callback")
-end)
-casync.spawn(function()
-  log("3: Promise microtask")
-end)
-log("4: End")
+local function main()
+  log("1: Start")
+  local timer = casync.call_later(0, function()
+    log("2: Timer callback")
+  end)
+  casync.spawn(function()
+    log("3: Promise microtask")
+  end)
+  log("4: End")
 
-timer:wait() -- let the loop run until the timer callback has run
-print(("Output: %s"):format(table.concat(order, ", ")))
+  timer:wait() -- let the loop run until the timer callback has run
+  print(("Output: %s"):format(table.concat(order, ", ")))
+end
+
+casync.run(main)

@@ -44,7 +44,11 @@ local function fetchUsersConcurrently()
   return users
 end
 
-local a = fetchUsersSequentially()
-local b = fetchUsersConcurrently()
-print(("users: %s %s %s / %s %s %s"):format(a[1].name, a[2].name, a[3].name,
-                                           b[1].name, b[2].name, b[3].name))
+local function main()
+  local a = fetchUsersSequentially()
+  local b = fetchUsersConcurrently()
+  print(("users: %s %s %s / %s %s %s"):format(a[1].name, a[2].name, a[3].name,
+                                             b[1].name, b[2].name, b[3].name))
+end
+
+casync.run(main)

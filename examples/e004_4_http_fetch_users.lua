@@ -47,11 +47,15 @@ local function fetchUsersConcurrently()
   return users
 end
 
-local a = fetchUsersSequentially()
-local b = fetchUsersConcurrently()
-print(("users: %s %s %s / %s %s %s"):format(a[1].name, a[2].name, a[3].name,
-                                           b[1].name, b[2].name, b[3].name))
-local st = server:stats()
-print(("server: %d requests on %d connections (keep-alive)"):format(st.requests, st.accepted))
-http.close_idle()
-server:close()
+local function main()
+  local a = fetchUsersSequentially()
+  local b = fetchUsersConcurrently()
+  print(("users: %s %s %s / %s %s %s"):format(a[1].name, a[2].name, a[3].name,
+                                             b[1].name, b[2].name, b[3].name))
+  local st = server:stats()
+  print(("server: %d requests on %d connections (keep-alive)"):format(st.requests, st.accepted))
+  http.close_idle()
+  server:close()
+end
+
+casync.run(main)

@@ -21,51 +21,55 @@ local function slowCalculation(n)
   return result
 end
 
--- n for about 0.4 s
-local n = 100000
-local t0 = casync.now()
-slowCalculation(n)
-n = math.floor(n * 0.4 / math.max(casync.now() - t0, 1e-4))
+local function main()
+  -- n for about 0.4 s
+  local n = 100000
+  local t0 = casync.now()
+  slowCalculation(n)
+  n = math.floor(n * 0.4 / math.max(casync.now() - t0, 1e-4))
 
--- Beats every 50 ms until stopped; returns the gaps between beats.
-local function heartbeat(state)
-  local gaps, last = {}, casync.now()
-  while not state.stop do
-    casync.sleep(0.05)
-    local now = casync.now()
-    gaps[#gaps + 1] = now - last
-    last = now
+  -- Beats every 50 ms until stopped; returns the gaps between beats.
+  local function heartbeat(state)
+    local gaps, last = {}, casync.now()
+    while not state.stop do
+      casync.sleep(0.05)
+      local now = casync.now()
+      gaps[#gaps + 1] = now - last
+      last = now
+    end
+    return gaps
   end
-  return gaps
-end
 
-local function show(label, result, took, gaps)
-  local parts, longest = {}, 0
-  for i, g in ipairs(gaps) do
-    parts[i] = ("%.2f"):format(g)
-    longest = math.max(longest, g)
+  local function show(label, result, took, gaps)
+    local parts, longest = {}, 0
+    for i, g in ipairs(gaps) do
+      parts[i] = ("%.2f"):format(g)
+      longest = math.max(longest, g)
+    end
+    print(("%s: result %.6e in %.2fs"):format(label, result, took))
+    print(("  heartbeat gaps (s): %s"):format(table.concat(parts, " ")))
+    print(("  longest gap: %.2fs"):format(longest))
   end
-  print(("%s: result %.6e in %.2fs"):format(label, result, took))
-  print(("  heartbeat gaps (s): %s"):format(table.concat(parts, " ")))
-  print(("  longest gap: %.2fs"):format(longest))
+
+  local function measure(label, calculate)
+    local state = {}
+    local beat = casync.spawn(heartbeat, state)
+    casync.sleep(0.12) -- a few beats first
+    local start = casync.now()
+    local result = calculate()
+    local took = casync.now() - start
+    casync.sleep(0.12) -- and a few after
+    state.stop = true
+    show(label, result, took, beat:wait())
+  end
+
+  measure("on the loop (blocks it)", function()
+    return slowCalculation(n)
+  end)
+
+  measure("on a worker thread", function()
+    return casync.thread(slowCalculation, n):wait()
+  end)
 end
 
-local function measure(label, calculate)
-  local state = {}
-  local beat = casync.spawn(heartbeat, state)
-  casync.sleep(0.12) -- a few beats first
-  local start = casync.now()
-  local result = calculate()
-  local took = casync.now() - start
-  casync.sleep(0.12) -- and a few after
-  state.stop = true
-  show(label, result, took, beat:wait())
-end
-
-measure("on the loop (blocks it)", function()
-  return slowCalculation(n)
-end)
-
-measure("on a worker thread", function()
-  return casync.thread(slowCalculation, n):wait()
-end)
+casync.run(main)

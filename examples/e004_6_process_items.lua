@@ -27,13 +27,17 @@ local function processItemsConcurrent(items)
   return casync.gather(promises)
 end
 
-local items = {1, 2, 3, 4, 5}
+local function main()
+  local items = {1, 2, 3, 4, 5}
 
-local t0 = casync.now()
-local r1 = processItemsSequential(items)
-print(("Sequential: %.0fms -> %s"):format((casync.now() - t0) * 1000, table.concat(r1, ",")))
+  local t0 = casync.now()
+  local r1 = processItemsSequential(items)
+  print(("Sequential: %.0fms -> %s"):format((casync.now() - t0) * 1000, table.concat(r1, ",")))
 
-t0 = casync.now()
-local r2 = processItemsConcurrent(items)
-print(("Concurrent: %.0fms -> %s"):format((casync.now() - t0) * 1000,
-                                          table.concat(r2, ",", 1, r2.n)))
+  t0 = casync.now()
+  local r2 = processItemsConcurrent(items)
+  print(("Concurrent: %.0fms -> %s"):format((casync.now() - t0) * 1000,
+                                            table.concat(r2, ",", 1, r2.n)))
+end
+
+casync.run(main)

@@ -51,20 +51,24 @@ local function updateUsersConcurrently(users)
   print("All done!")
 end
 
-local users = {"alice", "bob", "carol"}
-local function section(title, fn)
-  print(title)
-  updated = 0
-  local t0 = casync.now()
-  fn(users)
-  print(("  -> %d of %d updated when it returned, after %.2fs"):format(
-    updated, #users, casync.now() - t0))
+local function main()
+  local users = {"alice", "bob", "carol"}
+  local function section(title, fn)
+    print(title)
+    updated = 0
+    local t0 = casync.now()
+    fn(users)
+    print(("  -> %d of %d updated when it returned, after %.2fs"):format(
+      updated, #users, casync.now() - t0))
+  end
+
+  section("forEach + spawn (the bug):", updateUsers)
+  casync.sleep(0.2) -- the forgotten updates land later, after "All done!"
+  print(("  -> %d of %d updated 0.2 s later"):format(updated, #users))
+
+  section("for loop (sequential):", updateUsersSequentially)
+  section("forEach with a plain callback (sequential, no colouring):", updateUsersForEach)
+  section("spawn + gather (concurrent):", updateUsersConcurrently)
 end
 
-section("forEach + spawn (the bug):", updateUsers)
-casync.sleep(0.2) -- the forgotten updates land later, after "All done!"
-print(("  -> %d of %d updated 0.2 s later"):format(updated, #users))
-
-section("for loop (sequential):", updateUsersSequentially)
-section("forEach with a plain callback (sequential, no colouring):", updateUsersForEach)
-section("spawn + gather (concurrent):", updateUsersConcurrently)
+casync.run(main)

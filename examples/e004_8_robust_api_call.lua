@@ -54,28 +54,32 @@ local function show(label, r, t0)
   end
 end
 
-local base = server:url("/api/")
-local t0 = casync.now()
-show("ok:", robustApiCall(base .. "user", 300), t0)
-t0 = casync.now()
-show("error:", robustApiCall(base .. "flaky", 300), t0)
-t0 = casync.now()
-show("timeout:", robustApiCall(base .. "slow", 300), t0)
+local function main()
+  local base = server:url("/api/")
+  local t0 = casync.now()
+  show("ok:", robustApiCall(base .. "user", 300), t0)
+  t0 = casync.now()
+  show("error:", robustApiCall(base .. "flaky", 300), t0)
+  t0 = casync.now()
+  show("timeout:", robustApiCall(base .. "slow", 300), t0)
 
--- all three at once: each has its own timeout, none waits for another
-t0 = casync.now()
-local a, b, c = casync.gather(function() return robustApiCall(base .. "user", 300) end,
-                              function() return robustApiCall(base .. "flaky", 300) end,
-                              function() return robustApiCall(base .. "slow", 300) end)
-print(("together: success %s, %s / %s, %s / %s, %s in %.0fms"):format(
-  a.success, a.data.name, b.success, b.error, c.success, c.error,
-  (casync.now() - t0) * 1000))
+  -- all three at once: each has its own timeout, none waits for another
+  t0 = casync.now()
+  local a, b, c = casync.gather(function() return robustApiCall(base .. "user", 300) end,
+                                function() return robustApiCall(base .. "flaky", 300) end,
+                                function() return robustApiCall(base .. "slow", 300) end)
+  print(("together: success %s, %s / %s, %s / %s, %s in %.0fms"):format(
+    a.success, a.data.name, b.success, b.error, c.success, c.error,
+    (casync.now() - t0) * 1000))
 
--- the same timeout through the client's own option
-t0 = casync.now()
-local r, err = http.get(base .. "slow", {timeout = 0.3})
-print(("http.get(slow, {timeout = 0.3}): %s, kind %s, after %.0fms"):format(
-  tostring(r), err.kind, (casync.now() - t0) * 1000))
+  -- the same timeout through the client's own option
+  t0 = casync.now()
+  local r, err = http.get(base .. "slow", {timeout = 0.3})
+  print(("http.get(slow, {timeout = 0.3}): %s, kind %s, after %.0fms"):format(
+    tostring(r), err.kind, (casync.now() - t0) * 1000))
 
-http.close_idle()
-server:close{cancel = true}
+  http.close_idle()
+  server:close{cancel = true}
+end
+
+casync.run(main)

@@ -36,16 +36,20 @@ local function processBatch(items, batchSize)
   return results
 end
 
-local items = {}
-for i = 1, 10 do items[i] = i end
+local function main()
+  local items = {}
+  for i = 1, 10 do items[i] = i end
 
-local t0 = casync.now()
-local results = processBatch(items, 3)
-print(("processBatch(batchSize 3): max in flight %d, %.2fs -> %s"):format(
-  max_in_flight, casync.now() - t0, table.concat(results, ",")))
+  local t0 = casync.now()
+  local results = processBatch(items, 3)
+  print(("processBatch(batchSize 3): max in flight %d, %.2fs -> %s"):format(
+    max_in_flight, casync.now() - t0, table.concat(results, ",")))
 
-in_flight, max_in_flight = 0, 0
-t0 = casync.now()
-results = casync.map(processItem, items, {limit = 3})
-print(("casync.map(limit 3):       max in flight %d, %.2fs -> %s"):format(
-  max_in_flight, casync.now() - t0, table.concat(results, ",", 1, results.n)))
+  in_flight, max_in_flight = 0, 0
+  t0 = casync.now()
+  results = casync.map(processItem, items, {limit = 3})
+  print(("casync.map(limit 3):       max in flight %d, %.2fs -> %s"):format(
+    max_in_flight, casync.now() - t0, table.concat(results, ",", 1, results.n)))
+end
+
+casync.run(main)

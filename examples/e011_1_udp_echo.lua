@@ -8,31 +8,35 @@
 -- fourth result says so; recv with a timeout ends with kind "timeout".
 local casync = require "casync"
 
-local server = assert(casync.udp.bind("127.0.0.1", 0))
-local host, port = server:sockname()
+local function main()
+  local server = assert(casync.udp.bind("127.0.0.1", 0))
+  local host, port = server:sockname()
 
-local echo = casync.spawn(function()
-  while true do
-    local data, from, from_port = server:recv()
-    if data == "quit" then return end
-    server:send(data:upper(), from, from_port)
+  local echo = casync.spawn(function()
+    while true do
+      local data, from, from_port = server:recv()
+      if data == "quit" then return end
+      server:send(data:upper(), from, from_port)
+    end
+  end)
+
+  local client <close> = assert(casync.udp.bind("127.0.0.1", 0))
+  assert(client:connect(host, port))
+  for _, word in ipairs({"hello", "datagram", "world"}) do
+    client:send(word)
+    local answer = client:recv(nil, 1)
+    print(("sent %-9s got %s"):format(word, answer))
   end
-end)
 
-local client <close> = assert(casync.udp.bind("127.0.0.1", 0))
-assert(client:connect(host, port))
-for _, word in ipairs({"hello", "datagram", "world"}) do
-  client:send(word)
-  local answer = client:recv(nil, 1)
-  print(("sent %-9s got %s"):format(word, answer))
+  client:send("a rather long datagram")
+  local data, _, _, truncated = client:recv(6, 1)
+  print(("recv(6) of a 22-byte datagram: %q, truncated: %s"):format(data, truncated))
+
+  client:send("quit")
+  echo:wait()
+  local none, err = client:recv(nil, 0.1)
+  print(("nobody answers any more: %s, %s"):format(none, err))
+  server:close()
 end
 
-client:send("a rather long datagram")
-local data, _, _, truncated = client:recv(6, 1)
-print(("recv(6) of a 22-byte datagram: %q, truncated: %s"):format(data, truncated))
-
-client:send("quit")
-echo:wait()
-local none, err = client:recv(nil, 0.1)
-print(("nobody answers any more: %s, %s"):format(none, err))
-server:close()
+casync.run(main)

@@ -999,20 +999,40 @@ end
 
 describe("examples", function()
   local files = list_examples()
-  local runs = {}
+  local runs = {}     -- by file (or "file flags"): the casync runner's runs
+  local lua_runs = {} -- by file: the lua5.4 runs
+  local lua_started = false
+
+  -- lua5.4 finds this checkout's casync through LUA_PATH and LUA_CPATH.
+  local LUA_ENV = ("LUA_PATH=%s LUA_CPATH=%s"):format(
+    shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;"),
+    shell_quote(helper.build .. "/lib/?.so;;"))
 
   -- starts file (with the runner's flags, when given; its run is then
-  -- runs[file .. " " .. flags])
-  local function start(file, flags)
+  -- runs[file .. " " .. flags]), or under lua5.4 (lua_runs[file])
+  local function start(file, flags, under_lua)
     local errfile = os.tmpname()
     -- The runner links its sanitizers itself; an LD_PRELOAD inherited from
     -- the busted run would reach the programs examples start (curl under a
     -- preloaded ASan can deadlock in fork) and is dropped.
-    local cmd = ("env -u LD_PRELOAD COLUMNS=100 timeout %d %s %s%s 2>%s"):format(TIME_LIMIT,
-      shell_quote(RUNNER), flags and flags .. " " or "",
+    local cmd = ("env -u LD_PRELOAD COLUMNS=100 %s timeout %d %s %s%s 2>%s"):format(
+      under_lua and LUA_ENV or "", TIME_LIMIT,
+      under_lua and "lua5.4" or shell_quote(RUNNER), flags and flags .. " " or "",
       shell_quote(DIR .. "/" .. file), shell_quote(errfile))
-    runs[flags and file .. " " .. flags or file] = {pipe = assert(io.popen(cmd, "r")),
-                                                    errfile = errfile}
+    local r = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+    if under_lua then lua_runs[file] = r
+    else runs[flags and file .. " " .. flags or file] = r end
+  end
+
+  local function finish(r)
+    if not r.out then
+      r.out = r.pipe:read("a")
+      local _, how, code = r.pipe:close()
+      r.how, r.code = how, code
+      r.err = read_file(r.errfile)
+      os.remove(r.errfile)
+    end
+    return r
   end
 
   -- Start every example at once (but the EXCLUSIVE ones); each `it`
@@ -1029,29 +1049,34 @@ describe("examples", function()
     end
   end)
 
-  local collect
-  function collect(file)
+  local function collect(file)
     if not runs[file] then -- exclusive: alone, once the others have ended
-      for other, o in pairs(runs) do
-        if not o.out then collect(other) end
-      end
+      for _, o in pairs(runs) do finish(o) end
       start(file)
     end
-    local r = runs[file]
-    if not r.out then
-      r.out = r.pipe:read("a")
-      local _, how, code = r.pipe:close()
-      r.how, r.code = how, code
-      r.err = read_file(r.errfile)
-      os.remove(r.errfile)
+    return finish(runs[file])
+  end
+
+  -- The lua5.4 runs: all at once (but the EXCLUSIVE ones), once every
+  -- casync run has ended; an EXCLUSIVE one alone, after the others.
+  local function collect_lua(file)
+    if not lua_started then
+      lua_started = true
+      for _, o in pairs(runs) do finish(o) end
+      for _, f in ipairs(files) do
+        if not EXCLUSIVE[f] and (not ONLY or ONLY == f) then start(f, nil, true) end
+      end
     end
-    return r
+    if not lua_runs[file] then
+      for _, o in pairs(lua_runs) do finish(o) end
+      start(file, nil, true)
+    end
+    return finish(lua_runs[file])
   end
 
   teardown(function()
-    for file, r in pairs(runs) do
-      if not r.out then collect(file) end
-    end
+    for _, r in pairs(runs) do finish(r) end
+    for _, r in pairs(lua_runs) do finish(r) end
   end)
 
   local describe_index = ONLY and ONLY ~= "none" and function() end or
@@ -1083,7 +1108,26 @@ describe("examples", function()
       assert(has(readme, id_of(file)), ("examples/README.md does not mention %s"):format(id_of(file)))
     end
   end)
+
+  it("ends every example with casync.run(main), as the articles end with asyncio.run(main())", function()
+    for _, file in ipairs(files) do
+      local last = read_file(DIR .. "/" .. file):match("([^\n]*)\n*$")
+      assert(last:match("^casync%.run%(main%)"),
+        ("%s/%s: the last line should be casync.run(main), not %q"):format(DIR, file, last))
+    end
   end)
+  end)
+
+  -- r: a finished run; exit 0, nothing on stderr, and the example's check
+  local function check_run(file, r)
+    assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
+      :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
+    -- nothing is lost silently: no unobserved-failure report, no warning
+    assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
+    local check = checks[file]
+    assert(check, ("%s has no check"):format(file))
+    check(r.out, file)
+  end
 
   for _, file in ipairs(files) do
     if not ONLY or ONLY == file then it(file, function()
@@ -1112,6 +1156,29 @@ describe("examples", function()
         local check = checks[file]
         assert(check, ("%s has no check"):format(file))
         local ok, err = pcall(check, r.out, file)
+        if ok then break end
+        if try == tries then error(err, 0) end
+      end
+    end) end
+  end
+
+  -- The same script under plain lua5.4 (casync.run(main) is the whole
+  -- difference): all at once after the casync runs, the EXCLUSIVE ones
+  -- alone after those.  Not under the sanitizers, whose runtime lua5.4
+  -- does not load first (the casync runs cover the sanitized build).
+  for _, file in ipairs(files) do
+    if not ONLY or ONLY == file then it(file .. " under lua5.4", function()
+      if SANITIZED then
+        pending("lua5.4 cannot load a sanitized casync.core without LD_PRELOAD")
+        return
+      end
+      local tries = EXCLUSIVE[file] and 5 or 1
+      for try = 1, tries do
+        if try > 1 then
+          os.execute("sleep 3")
+          lua_runs[file] = nil
+        end
+        local ok, err = pcall(check_run, file, collect_lua(file))
         if ok then break end
         if try == tries then error(err, 0) end
       end

@@ -116,6 +116,86 @@ function helper.lua(code)
   return helper.sh("lua5.4 -e " .. helper.quote(setup .. code))
 end
 
+-- Argument sweeps -------------------------------------------------------
+
+-- The values a sweep puts where an argument goes: wrong types, nil, NaN,
+-- huge, negative and fractional numbers, a wrong self.
+helper.BAD_VALUES = {
+  {"nil", nil}, {"false", false}, {"true", true}, {"0", 0}, {"-1", -1},
+  {"-0.5", -0.5}, {"1.5", 1.5}, {"NaN", 0 / 0}, {"math.huge", math.huge},
+  {"-math.huge", -math.huge}, {"math.maxinteger", math.maxinteger},
+  {"math.mininteger", math.mininteger}, {"''", ""}, {"'x'", "x"},
+  {"'a\\0b'", "a\0b"}, {"{}", {}}, {"{1, 2}", {1, 2}},
+  {"a function", function() end}, {"a userdata", io.stdout},
+  {"a coroutine", coroutine.create(print)},
+}
+
+-- acceptable(err) -> whether err is how casync refuses bad input: a Lua
+-- style "bad argument" message, a casync error value, or the message a
+-- waiting function gives outside a task; never "attempt to ..." or an
+-- error raised at a line inside casync's own Lua files.
+function helper.acceptable(err)
+  if casync.is_error(err) then return true end
+  if type(err) ~= "string" then return false end
+  if err:find("attempt to", 1, true) then return false end
+  if err:find("casync/[%w_]+%.lua:%d+:") then return false end
+  return err:find("bad argument #%d+ to '[^']+' %(") ~= nil
+      or err:find("^[%w_.:]+: must be called inside a task") ~= nil
+      or err:find("^[%w_.:]+: cannot suspend a coroutine that casync does not manage") ~= nil
+end
+
+-- sweep(name, fn, make_args [, opts]) -> problems: calls fn(args...) once
+-- per argument position and BAD_VALUE, with that argument replaced
+-- (make_args() gives a fresh list of good arguments, with field n), each
+-- call in a task of its own bounded by opts.timeout (1 s).  A problem is a
+-- string naming the call and what went wrong: an unacceptable error, or a
+-- call that did not return in time.  opts.fields = {i = {names}} also
+-- sweeps the fields of a table argument i; opts.cleanup(args) runs (as a
+-- task) after each call.
+function helper.sweep(name, fn, make_args, opts)
+  opts = opts or {}
+  local problems = {}
+  local function try(desc, args)
+    local ok, err = casync.run(function()
+      local t = casync.spawn(function() return fn(table.unpack(args, 1, args.n)) end)
+      local okw, e = pcall(casync.wait_for, t, opts.timeout or 1)
+      if not okw and casync.is_error(e, "timeout") and t:cancelled() then
+        return false, "did not return in time"
+      end
+      return okw, e
+    end)
+    if not ok and err == "did not return in time" then
+      problems[#problems + 1] = ("%s: %s"):format(desc, err)
+    elseif not ok and not helper.acceptable(err) then
+      problems[#problems + 1] = ("%s raised %s"):format(desc, tostring(err))
+    end
+    if opts.cleanup then casync.run(opts.cleanup, args) end
+  end
+  local n = make_args().n
+  for i = 1, n do
+    for _, v in ipairs(helper.BAD_VALUES) do
+      local args = make_args()
+      args[i] = v[2]
+      try(("%s with argument #%d = %s"):format(name, i, v[1]), args)
+    end
+    for _, field in ipairs((opts.fields or {})[i] or {}) do
+      for _, v in ipairs(helper.BAD_VALUES) do
+        local args = make_args()
+        args[i][field] = v[2]
+        try(("%s with argument #%d.%s = %s"):format(name, i, field, v[1]), args)
+      end
+    end
+  end
+  return problems
+end
+
+-- assert_sweep(...): helper.sweep(...) finds no problem
+function helper.assert_sweep(...)
+  local problems = helper.sweep(...)
+  assert(#problems == 0, ("%d problem(s):\n  %s"):format(#problems,
+    table.concat(problems, "\n  ")))
+end
+
 _G.async = helper.async
 _G.helper = helper
 return helper

@@ -450,3 +450,78 @@ describe("process_pool", function()
     assert.truthy(tostring(err):find("cannot start a worker", 1, true))
   end))
 end)
+
+describe("the argument checks of process.run, process_pool and its methods", function()
+  local P = casync.process
+
+  it("process.spawn refuses a zero byte in an environment value, as in cwd", function()
+    assert.matches("bad argument #2 to '[%w.]*spawn' %(opts.env.A contains a zero byte%)",
+      helper.errmsg(P.spawn, {"true"}, {env = {A = "x\0y"}}))
+    assert.matches("bad argument #2 to '[%w.]*spawn' %(opts.cwd contains a zero byte%)",
+      helper.errmsg(P.spawn, {"true"}, {cwd = "/\0tmp"}))
+    assert.matches("bad argument #1 to '[%w.]*spawn' %(the command line contains a zero byte%)",
+      helper.errmsg(P.spawn, "echo a\0b", {shell = true}))
+  end)
+
+  it("process.run refuses bad arguments as Lua does, naming run", function()
+    helper.assert_sweep("process.run", P.run, function()
+      return table.pack({"true"}, {})
+    end, {fields = {[2] = {"input", "timeout", "env", "clear_env", "cwd", "shell",
+                           "detached", "stdin", "stdout", "stderr", "fds"}},
+          timeout = 5})
+    assert.matches("^bad argument #2 to 'run' %(opts.env.A contains a zero byte%)",
+      casync.run(function() return helper.errmsg(P.run, {"true"}, {env = {A = "x\0y"}}) end))
+  end)
+
+  it("process.run says what is wrong outside a task and in a plain coroutine", function()
+    assert.matches("^run: must be called inside a task", helper.errmsg(P.run, {"true"}))
+    async(function()
+      local ok, err = coroutine.wrap(function() return pcall(P.run, {"true"}) end)()
+      assert.is_false(ok)
+      assert.matches("^run: cannot suspend a coroutine that casync does not manage " ..
+                     "%(a plain coroutine inside a task%)", err)
+    end)()
+  end)
+
+  it("process_pool refuses bad options", function()
+    helper.assert_sweep("process_pool", casync.process_pool, function()
+      return table.pack({size = 1})
+    end, {fields = {[1] = {"size", "command", "env"}}})
+    assert.matches("bad argument #1 to 'process_pool' %(table expected, got number%)",
+      helper.errmsg(casync.process_pool, 5))
+  end)
+
+  it("every method refuses a wrong self and bad arguments", function()
+    local Pool = getmetatable(casync.process_pool{size = 1})
+    local good = {
+      run = function() return table.pack(casync.process_pool{size = 1}, function(x) return x end, 1) end,
+      map = function() return table.pack(casync.process_pool{size = 1}, function(x) return x end, {1, 2}, {chunksize = 1}) end,
+      size = function() return table.pack(casync.process_pool{size = 1}) end,
+      close = function() return table.pack(casync.process_pool{size = 1}) end,
+    }
+    -- each pool closed after each call: no worker left running
+    local function cleanup(args)
+      for i = 1, args.n do
+        if getmetatable(args[i]) == Pool then args[i]:close() end
+      end
+    end
+    for name, make in pairs(good) do
+      helper.assert_sweep("pool:" .. name, Pool[name], make,
+        {fields = {[4] = name == "map" and {"chunksize"} or nil}, timeout = 5,
+         cleanup = cleanup})
+      -- a method called with a dot, on something else
+      assert.matches(("^bad argument #1 to '%s' %%(casync.ProcessPool expected, got string%%)"):format(name),
+        helper.errmsg(Pool[name], "", function() end))
+    end
+    assert.matches("got casync.Channel", helper.errmsg(Pool.size, casync.channel()))
+  end)
+
+  it("pool:map says what is wrong in a plain coroutine", async(function()
+    local pool <close> = casync.process_pool{size = 1}
+    local ok, err = coroutine.wrap(function()
+      return pcall(pool.map, pool, function(x) return x end, {1})
+    end)()
+    assert.is_false(ok)
+    assert.matches("^map: cannot suspend a coroutine that casync does not manage", err)
+  end))
+end)

@@ -190,19 +190,37 @@ describe("the casync runner", function()
     local code, _, err = run("-e 'x ='")
     assert.equal(1, code)
     assert.matches("unexpected symbol", err)
+    assert.not_matches("stack traceback", err)
     code, _, err = run(q(script("local = 1")))
     assert.equal(1, code)
     assert.matches("expected", err)
+    assert.not_matches("stack traceback", err)
     code, _, err = run("/nonexistent/script.lua")
     assert.equal(1, code)
     assert.matches("cannot open /nonexistent/script.lua", err)
+    assert.not_matches("stack traceback", err)
     code, _, err = run("-x")
     assert.equal(1, code)
     assert.matches("unrecognized option '%-x'", err)
     assert.matches("usage:", err)
+    assert.not_matches("stack traceback", err)
+    assert.not_matches("in %?", err)
     code, _, err = run("-e")
     assert.equal(1, code)
-    assert.matches("'%-e' needs an argument", err)
+    assert.matches("'%-e' needs argument", err)
+    assert.not_matches("stack traceback", err)
+    code, _, err = run("-l")
+    assert.equal(1, code)
+    assert.matches("'%-l' needs argument", err)
+    code, _, err = run("-l no_such_module_xyz")
+    assert.equal(1, code)
+    assert.matches("module 'no_such_module_xyz' not found", err)
+    assert.not_matches("stack traceback", err)
+    -- as lua(1): a bad option is found before anything runs
+    local out
+    code, out = run("-e 'print(1)' -x")
+    assert.equal(1, code)
+    assert.equal("", out)
   end)
 
   it("prints its version with -v", function()
@@ -211,10 +229,172 @@ describe("the casync runner", function()
     assert.matches("^casync " .. casync.version:gsub("%p", "%%%0") .. " %(Lua 5%.4", out)
   end)
 
-  it("prints usage and exits 0 with no arguments", function()
-    local code, out, err = run("")
+  it("prints its version with --version and exits, whatever follows", function()
+    local code, out, err = run("--version -e 'print(1)'")
+    assert.equal(0, code, err)
+    assert.matches("^casync " .. casync.version:gsub("%p", "%%%0") .. " %(Lua 5%.4[^\n]*\n$", out)
+  end)
+
+  it("prints the usage on stdout and exits 0 with -h and --help", function()
+    for _, opt in ipairs({"-h", "--help"}) do
+      local code, out, err = run(opt .. " -e 'print(1)'")
+      assert.equal(0, code)
+      assert.matches("^usage: ", out)
+      for _, o in ipairs({"-e stat", "-i", "-l mod", "-l g=mod", "-v", "-E", "-W",
+                          "--version", "--help", "CASYNC_DEBUG"}) do
+        assert.truthy(out:find(o, 1, true), o)
+      end
+      assert.equal("", err)
+    end
+  end)
+
+  it("with no arguments runs standard input when it is not a terminal, like lua(1)", function()
+    local code, out, err = run("", 'casync.sleep(0.01) print("from stdin", select("#", ...))')
+    assert.equal(0, code, err)
+    assert.equal("from stdin\t0\n", out)
+  end)
+
+  it("sets the global casync for -e, scripts and modules", function()
+    local code, out, err = run("-e 'print(casync == require(\"casync\"))' " ..
+      q(script('casync.sleep(0.01) print(type(casync.run))')))
+    assert.equal(0, code, err)
+    assert.equal("true\nfunction\n", out)
+  end)
+
+  it("requires -l mod into the global mod, and -l g=mod into g, in order with -e", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir " .. q(dir))
+    local f = assert(io.open(dir .. "/mymod.lua", "w"))
+    f:write('return {name = "mymod", seen = x}')
+    f:close()
+    local code, out, err = run("-e " .. q("package.path = '" .. dir .. "/?.lua;' .. package.path; x = 7") ..
+      " -l mymod -l other=mymod -e 'print(mymod.name, mymod.seen, other == mymod)'")
+    os.execute("rm -rf " .. q(dir))
+    assert.equal(0, code, err)
+    assert.equal("mymod\t7\ttrue\n", out)
+    code, out, err = run("-lstring -e 'print(string == require(\"string\"))'")
+    assert.equal(0, code, err)
+    assert.equal("true\n", out)
+  end)
+
+  it("-i runs each line of input as a task, so it may suspend", function()
+    local input = table.concat({
+      "t0 = casync.now()",
+      "casync.sleep(0.05)",
+      "casync.now() - t0 >= 0.05, casync.current() ~= nil",
+      "x = 40",
+      "x + 2",
+      "for i = 1, 2 do",
+      "  print('loop', i)",
+      "end",
+      "error('boom')",
+      "casync.spawn(function() casync.sleep(0.02) print('background') end)",
+      "casync.sleep(0.1)",
+      "print('after')",
+      "local = 1",
+      "print('still here')",
+    }, "\n") .. "\n"
+    local code, out, err = run("-i", input)
+    assert.equal(0, code, err)
+    assert.matches("^casync " .. casync.version:gsub("%p", "%%%0") .. " ", out)
+    local printed = out:gsub(">> ", ""):gsub("> ", "")
+    assert.matches("true\ttrue\n", printed)
+    assert.matches("\n42\n", printed)
+    assert.matches("loop\t1\nloop\t2\n", printed)
+    assert.matches("background\nafter\n", printed)
+    assert.matches("still here\n", printed)
+    assert.matches("stdin:1: boom", err)
+    assert.matches("<name> expected near '='", err)
+    assert.not_matches("stack traceback", err)
+  end)
+
+  it("-i after a script and -e keeps their globals", function()
+    local code, out, err = run("-e 'y = 5' -i " .. q(script("z = 6")), "y * z\n")
+    assert.equal(0, code, err)
+    assert.matches("> 30\n> \n$", out)
+  end)
+
+  it("-E ignores LUA_INIT and LUA_PATH; without it LUA_INIT runs first", function()
+    local code, out, err = helper.sh("LUA_INIT='print(\"init\", casync ~= nil)' " ..
+      q(bin) .. " -e 'print(\"e\")'")
+    assert.equal(0, code, err)
+    assert.equal("init\ttrue\ne\n", out)
+    code, out = helper.sh("LUA_INIT='print(\"init\")' LUA_PATH='/nowhere/?.lua' " ..
+      q(bin) .. " -E -e 'print(package.path:find(\"nowhere\") == nil)'")
     assert.equal(0, code)
-    assert.matches("usage:", err)
+    assert.equal("true\n", out)
+    local path = script('print("init file", ...)')
+    code, out = helper.sh("LUA_INIT_5_4=@" .. q(path) .. " " .. q(bin) .. " -e ''")
+    assert.equal(0, code)
+    assert.equal("init file\n", out)
+  end)
+
+  it("-W turns warnings on", function()
+    local code, _, err = run("-W -e 'warn(\"careful\")'")
+    assert.equal(0, code)
+    assert.matches("Lua warning: careful", err)
+    code, _, err = run("-e 'warn(\"careful\")'")
+    assert.equal(0, code)
+    assert.equal("", err)
+  end)
+
+  it("casync.run(main) in the script runs main in the main task (one script style)", function()
+    local path = script([[
+      local casync = require "casync"
+      local main_task = casync.current()
+      local function main(a, b)
+        casync.sleep(0.01)
+        return a + b, casync.current() == main_task
+      end
+      print(casync.run(main, 1, 2))
+      print(casync.run(main, 3, 4))
+    ]])
+    local code, out, err = run(q(path))
+    assert.equal(0, code, err)
+    assert.equal("3\ttrue\n7\ttrue\n", out)
+    -- and the same script under lua5.4
+    local setup = ("LUA_PATH=%s LUA_CPATH=%s "):format(
+      q(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;"),
+      q(helper.build .. "/lib/?.so;;"))
+    code, out, err = helper.sh(setup .. "lua5.4 " .. q(path))
+    assert.equal(0, code, err)
+    assert.equal("3\tfalse\n7\tfalse\n", out)
+  end)
+
+  it("casync.run in the main task re-raises main's error with its traceback", function()
+    local code, _, err = run(q(script([[
+      casync.run(function() casync.sleep(0) error("main failed") end)
+    ]])))
+    assert.equal(1, code)
+    assert.matches(":1: main failed\nstack traceback:", err)
+  end)
+
+  it("says that run's options cannot apply in its main task, whose loop already runs", function()
+    local code, _, err = run("-e " .. q([[
+      casync.run(function() end, {clock = "virtual"})
+    ]]))
+    assert.equal(1, code)
+    assert.matches("run: options %(clock, seed, preempt%) cannot apply in the casync " ..
+                   "runner's main task", err)
+    -- a table that is not options is an argument, as under lua5.4
+    code, _, err = run("-e " .. q([[
+      assert(casync.run(function(t) return t.x end, {x = 1}) == 1)
+    ]]))
+    assert.equal(0, code, err)
+  end)
+
+  it("still refuses a nested run from another task or a plain coroutine", function()
+    local code, out, err = run("-e " .. q([[
+      local t = casync.spawn(function() return casync.run(function() end) end)
+      print(pcall(t.wait, t))
+      print(coroutine.wrap(function() return pcall(casync.run, print) end)())
+      print(pcall(casync.run, 42))
+    ]]))
+    assert.equal(0, code, err)
+    assert.matches("false\t[^\n]*run: cannot be called inside a task %(nested run%)\n", out)
+    assert.matches("\nfalse\trun: cannot be called inside a task %(nested run%)\n", out)
+    assert.matches("bad argument #1 to '[%w.]*run' %(function expected, got number%)", out)
   end)
 
   it("uses its own casync and has luv sharing the loop", function()
@@ -304,7 +484,7 @@ describe("the casync runner", function()
       code, _, err = run("--trace /nonexistent/dir/x.json -e 'print(1)'")
       assert.equal(1, code)
       assert.matches("trace: cannot write /nonexistent/dir/x.json", err)
-      local _, _, usage = run("")
+      local _, usage = run("--help")
       assert.matches("%-%-trace file", usage)
       assert.matches("%-%-timeline=file.svg", usage)
     end)

@@ -9,6 +9,7 @@
  * holder, the task it waits for) comes from the kind's blockers hook;
  * following those edges from a task back to itself is a cycle.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,7 +320,10 @@ static int fn_dump(lua_State *L) {
   casync__push_dump(L);
   if (lua_type(L, 1) == LUA_TSTRING) {
     FILE *f = fopen(lua_tostring(L, 1), "w");
-    if (!f) return luaL_error(L, "dump: cannot open %s", lua_tostring(L, 1));
+    if (!f) /* an error value as casync's I/O gives (kind "io", code) */
+      return casync__error_uv_path(L, "dump", lua_tostring(L, 1), NULL,
+                                   uv_translate_sys_error(errno)),
+             lua_error(L);
     fputs(lua_tostring(L, 2), f);
     fclose(f);
   } else if (lua_isnoneornil(L, 1)) {

@@ -107,6 +107,8 @@ int casync__dns_lookup(lua_State *L, casync_task *t, const char *host,
     r->status = rc;
     r->done = 1;
     t->wake = WAKE_OK;
+    t->wait = &lookup_wait; /* k's casync__woken reads it (it was NULL for a
+                               task that never waited: SIGSEGV) */
     return k(L, LUA_OK, kc);
   }
   r->task = t;

@@ -1,8 +1,8 @@
 /* http.c: the C side of casync.http: casync.core.http.parser (an HTTP/1.x
  * request or response parser object over http_parse.c, which the Lua
- * client in lua/casync/http.lua feeds from a stream), parse_url (through
- * http_parser_parse_url) and reason phrases; the server is http_server.c.
- * Nothing here parses HTTP syntax by hand: http_parser does.
+ * client in lua/casync/http.lua feeds from a stream), reason phrases and
+ * dates; the server is http_server.c.  Nothing here parses HTTP syntax by
+ * hand: llhttp does.
  */
 #include <string.h>
 #include <time.h>
@@ -60,7 +60,7 @@ static int push_state(lua_State *L, casync_hmsg *m) {
   case HM_ERROR:
     lua_pushnil(L);
     casync__error_push(L, m->status == 413 ? "limit" : "http",
-                       http_errno_name(HTTP_PARSER_ERRNO(&m->p)), "%s",
+                       m->code ? m->code : "HPE_INTERNAL", "%s",
                        m->why ? m->why : "malformed message");
     lua_pushinteger(L, m->status);
     lua_setfield(L, -2, "status");
@@ -119,7 +119,7 @@ static int meth_message(lua_State *L) {
     return luaL_error(L, "message: the message is not complete");
   lua_createtable(L, 0, 8);
   if (m->type == HTTP_REQUEST) {
-    lua_pushstring(L, http_method_str((enum http_method)m->p.method));
+    lua_pushstring(L, casync__http_method_name(m->p.method));
     lua_setfield(L, -2, "method");
     lua_pushlstring(L, head, m->first_len);
     lua_setfield(L, -2, "target");
@@ -136,7 +136,16 @@ static int meth_message(lua_State *L) {
     const casync_hfield *f = &m->fields[i];
     lua_pushlstring(L, head + f->name, f->nlen);
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
+    if (f->nlen == 10 && memcmp(head + f->name, "set-cookie", 10) == 0) {
+      /* kept apart, one string per line: a cookie's Expires has a comma,
+       * so joined lines could not be split again (RFC 9110 5.3) */
+      if (lua_rawget(L, -3) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+      }
+      lua_pushlstring(L, head + f->value, f->vlen);
+      lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    } else if (lua_rawget(L, -3) == LUA_TNIL) {
       lua_pop(L, 1);
       lua_pushlstring(L, head + f->value, f->vlen);
     } else {
@@ -153,6 +162,8 @@ static int meth_message(lua_State *L) {
   lua_setfield(L, -2, "keep_alive");
   lua_pushboolean(L, m->upgrade);
   lua_setfield(L, -2, "upgrade");
+  lua_pushboolean(L, m->chunked);
+  lua_setfield(L, -2, "chunked");
   return 1;
 }
 
@@ -163,32 +174,11 @@ static int meta_gc(lua_State *L) {
   return 0;
 }
 
-/* casync.core.http.parse_url(url) -> {scheme=, host=, port=, path=,
- * query=, fragment=, userinfo=} | nil, message (http_parser's URL
- * parser: absolute URLs, or origin-form "/path?query") */
-static int fn_parse_url(lua_State *L) {
-  static const char *const names[UF_MAX] = {
-      "scheme", "host", "port", "path", "query", "fragment", "userinfo"};
-  size_t len;
-  const char *url = luaL_checklstring(L, 1, &len);
-  struct http_parser_url u;
-  int i;
-  http_parser_url_init(&u);
-  if (len > 0xffff || http_parser_parse_url(url, len, 0, &u) != 0) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "invalid URL '%s'", url);
-    return 2;
-  }
-  lua_createtable(L, 0, UF_MAX);
-  for (i = 0; i < UF_MAX; i++) {
-    if (!(u.field_set & (1 << i))) continue;
-    if (i == UF_PORT)
-      lua_pushinteger(L, u.port);
-    else
-      lua_pushlstring(L, url + u.field_data[i].off, u.field_data[i].len);
-    lua_setfield(L, -2, names[i]);
-  }
-  return 1;
+/* casync.core.http._check_task(fname): raises the core's message when the
+ * caller cannot wait (outside a task, or in a plain coroutine) */
+static int fn_check_task(lua_State *L) {
+  casync__wait_begin(L, luaL_checkstring(L, 1));
+  return 0;
 }
 
 /* casync.core.http.reason(status) -> the reason phrase ("Not Found") */
@@ -213,8 +203,8 @@ void casync__http_open(lua_State *L) {
                                      {"message", meth_message},
                                      {NULL, NULL}};
   static const luaL_Reg fns[] = {{"parser", fn_parser},
-                                 {"parse_url", fn_parse_url},
                                  {"reason", fn_reason},
+                                 {"_check_task", fn_check_task},
                                  {"date", fn_date},
                                  {NULL, NULL}};
   luaL_newmetatable(L, HTTP_PARSER_MT);
@@ -226,5 +216,6 @@ void casync__http_open(lua_State *L) {
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
   casync__http_server_open(L);
+  casync__ws_open(L);
   lua_setfield(L, -2, "http");
 }

@@ -1,15 +1,16 @@
-/* http_parse.h: HTTP/1.x messages on Debian's http_parser (libhttp-parser),
- * with limits, and the pieces of a serialized response head.  Shared by
- * http.c, http_server.c and tests/fuzz_http.c; it needs neither Lua nor
- * libuv, which is why it is kept apart from internal.h (the fuzz target
- * links only this layer and http_parser).
+/* http_parse.h: HTTP/1.x messages on llhttp (Node's parser, built from
+ * Debian's node-llhttp sources), strict, with limits and RFC 9112's framing
+ * rules, and the pieces of a serialized response head.  Shared by http.c,
+ * the server (http_server.c, http_conn.c) and tests/fuzz_http.c; it needs
+ * neither Lua nor libuv, which is why it is kept apart from internal.h (the
+ * fuzz target links only this layer and llhttp).
  */
 #ifndef CASYNC_HTTP_PARSE_H
 #define CASYNC_HTTP_PARSE_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <http_parser.h>
+#include <llhttp.h>
 
 /* A growable byte buffer. */
 typedef struct casync_hbuf {
@@ -41,11 +42,11 @@ enum { HM_IDLE, HM_HEAD, HM_BODY, HM_DONE, HM_ERROR }; /* casync_hmsg.state */
  * complete, its parts.  The url (requests) or the reason phrase
  * (responses) is at offset 0 of `head`, the headers after it. */
 typedef struct casync_hmsg {
-  http_parser p;
+  llhttp_t p;
   int type;        /* HTTP_REQUEST or HTTP_RESPONSE */
   int state;       /* HM_* */
   int status;      /* on HM_ERROR: the HTTP status that fits (400,
-                      413, 431) */
+                      413, 414, 431, 501, 505) */
   const char *why; /* on HM_ERROR: what went wrong */
   size_t max_head, max_body;
   unsigned max_headers;
@@ -60,6 +61,13 @@ typedef struct casync_hmsg {
   unsigned char skip_body;  /* a response to HEAD (set before feeding) */
   unsigned char keep_alive; /* known from the end of the head on */
   unsigned char chunked, upgrade, expect_continue, has_length;
+  unsigned char both_lengths; /* a response with Content-Length and
+                                 Transfer-Encoding: read as chunked, and
+                                 the connection is not reused */
+  const char *code; /* on HM_ERROR: llhttp's error name, or casync's */
+  const char *feed_at; /* the bytes being fed, and how many came before */
+  uint64_t fed, method_end; /* (where the method ended, in those terms) */
+  uint64_t value_end;       /* (where the last value piece ended) */
 } casync_hmsg;
 
 void casync__hmsg_init(casync_hmsg *m, int type, size_t max_head,
@@ -78,6 +86,9 @@ int casync__hmsg_eof(casync_hmsg *m);
 /* The value of header `name` (lowercase), or NULL; *len its length. */
 const char *casync__hmsg_header(const casync_hmsg *m, const char *name,
                                 size_t *len);
+
+/* The name of an llhttp method number ("GET"), or NULL. */
+const char *casync__http_method_name(int method);
 
 /* Response heads. */
 const char *casync__http_reason(int status);

@@ -58,6 +58,11 @@ struct casync_stream {
   /* told when the stream closes (a server's connection) */
   void (*on_close)(casync_stream *s, void *arg);
   void *on_close_arg;
+  /* a C owner that reads (the HTTP server's connections): called with
+   * on_close_arg when bytes came or reading ended (s->rerr), instead of
+   * waking a Lua reader; it parses [rhead, rtail) itself and calls
+   * casync__stream_consume */
+  void (*on_data)(casync_stream *s, void *arg);
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
   casync_tls *tls;          /* the TLS layer, NULL for a plain stream */
 };
@@ -96,6 +101,19 @@ int casync__stream_count(casync_ctx *ctx);
 int casync__stream_err(lua_State *L, casync_stream *s, const char *op,
                        int err);
 void casync__stream_open(lua_State *L);
+void casync__stream_consume(casync_stream *s, size_t n);
+int casync__stream_read_start(casync_stream *s);
+void casync__stream_read_stop(casync_stream *s);
+
+/* stream_send.c: writes for a C owner.  done(arg, status) runs once libuv
+ * has written (or failed: UV_ECANCELED when the stream closed) the part
+ * the kernel did not take at once. */
+typedef void (*casync_send_cb)(void *arg, int status);
+int casync__stream_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
+                        casync_send_cb done, void *arg);
+size_t casync__stream_write_queue(casync_stream *s);
+int casync__stream_shutdown(casync_stream *s, uv_shutdown_t *req,
+                            uv_shutdown_cb cb);
 
 /* tls.c, tls_conf.c, tls_lua.c: TLS (OpenSSL 3) as a layer inside a
  * stream: the reads, writes, shutdown and close of stream.c go through it,
@@ -125,6 +143,12 @@ uv_stream_t *casync__server_handle(casync_server *srv);
 int casync__server_listen(lua_State *L, casync_server *srv, int sidx,
                           int backlog, const char *path);
 void casync__server_close(lua_State *L, casync_server *srv, int cancel);
+/* Instead of a handler task per connection: hook(L, data, s, sidx) with
+ * the new stream's userdata at sidx (protected, on the main thread). */
+typedef void (*casync_accept_hook)(lua_State *L, void *data, casync_stream *s,
+                                   int sidx);
+void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
+                               void *data);
 int casync__server_count(casync_ctx *ctx);
 void casync__server_open(lua_State *L);
 

@@ -91,8 +91,6 @@ static void unwind(casync_ctx *lp) {
   }
 }
 
-/* Runs fn (at 1) with the arguments after it as the main task.  On success
- * leaves true and its results; on failure false, the error, its traceback. */
 /* Is the table at idx casync.run's options ({clock =, seed =, preempt =}
  * and nothing else), rather than an argument for fn? */
 static int is_options(lua_State *L, int idx) {
@@ -162,7 +160,10 @@ static void run_options(lua_State *L, casync_ctx *lp) {
   lua_remove(L, 2);
 }
 
-static int run_main(lua_State *L, casync_ctx *lp) {
+/* Runs fn (at 1) with the arguments after it as the main task (a host's
+ * main task when host is set).  On success leaves true and its results; on
+ * failure false, the error, its traceback. */
+static int run_main(lua_State *L, casync_ctx *lp, int host) {
   casync_task *main;
   int midx, deadlock = 0, base, interrupted;
   casync__check_callable(L, 1);
@@ -176,7 +177,7 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   if (lp->seeded) /* the same order of ready tasks and of select's ties */
     lp->seed_rng = lp->rng = mix(lp->seed);
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
-  main->flags |= TF_MAIN | TF_OBSERVED;
+  main->flags |= TF_MAIN | TF_OBSERVED | (host ? TF_HOST_MAIN : 0u);
   midx = lua_gettop(L);
   lp->running = 1;
   casync__sigint_begin(L, lp, main); /* Ctrl-C cancels main (signal.c) */
@@ -237,12 +238,35 @@ static int run_main(lua_State *L, casync_ctx *lp) {
   return lua_gettop(L) - base;
 }
 
+/* After fn ran in place: its results are the whole stack. */
+static int run_in_place_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  return lua_gettop(L);
+}
+
 /* casync.run(fn, ...) -> ...: runs fn(...) as the main task until it ends;
  * its results, or its error re-raised (a string gets the traceback
- * appended).  Tasks still alive then are cancelled and waited for. */
+ * appended).  Tasks still alive then are cancelled and waited for.
+ * Called directly in the main task of a host (the casync runner), it runs
+ * fn(...) in that task and returns its results, so a script ending with
+ * casync.run(main) runs under lua5.4 and under the runner alike (options
+ * raise there: they cannot change a loop already running). */
 static int fn_run(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
-  int n = run_main(L, lp), first = lua_gettop(L) - n + 1;
+  casync_task *t = lp->current;
+  int n, first;
+  if (t && (t->flags & TF_HOST_MAIN) && t->co == L) {
+    casync__check_callable(L, 1);
+    if (is_options(L, 2)) /* the runner's loop already runs, as it was set */
+      return luaL_error(L, "run: options (clock, seed, preempt) cannot apply "
+                        "in the casync runner's main task, where the loop "
+                        "already runs; run the script with lua5.4");
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, run_in_place_k);
+    return run_in_place_k(L, LUA_OK, 0);
+  }
+  n = run_main(L, lp, 0);
+  first = lua_gettop(L) - n + 1;
   if (lua_toboolean(L, first)) return n - 1;
   /* error at first+1, traceback at first+2 */
   if (lua_type(L, first + 1) == LUA_TSTRING && lua_isstring(L, first + 2)) {
@@ -265,9 +289,10 @@ static int fn_run(lua_State *L) {
 }
 
 /* casync._run_report(fn, ...) -> true, ... | false, err, traceback: run for
- * hosts (the casync runner) that print the failure themselves */
+ * hosts (the casync runner) that print the failure themselves; casync.run
+ * called directly in this main task runs in place */
 static int fn_run_report(lua_State *L) {
-  return run_main(L, CASYNC_CTX(L));
+  return run_main(L, CASYNC_CTX(L), 1);
 }
 
 /* casync._stats() -> counts for tests: live tasks, ready, timers, pool */

@@ -30,6 +30,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__queue_open(L);
   casync__sync_open(L);
   casync__thread_open(L);
+  casync__wrap_open(L);
   /* I/O */
   casync__net_open(L);
   casync__stream_open(L); /* makes casync.stream, which stdio.c extends */

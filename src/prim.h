@@ -21,6 +21,9 @@ int casync__copy_encode(lua_State *L, int idx, int n, casync_buf *b,
                         const char *root, lua_Integer first, int fn_first);
 int casync__copy_decode(lua_State *L, const casync_buf *b, size_t from);
 
+/* wrap.c: casync.wrap, callback APIs as waits */
+void casync__wrap_open(lua_State *L);
+
 /* thread.c, worker.c: casync.thread and thread pools */
 void casync__thread_open(lua_State *L);
 

@@ -171,6 +171,8 @@ static char **build_argv(lua_State *L, int shell) {
     if (!shell)
       luaL_argerror(L, 1, "argv must be a list of strings (a command line "
                     "needs opts.shell = true)");
+    luaL_argcheck(L, strlen(lua_tostring(L, 1)) == lua_rawlen(L, 1), 1,
+                  "the command line contains a zero byte");
     args = lua_newuserdatauv(L, 4 * sizeof *args, 0);
     args[0] = (char *)"/bin/sh";
     args[1] = (char *)"-c";
@@ -237,8 +239,14 @@ static char **build_env(lua_State *L, int eidx, int clear) {
       if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2))
         lua_pushnil(L); /* false: remove it */
       else if (lua_type(L, -2) == LUA_TSTRING ||
-               lua_type(L, -2) == LUA_TNUMBER)
-        lua_pushfstring(L, "%s=%s", k, lua_tostring(L, -2));
+               lua_type(L, -2) == LUA_TNUMBER) {
+        size_t vlen;
+        const char *v = lua_tolstring(L, -2, &vlen);
+        if (strlen(v) != vlen)
+          luaL_argerror(L, 2, lua_pushfstring(L, "opts.env.%s contains a "
+                        "zero byte", k));
+        lua_pushfstring(L, "%s=%s", k, v);
+      }
       else
         luaL_argerror(L, 2, lua_pushfstring(L, "opts.env.%s must be a string"
                       ", a number or false", k));

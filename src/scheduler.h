@@ -62,6 +62,9 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
 #define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
 #define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
+#define TF_HOST_MAIN 0x400u     /* main task of a host's _run_report (the
+                                   casync runner): casync.run called in it
+                                   runs its function in place */
 
 /* ------------------------------------------------------ cancel scopes
  * A cancel scope (Trio's) is a block of a task, or a scope's children,

@@ -32,6 +32,8 @@ struct casync_server {
   lua_Integer nconn, accepted, errors;
   int last_error;
   char *path;            /* a pipe's socket file, removed at close */
+  casync_accept_hook hook; /* or a handler task per connection */
+  void *hook_data;
 };
 
 struct casync_conn {
@@ -106,6 +108,14 @@ int casync__server_count(casync_ctx *ctx) {
 
 uv_stream_t *casync__server_handle(casync_server *srv) { return &srv->u.s; }
 
+/* Makes srv hand each accepted stream to hook instead of spawning a
+ * handler task (the HTTP server). */
+void casync__server_set_accept(casync_server *srv, casync_accept_hook hook,
+                               void *data) {
+  srv->hook = hook;
+  srv->hook_data = data;
+}
+
 /* Creates a server userdata (pushed; user value 1 the handler at hidx)
  * and its block with an initialized handle.  Raises only for memory. */
 casync_server *casync__server_new(lua_State *L, casync_ctx *ctx, int kind,
@@ -152,8 +162,12 @@ static int accept_one(lua_State *L) {
     return 0;
   }
   if (srv->kind == CASYNC_TCP) uv_tcp_nodelay(&s->u.tcp, 1);
-  t = casync__spawn(L, ctx, 3, 1, 0);
   srv->accepted++;
+  if (srv->hook) {
+    srv->hook(L, srv->hook_data, s, 4);
+    return 0;
+  }
+  t = casync__spawn(L, ctx, 3, 1, 0);
   /* without its record (no memory) the connection is not counted, and its
    * stream is closed by the garbage collector instead of at the end */
   if ((c = malloc(sizeof *c)) == NULL) return 0;
@@ -252,7 +266,9 @@ static int meth_close(lua_State *L) {
 
 static int meta_close(lua_State *L) {
   server_ud *u = luaL_checkudata(L, 1, CASYNC_SERVER_MT);
-  if (u->srv) casync__server_close(L, u->srv, 0);
+  /* a listener with an accept hook belongs to its C owner, which closes
+   * it (its own __gc may run after this one's) */
+  if (u->srv && !u->srv->hook) casync__server_close(L, u->srv, 0);
   return 0;
 }
 

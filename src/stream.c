@@ -142,6 +142,7 @@ void casync__stream_close(casync_stream *s, int wake) {
     casync__stream_wake_slot(s, &s->connecter);
   } else
     s->reader = s->writer = s->shutter = s->connecter = NULL;
+  s->on_data = NULL;
   if (s->on_close) s->on_close(s, s->on_close_arg);
   if (s->tls) casync__tls_close(s); /* close_notify, if it can go now */
   CTX(s)->streams_open--;

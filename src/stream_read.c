@@ -145,6 +145,10 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
  * reader if it has what it needs; stops reading ahead above HWM. */
 void casync__stream_arrived(casync_stream *s) {
   if (!CTX(s)->alive) return;
+  if (s->on_data) { /* a C owner reads */
+    s->on_data(s, s->on_close_arg);
+    return;
+  }
   if (s->reader && !(s->flags & SF_WOKEN) && read_ready(s)) {
     /* the reader stays in its slot until its continuation runs, so no
      * other task starts reading in between */
@@ -169,6 +173,9 @@ static int start_reading(casync_stream *s, int force) {
 
 /* Starts reading (for the TLS layer, or a C owner): 0 or a libuv error. */
 int casync__stream_read_start(casync_stream *s) { return start_reading(s, 1); }
+
+/* For a C owner (s->on_data): consumes n buffered bytes. */
+void casync__stream_consume(casync_stream *s, size_t n) { consume(s, n); }
 
 /* Clears the reader slot if t holds it. */
 static void release_reader(casync_stream *s, casync_task *t) {

@@ -274,6 +274,7 @@ static int meta_tostring(lua_State *L) {
  * is still there: what a finalized object references lives one cycle
  * more). */
 static int failure_gc(lua_State *L) {
+  luaL_checkudata(L, 1, CASYNC_FAILURE_MT); /* a hand call */
   lua_getiuservalue(L, 1, 1);
   if (lua_type(L, -1) == LUA_TUSERDATA)
     casync__report_unobserved(L, lua_touserdata(L, -1), -1);

@@ -1,95 +1,29 @@
 /* thread.c: casync.thread(fn, ...) and casync.thread_pool{size = n}: Lua
  * functions run in separate Lua states on worker threads, each call a
- * casync task.
+ * casync task.  This file is the loop's side: the jobs, the hub and the
+ * Lua API; worker.c is the workers' side.
  *
- * A pool owns n threads of its own (uv_thread_create, not libuv's thread
- * pool, so long jobs never delay file or DNS requests), each with a Lua
- * state that lives as long as the thread.  A job (the function and its
- * arguments, copied by copy.c) goes on the pool's queue; a worker takes
- * it, runs it, copies the results or the error into the job and posts the
- * job to the hub, the Lua state's one uv_async_t, whose callback wakes the
- * task waiting for it.  Running Lua code is never interrupted: a task
+ * A job (the function and its arguments, copied by copy.c) goes on the
+ * pool's queue; a worker takes it, runs it, copies the results or the
+ * error into the job and posts the job to the hub, the Lua state's one
+ * uv_async_t, whose callback wakes the task waiting for it.  A task
  * cancelled while its job runs ends at once and the result is dropped when
- * it comes (the worker can poll casync_worker.cancelled()).
+ * it comes.
  */
-#include <stdatomic.h>
-#include <stdio.h>
-#ifndef _WIN32
-#include <sched.h>
-#endif
 #include <stdlib.h>
-#include <string.h>
-#include <lualib.h>
-#include "prim.h"
+#include "thread.h"
 
 #define POOL_MT "casync.ThreadPool"
 #define JOBS_MT "casync.ThreadJobs"
 #define MAX_WORKERS 1024
-/* A worker that ran out of jobs polls the queue this long before it
- * sleeps (one worker at a time, yielding the CPU to any thread that wants
- * it): a task that sends job after job (a loop of casync.thread calls)
- * then does not pay for waking a thread each time (about 5 of the 18
- * microseconds of a round trip here). */
-#define SPIN_NS 50000u
-/* A spinner that has not looked at the queue for this long has lost its
- * CPU (sched_yield on a busy machine can give it away for milliseconds):
- * a new job wakes a sleeping worker instead of waiting for it. */
-#define SPIN_STALE_NS 5000u
-/* After a spin that found nothing, this many idle turns sleep at once:
- * rare jobs cost little spinning.  After a spin that lost its CPU for
- * SPIN_LOST_NS (the machine is busy), SPIN_SKIP_BUSY turns. */
-#define SPIN_SKIP 4
-#define SPIN_LOST_NS 100000u
-#define SPIN_SKIP_BUSY 64
+#define MAX_JOBS 1000000 /* per map */
+/* A job's items travel on the Lua stacks of the caller (twice: pushed,
+ * then copied for copy.c) and of the worker, at most LUAI_MAXSTACK,
+ * 1,000,000 slots each: a larger chunk is cut into chunks of this many
+ * items, which "at most chunksize items per job" allows. */
+#define MAX_CHUNK ((lua_Integer)1 << 18)
 
-typedef struct job job;
-typedef struct pool pool;
 typedef struct casync_hub hub;
-
-/* A call to run on a worker.  Owned by whoever holds it: the caller while
- * it is built (in a jobs box), then the pool's queue, the worker running
- * it, the hub's queue of posted jobs, the hub's list of delivered jobs,
- * and last the task that takes its results (or the hub, which frees it
- * when nobody waits for it any more). */
-struct job {
-  job *next, *prev;     /* in the pool's queue, the hub's queue or list */
-  pool *pool;
-  casync_task *task;    /* who waits for it; NULL once abandoned */
-  casync_obs obs;       /* in the task's observers: tells when it ended */
-  int queued;           /* in the pool's queue (pool->mu) */
-  int delivered;        /* in the hub's delivered list (loop thread) */
-  atomic_int cancel;    /* its task ended: the worker may stop early */
-  int map;              /* fn over the items: results in one table */
-  int failed;           /* set by the worker: `out` holds the error */
-  int worker_id;
-  casync_buf in, out;   /* fn and its arguments; results or the error */
-  char *traceback;      /* where it failed in the worker */
-};
-
-typedef struct worker {
-  uv_thread_t tid;
-  pool *pool;
-  lua_State *L;         /* its own Lua state, closed by the thread */
-  job *job;             /* the one it runs (pool->mu) */
-  int id;               /* 1-based */
-  int started;
-} worker;
-
-struct pool {
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  job *qhead, *qtail;   /* waiting jobs, first come first served */
-  atomic_int queued;    /* their number (changed under mu, read by spinners) */
-  atomic_int closing;   /* 1: closed, drain the queue; 2: stop now */
-  int busy, alive;
-  int sleeping;         /* workers waiting on cv */
-  int spinning;         /* a worker polling the queue before it sleeps */
-  _Atomic uint64_t polled; /* when the spinning worker last looked (ns) */
-  int spin_skip;        /* idle turns left without spinning */
-  int size;
-  hub *hub;
-  worker w[1];          /* size of them */
-};
 
 /* The per-Lua-state meeting point of finished jobs. */
 struct casync_hub {
@@ -99,11 +33,12 @@ struct casync_hub {
   job *head, *tail;     /* posted by workers, not yet seen (mu) */
   job *delivered;       /* results waiting for their task to run */
   int waiting;          /* jobs some task still waits for */
+  pool *pools;          /* not yet freed: the end of the state frees
+                           those pool_gc had to leave (hnext, hprev) */
   casync_ctx *lp;
 };
 
-
-static void job_free(job *j) {
+void casync__job_free(job *j) {
   casync__buf_free(&j->in);
   casync__buf_free(&j->out);
   free(j->traceback);
@@ -140,7 +75,7 @@ static void on_async(uv_async_t *a) {
     casync_task *t = j->task;
     next = j->next;
     if (!t) { /* its task ended before it did */
-      job_free(j);
+      casync__job_free(j);
       continue;
     }
     j->delivered = 1;
@@ -164,20 +99,35 @@ static void hub_free(casync_handle *hd) {
 
 static const casync_hclass hub_class = {"thread hub", NULL, hub_free};
 
-/* The state closes (every pool has been joined: pools are collected
- * before the context).  Frees the jobs left and closes the handle. */
+static void pool_unlink(pool *p) {
+  hub *h = p->hub;
+  if (p->hprev) p->hprev->hnext = p->hnext;
+  else if (h->pools == p) h->pools = p->hnext;
+  if (p->hnext) p->hnext->hprev = p->hprev;
+  p->hnext = p->hprev = NULL;
+}
+
+/* The state closes.  Pools are collected before the context, but one
+ * whose tasks still waited for jobs then (lua_close ends tasks without
+ * finishing them) is left to this: its workers are joined first, as
+ * they post to the hub.  Then frees the jobs left and closes the handle. */
 static void hub_close(casync_ctx *lp) {
   hub *h = lp->hub;
   job *j, *next;
   if (!h) return;
+  while (h->pools) {
+    pool *p = h->pools;
+    pool_unlink(p);
+    casync__pool_free(p);
+  }
   lp->hub = NULL;
   for (j = h->head; j; j = next) {
     next = j->next;
-    job_free(j);
+    casync__job_free(j);
   }
   for (j = h->delivered; j; j = next) {
     next = j->next;
-    job_free(j);
+    casync__job_free(j);
   }
   h->head = h->tail = h->delivered = NULL;
   casync__handle_close(&h->hd);
@@ -202,130 +152,8 @@ static hub *hub_get(lua_State *L, casync_ctx *lp) {
   return h;
 }
 
-/* -------------------------------------------------------------- worker */
-
-static char tb_key;
-
-/* casync_worker.cancelled() -> true once the task of the running job has
- * ended (cancelled, or the pool is being shut down) */
-static int worker_cancelled(lua_State *L) {
-  worker *w = lua_touserdata(L, lua_upvalueindex(1));
-  lua_pushboolean(L, w->job && atomic_load(&w->job->cancel));
-  return 1;
-}
-
-/* casync_worker.now() -> seconds on casync.now()'s clock (monotonic, the
- * same in every thread) */
-static int worker_now(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
-  return 1;
-}
-
-/* Message handler of a job: keeps the traceback aside, the error as is. */
-static int worker_msgh(lua_State *L) {
-  luaL_traceback(L, L, NULL, 1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &tb_key);
-  return 1;
-}
-
-/* Protected, in the worker: [1 job] -> decodes fn and its arguments,
- * calls it and encodes its results into job->out. */
-static int job_call(lua_State *L) {
-  job *j = lua_touserdata(L, 1);
-  int n = casync__copy_decode(L, &j->in, 0);
-  casync__buf_free(&j->in);
-  if (!j->map) {
-    lua_call(L, n - 1, LUA_MULTRET);
-    n = lua_gettop(L) - 1;
-  } else { /* [2 fn][3..] the items -> [2 their first results] */
-    int k, items = n - 1, t;
-    lua_createtable(L, items, 1);
-    t = lua_gettop(L);
-    for (k = 0; k < items; k++) {
-      lua_pushvalue(L, 2);
-      lua_pushvalue(L, 3 + k);
-      lua_call(L, 1, 1);
-      lua_rawseti(L, t, k + 1);
-    }
-    lua_pushinteger(L, items);
-    lua_setfield(L, t, "n");
-    lua_replace(L, 2);
-    lua_settop(L, 2);
-    n = 1;
-  }
-  if (casync__copy_encode(L, 2, n, &j->out, "results", 1, 0))
-    return lua_error(L);
-  return 0;
-}
-
-/* Protected, in the worker: [1 error] -> the error encoded, or its
- * tostring when it cannot be copied. */
-static int job_error(lua_State *L) {
-  job *j = lua_touserdata(L, lua_upvalueindex(1));
-  if (casync__copy_encode(L, 1, 1, &j->out, "error", 0, 0) == 0) return 0;
-  luaL_tolstring(L, 1, NULL);
-  casync__copy_encode(L, -1, 1, &j->out, "error", 0, 0);
-  return 0;
-}
-
-/* The last lines of a job's traceback are the worker's own C frames. */
-static char *keep_traceback(const char *tb, int id) {
-  const char *end, *frame = "\n\t[C]: in ?";
-  size_t n, fl = strlen(frame);
-  char *s;
-  if (!tb) return NULL;
-  n = strlen(tb);
-  while (n >= fl && memcmp(tb + n - fl, frame, fl) == 0) n -= fl;
-  end = "stack traceback (worker thread ";
-  s = malloc(n + 64);
-  if (!s) return NULL;
-  if (strncmp(tb, "stack traceback:", 16) == 0)
-    snprintf(s, n + 64, "%s%d):%.*s", end, id, (int)(n - 16), tb + 16);
-  else
-    snprintf(s, n + 64, "%.*s", (int)n, tb);
-  return s;
-}
-
-/* Runs job j in worker w's state: results or error into j->out. */
-static void run_job(worker *w, job *j) {
-  lua_State *L = w->L;
-  int status;
-  lua_settop(L, 0);
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &tb_key);
-  lua_pushcfunction(L, worker_msgh);
-  lua_pushcfunction(L, job_call);
-  lua_pushlightuserdata(L, j);
-  status = lua_pcall(L, 1, 0, 1);
-  j->worker_id = w->id;
-  if (status == LUA_OK) {
-    lua_settop(L, 0);
-    return;
-  }
-  j->failed = 1;
-  casync__buf_free(&j->out);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &tb_key);
-  j->traceback = keep_traceback(lua_tostring(L, -1), w->id);
-  lua_pop(L, 1);
-  lua_pushlightuserdata(L, j);
-  lua_pushcclosure(L, job_error, 1);
-  lua_insert(L, -2);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) casync__buf_free(&j->out);
-  lua_settop(L, 0);
-  casync__buf_free(&j->in);
-}
-
-/* One turn of a spinning worker: it lets any other thread that wants this
- * CPU run (the loop's own thread, on a busy machine), else it polls on. */
-static void spin_pause(void) {
-#ifdef _WIN32
-  SwitchToThread();
-#else
-  sched_yield();
-#endif
-}
-
-static void post(hub *h, job *j) {
+/* From a worker thread: job j is done. */
+void casync__hub_post(hub *h, job *j) {
   j->next = NULL;
   uv_mutex_lock(&h->mu);
   if (h->tail) h->tail->next = j;
@@ -333,168 +161,6 @@ static void post(hub *h, job *j) {
   h->tail = j;
   uv_mutex_unlock(&h->mu);
   uv_async_send(&h->async);
-}
-
-/* A worker thread: takes jobs until the pool closes. */
-static void worker_main(void *arg) {
-  worker *w = arg;
-  pool *p = w->pool;
-  job *j;
-  uv_mutex_lock(&p->mu);
-  for (;;) {
-    if (!p->qhead && !p->closing && !p->spinning && p->spin_skip > 0)
-      p->spin_skip--;
-    else if (!p->qhead && !p->closing && !p->spinning) {
-      uint64_t now = uv_hrtime(), until = now + SPIN_NS, prev;
-      int lost = 0;
-      p->spinning = 1;
-      uv_mutex_unlock(&p->mu);
-      atomic_store_explicit(&p->polled, now, memory_order_relaxed);
-      while (!atomic_load_explicit(&p->queued, memory_order_relaxed) &&
-             !p->closing && now < until) {
-        spin_pause();
-        prev = now;
-        now = uv_hrtime();
-        if (now - prev > SPIN_LOST_NS) lost = 1;
-        atomic_store_explicit(&p->polled, now, memory_order_relaxed);
-      }
-      uv_mutex_lock(&p->mu);
-      p->spinning = 0;
-      /* no job came (or a woken sleeper took it): spinning does not pay
-       * now, so the next few idle turns sleep at once; many if the CPU was
-       * taken away meanwhile (other programs want it) */
-      if (lost) p->spin_skip = SPIN_SKIP_BUSY;
-      else if (!p->qhead) p->spin_skip = SPIN_SKIP;
-    }
-    while (!p->qhead && !p->closing) {
-      p->sleeping++;
-      uv_cond_wait(&p->cv, &p->mu);
-      p->sleeping--;
-    }
-    if (p->closing == 2 || !p->qhead) break;
-    j = p->qhead;
-    p->qhead = j->next;
-    if (p->qhead) p->qhead->prev = NULL;
-    else p->qtail = NULL;
-    j->next = j->prev = NULL;
-    j->queued = 0;
-    p->queued--;
-    p->busy++;
-    w->job = j;
-    uv_mutex_unlock(&p->mu);
-    run_job(w, j);
-    /* once posted the job may be freed at any moment: forget it first */
-    uv_mutex_lock(&p->mu);
-    w->job = NULL;
-    p->busy--;
-    uv_mutex_unlock(&p->mu);
-    post(p->hub, j);
-    uv_mutex_lock(&p->mu);
-  }
-  p->alive--;
-  uv_mutex_unlock(&p->mu);
-  lua_close(w->L);
-  w->L = NULL;
-}
-
-/* Protected, in a new worker state: [1 worker][2 path][3 cpath]. */
-static int worker_setup(lua_State *L) {
-  worker *w = lua_touserdata(L, 1);
-  luaL_openlibs(L);
-  lua_getglobal(L, "package");
-  if (lua_istable(L, -1)) {
-    if (lua_isstring(L, 2)) {
-      lua_pushvalue(L, 2);
-      lua_setfield(L, -2, "path");
-    }
-    if (lua_isstring(L, 3)) {
-      lua_pushvalue(L, 3);
-      lua_setfield(L, -2, "cpath");
-    }
-  }
-  lua_createtable(L, 0, 4);
-  lua_pushlightuserdata(L, w);
-  lua_pushcclosure(L, worker_cancelled, 1);
-  lua_setfield(L, -2, "cancelled");
-  lua_pushcfunction(L, worker_now);
-  lua_setfield(L, -2, "now");
-  lua_pushinteger(L, w->id);
-  lua_setfield(L, -2, "id");
-  lua_pushinteger(L, w->pool->size);
-  lua_setfield(L, -2, "pool_size");
-  lua_setglobal(L, "casync_worker");
-  return 0;
-}
-
-/* Protected, in a new worker state: [1 parent state] -> the parent's
- * package.preload entries that are C functions with plain upvalues (the
- * casync runner preloads casync that way) are preloaded here too. */
-static int worker_preload(lua_State *W) {
-  lua_State *L = lua_touserdata(W, 1);
-  luaL_getsubtable(W, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE) != LUA_TTABLE)
-    return 0;
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_CFunction f = lua_tocfunction(L, -1);
-    int n = 0, ok = f && lua_type(L, -2) == LUA_TSTRING;
-    while (ok && lua_getupvalue(L, -1, n + 1)) {
-      int t = lua_type(L, -1);
-      ok = t == LUA_TLIGHTUSERDATA || t == LUA_TNUMBER || t == LUA_TSTRING ||
-           t == LUA_TBOOLEAN;
-      if (ok) {
-        luaL_checkstack(W, 2, NULL);
-        if (t == LUA_TLIGHTUSERDATA)
-          lua_pushlightuserdata(W, lua_touserdata(L, -1));
-        else if (t == LUA_TNUMBER && lua_isinteger(L, -1))
-          lua_pushinteger(W, lua_tointeger(L, -1));
-        else if (t == LUA_TNUMBER) lua_pushnumber(W, lua_tonumber(L, -1));
-        else if (t == LUA_TSTRING) lua_pushstring(W, lua_tostring(L, -1));
-        else lua_pushboolean(W, lua_toboolean(L, -1));
-        n++;
-      }
-      lua_pop(L, 1);
-    }
-    if (ok) {
-      lua_pushcclosure(W, f, n);
-      lua_setfield(W, -2, lua_tostring(L, -2));
-    } else
-      lua_pop(W, n);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return 0;
-}
-
-/* A new Lua state for worker w, with the standard libraries and the
- * package paths of L's state.  Raises in L on failure. */
-static lua_State *worker_state(lua_State *L, worker *w) {
-  int top = lua_gettop(L);
-  lua_State *W = luaL_newstate();
-  if (!W) luaL_error(L, "thread_pool: not enough memory");
-  lua_pushcfunction(W, worker_setup);
-  lua_pushlightuserdata(W, w);
-  lua_getglobal(L, "package");
-  if (lua_istable(L, -1)) {
-    lua_getfield(L, -1, "path");
-    lua_pushstring(W, lua_tostring(L, -1));
-    lua_getfield(L, -2, "cpath");
-    lua_pushstring(W, lua_tostring(L, -1));
-    lua_pop(L, 2);
-  } else {
-    lua_pushnil(W);
-    lua_pushnil(W);
-  }
-  lua_pop(L, 1);
-  if (lua_pcall(W, 3, 0, 0) != LUA_OK ||
-      (lua_pushcfunction(W, worker_preload), lua_pushlightuserdata(W, L),
-       lua_settop(L, top), lua_pcall(W, 1, 0, 0) != LUA_OK)) {
-    lua_settop(L, top);
-    lua_pushstring(L, lua_tostring(W, -1));
-    lua_close(W);
-    lua_error(L);
-  }
-  return W;
 }
 
 /* ---------------------------------------------------------------- pool */
@@ -506,92 +172,52 @@ static pool *check_pool(lua_State *L, int idx) {
   return *ud;
 }
 
-/* Stops pool p's workers after their current job and joins them; the
- * jobs still queued are freed (nobody can wait for them: their tasks,
- * which anchor the pool, are gone, or the state is closing). */
-static void pool_shutdown(pool *p) {
-  job *j, *next;
-  int i;
-  uv_mutex_lock(&p->mu);
-  p->closing = 2;
-  j = p->qhead;
-  p->qhead = p->qtail = NULL;
-  p->queued = 0;
-  for (i = 0; i < p->size; i++)
-    if (p->w[i].job) atomic_store(&p->w[i].job->cancel, 1);
-  uv_cond_broadcast(&p->cv);
-  uv_mutex_unlock(&p->mu);
-  for (; j; j = next) {
-    next = j->next;
-    job_free(j);
-  }
-  for (i = 0; i < p->size; i++)
-    if (p->w[i].started) {
-      uv_thread_join(&p->w[i].tid);
-      p->w[i].started = 0;
-    }
-  for (i = 0; i < p->size; i++)
-    if (p->w[i].L) { /* made, but its thread never started */
-      lua_close(p->w[i].L);
-      p->w[i].L = NULL;
-    }
-}
-
+/* The tasks of a pool's jobs anchor it, so the collector never finds one
+ * with jobs still waited for, but __gc called by hand can: the pool is
+ * then left as it is, to the collector's own call or the end of the state
+ * (hub_close), which frees it after the tasks. */
 static int pool_gc(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT), *p = *ud;
-  if (!p) return 0;
+  if (!p || p->jobs > 0) return 0;
   *ud = NULL;
-  pool_shutdown(p);
-  uv_cond_destroy(&p->cv);
-  uv_mutex_destroy(&p->mu);
-  free(p);
+  pool_unlink(p);
+  casync__pool_free(p);
   return 0;
 }
 
 /* Pushes a new pool of `size` workers. */
 static pool *pool_new(lua_State *L, casync_ctx *lp, int size) {
-  pool **ud, *p;
   hub *h = hub_get(L, lp);
-  int i, err;
-  ud = lua_newuserdatauv(L, sizeof *ud, 0);
+  pool **ud = lua_newuserdatauv(L, sizeof *ud, 0);
   *ud = NULL;
   luaL_setmetatable(L, POOL_MT);
-  p = calloc(1, sizeof *p + (size_t)(size - 1) * sizeof(worker));
-  if (!p) luaL_error(L, "thread_pool: not enough memory");
-  if (uv_mutex_init(&p->mu) != 0) {
-    free(p);
-    luaL_error(L, "thread_pool: cannot create a mutex");
-  }
-  if (uv_cond_init(&p->cv) != 0) {
-    uv_mutex_destroy(&p->mu);
-    free(p);
-    luaL_error(L, "thread_pool: cannot create a condition variable");
-  }
-  p->size = size;
-  p->hub = h;
-  *ud = p; /* from here on its __gc cleans up */
-  for (i = 0; i < size; i++) {
-    worker *w = &p->w[i];
-    w->pool = p;
-    w->id = i + 1;
-    w->L = worker_state(L, w);
-  }
-  for (i = 0; i < size; i++) {
-    worker *w = &p->w[i];
-    if ((err = uv_thread_create(&w->tid, worker_main, w)) != 0)
-      luaL_error(L, "thread_pool: cannot start a thread: %s",
-                 uv_strerror(err));
-    w->started = 1;
-    uv_mutex_lock(&p->mu);
-    p->alive++;
-    uv_mutex_unlock(&p->mu);
-  }
-  return p;
+  casync__pool_start(L, ud, h, size); /* an error: __gc frees *ud */
+  (*ud)->hnext = h->pools;
+  if (h->pools) h->pools->hprev = *ud;
+  h->pools = *ud;
+  return *ud;
 }
 
 static int default_size(void) {
   unsigned n = uv_available_parallelism();
   return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+}
+
+/* Option `field` of the table at arg: an integer from lo to hi, or def
+ * when absent.  A float with an integer value is that integer, as in
+ * Lua's own libraries; a string is not converted: an option's type is
+ * checked. */
+static lua_Integer opt_integer(lua_State *L, int arg, const char *field,
+                               lua_Integer def, lua_Integer lo,
+                               lua_Integer hi, const char *msg) {
+  lua_Integer v = def;
+  if (lua_getfield(L, arg, field) != LUA_TNIL) {
+    int ok = lua_type(L, -1) == LUA_TNUMBER;
+    if (ok) v = lua_tointegerx(L, -1, &ok);
+    luaL_argcheck(L, ok && v >= lo && v <= hi, arg, msg);
+  }
+  lua_pop(L, 1);
+  return v;
 }
 
 /* casync.thread_pool([opts]) -> pool: opts.size workers (default: the
@@ -601,13 +227,8 @@ static int fn_thread_pool(lua_State *L) {
   int size = default_size();
   if (!lua_isnoneornil(L, 1)) {
     luaL_checktype(L, 1, LUA_TTABLE);
-    if (lua_getfield(L, 1, "size") != LUA_TNIL) {
-      int isint = lua_isinteger(L, -1);
-      lua_Integer n = lua_tointeger(L, -1);
-      luaL_argcheck(L, isint && n >= 1 && n <= MAX_WORKERS, 1,
-                    "opts.size must be an integer from 1 to 1024");
-      size = (int)n;
-    }
+    size = (int)opt_integer(L, 1, "size", size, 1, MAX_WORKERS,
+                            "opts.size must be an integer from 1 to 1024");
     lua_settop(L, 1);
   }
   pool_new(L, lp, size);
@@ -620,10 +241,7 @@ static int fn_thread_pool(lua_State *L) {
 static int meth_close(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT), *p = *ud;
   if (!p || p->closing) return 0;
-  uv_mutex_lock(&p->mu);
-  p->closing = 1;
-  uv_cond_broadcast(&p->cv);
-  uv_mutex_unlock(&p->mu);
+  casync__pool_close(p);
   return 0;
 }
 
@@ -639,13 +257,7 @@ static int meth_size(lua_State *L) {
 static int meth_stats(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT), *p = *ud;
   int busy = 0, queued = 0, alive = 0;
-  if (p) {
-    uv_mutex_lock(&p->mu);
-    busy = p->busy;
-    queued = p->queued;
-    alive = p->alive;
-    uv_mutex_unlock(&p->mu);
-  }
+  if (p) casync__pool_stats(p, &busy, &queued, &alive);
   lua_createtable(L, 0, 5);
   lua_pushinteger(L, p ? p->size : 0);
   lua_setfield(L, -2, "size");
@@ -680,7 +292,7 @@ static int jobs_gc(lua_State *L) {
   int i;
   for (i = 0; i < b->n; i++)
     if (b->jobs[i]) {
-      job_free(b->jobs[i]);
+      casync__job_free(b->jobs[i]);
       b->jobs[i] = NULL;
     }
   return 0;
@@ -706,30 +318,21 @@ static void job_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   job *j = container_of(o, job, obs);
   pool *p = j->pool;
   hub *h = p->hub;
-  int removed = 0;
+  int removed;
   (void)lp;
   (void)t;
   j->task = NULL;
+  p->jobs--;
   if (j->delivered) {
     dl_unlink(h, j);
-    job_free(j);
+    casync__job_free(j);
     return;
   }
-  uv_mutex_lock(&p->mu);
-  if (j->queued) {
-    if (j->prev) j->prev->next = j->next;
-    else p->qhead = j->next;
-    if (j->next) j->next->prev = j->prev;
-    else p->qtail = j->prev;
-    p->queued--;
-    j->queued = 0;
-    removed = 1;
-  }
-  uv_mutex_unlock(&p->mu);
+  removed = casync__pool_unqueue(p, j);
   atomic_store(&j->cancel, 1);
   h->waiting--;
   hub_update_ref(h);
-  if (removed) job_free(j);
+  if (removed) casync__job_free(j);
 }
 
 /* Pushes the results of delivered job j (or raises its error) and frees
@@ -740,6 +343,7 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   casync__obs_unlink(t, &j->obs);
   dl_unlink(h, j);
   j->task = NULL;
+  j->pool->jobs--;
   lua_settop(L, 0);
   if (failed && j->traceback) {
     casync__push_task(L, t->loop, t);
@@ -773,9 +377,11 @@ static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1; /* at once; the job is dropped when the task has ended */
 }
 
-/* A woken job has its results: kept. */
-static const casync_wait_kind thread_wait = {"thread", "casync.thread",
-                                             thread_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+/* A woken job has its results: kept.  The job runs off the loop, so
+ * virtual time must not jump ahead while the task waits for it. */
+static const casync_wait_kind thread_wait = {
+  "thread", "casync.thread", thread_cancel,
+  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 static int thread_body_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -814,23 +420,10 @@ static void submit(lua_State *L, casync_ctx *lp, pool *p, int pidx, job *j) {
   j->task = t;
   j->obs.notify = job_task_ended;
   casync__obs_link(t, &j->obs);
+  p->jobs++;
   p->hub->waiting++;
   hub_update_ref(p->hub);
-  uv_mutex_lock(&p->mu);
-  j->queued = 1;
-  j->next = NULL;
-  j->prev = p->qtail;
-  if (p->qtail) p->qtail->next = j;
-  else p->qhead = j;
-  p->qtail = j;
-  p->queued++;
-  /* a spinning worker takes one job without being woken, if it still runs */
-  if (p->sleeping &&
-      (p->queued > p->spinning ||
-       uv_hrtime() - atomic_load_explicit(&p->polled, memory_order_relaxed) >
-         SPIN_STALE_NS))
-    uv_cond_signal(&p->cv);
-  uv_mutex_unlock(&p->mu);
+  casync__pool_push(p, j);
 }
 
 /* Copies fn (at fidx) and the n values after it into a new job and runs
@@ -910,19 +503,20 @@ static int meth_map(lua_State *L) {
   luaL_checktype(L, 3, LUA_TTABLE);
   if (!lua_isnoneornil(L, 4)) {
     luaL_checktype(L, 4, LUA_TTABLE);
-    if (lua_getfield(L, 4, "chunksize") != LUA_TNIL) {
-      int isint = lua_isinteger(L, -1);
-      chunk = lua_tointeger(L, -1);
-      luaL_argcheck(L, isint && chunk >= 1, 4,
-                    "opts.chunksize must be a positive integer");
-    }
-    lua_pop(L, 1);
+    chunk = opt_integer(L, 4, "chunksize", 1, 1, LUA_MAXINTEGER,
+                        "opts.chunksize must be a positive integer");
   }
+  len = (lua_Integer)lua_rawlen(L, 3);
+  if (chunk > MAX_CHUNK) chunk = MAX_CHUNK;
+  /* rounded up without len + chunk - 1, which overflows near
+   * math.maxinteger (and lost every item) */
+  chunks = len / chunk + (len % chunk != 0);
+  if (chunks > MAX_JOBS)
+    return luaL_argerror(L, 3, lua_pushfstring(L,
+      "too many jobs: %I items in chunks of %I, at most %d jobs; "
+      "raise opts.chunksize", len, chunk, MAX_JOBS));
   casync__wait_begin(L, "map");
   lua_settop(L, 3);
-  len = (lua_Integer)lua_rawlen(L, 3);
-  chunks = (len + chunk - 1) / chunk;
-  if (chunks > 1000000) return luaL_error(L, "map: too many jobs");
   lua_createtable(L, (int)chunks, 0); /* 4: the tasks */
   if (chunks == 0) {
     lua_pushinteger(L, 0);
@@ -931,9 +525,9 @@ static int meth_map(lua_State *L) {
   }
   b = jobs_new(L, (int)chunks); /* 5 */
   for (c = 0; c < chunks; c++) {
-    lua_Integer first = c * chunk + 1, last = first + chunk - 1;
+    lua_Integer first = c * chunk + 1;
+    lua_Integer last = len - first < chunk ? len : first + chunk - 1;
     int bad, m;
-    if (last > len) last = len;
     m = (int)(last - first + 1);
     base = lua_gettop(L);
     luaL_checkstack(L, m + 4, "too many items in a chunk");

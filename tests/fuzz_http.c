@@ -1,5 +1,5 @@
 /* fuzz_http.c: a fuzz target for casync's HTTP message layer
- * (src/http_parse.c on http_parser): request and response parsing fed in
+ * (src/http_parse.c on llhttp): request and response parsing fed in
  * random pieces, pipelined messages, the end of the stream, the limits,
  * and a round trip through the response-head serializer (what the server
  * writes must parse back to the same status and headers, and header text
@@ -42,11 +42,18 @@ static void check_message(const casync_hmsg *m) {
   if (m->state == HM_ERROR) {
     CHECK(m->status >= 400 && m->status <= 505);
     CHECK(m->why != NULL);
+    CHECK(m->code != NULL);
     return;
   }
   CHECK(m->body.len <= m->max_body);
   CHECK(m->nfields <= m->max_headers);
   CHECK(m->first_len <= m->head.len);
+  if (m->type == HTTP_REQUEST) { /* what check_request lets through */
+    size_t hl;
+    CHECK(m->p.http_major == 1);
+    CHECK(m->p.http_minor == 0 || casync__hmsg_header(m, "host", &hl) != NULL);
+    CHECK(!(m->chunked && m->has_length));
+  }
   for (i = 0; i < m->nfields; i++) {
     const casync_hfield *f = &m->fields[i];
     size_t k;
@@ -195,7 +202,7 @@ static void round_trip(const uint8_t *data, size_t size) {
       }
     }
   } else {
-    /* http_parser refuses some bytes a header value may hold (controls) */
+    /* llhttp refuses some bytes a header value may hold (controls) */
     CHECK(m.state == HM_ERROR);
   }
   casync__hmsg_free(&m);

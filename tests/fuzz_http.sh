@@ -9,12 +9,16 @@ cd "$(dirname "$0")/.."
 secs=${1:-30}
 dir=${2:-build-fuzz}
 mkdir -p "$dir"
-src=(tests/fuzz_http.c src/http_parse.c)
+# llhttp's generated sources, from Debian's node-llhttp (scripts/deps.sh)
+llh_src=${LLHTTP_SOURCE_DIR:-/usr/share/llhttp}
+llh_inc=${LLHTTP_INCLUDE_DIR:-/usr/share/include/llhttp}
+src=(tests/fuzz_http.c src/http_parse.c "$llh_src/llhttp.c" "$llh_src/api.c"
+     "$llh_src/http.c")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if command -v clang >/dev/null &&
    clang -g -O1 -fsanitize=fuzzer,address,undefined \
-     -fno-sanitize-recover=undefined -Isrc "${src[@]}" -lhttp_parser \
+     -fno-sanitize-recover=undefined -DLLHTTP_STRICT_MODE=1 -Isrc -I"$llh_inc" "${src[@]}" \
      -o "$dir/fuzz_http" 2>"$dir/fuzz_http.log"; then
   # a few valid messages to start from (the first byte picks the mode)
   mkdir "$work/seeds" "$work/corpus"
@@ -33,6 +37,6 @@ if command -v clang >/dev/null &&
 fi
 echo "fuzz_http: no libFuzzer here (see $dir/fuzz_http.log); self-driving loop, ${secs} s"
 gcc -g -O1 -DFUZZ_STANDALONE -fsanitize=address,undefined \
-  -fno-sanitize-recover=undefined -Isrc "${src[@]}" -lhttp_parser \
+  -fno-sanitize-recover=undefined -DLLHTTP_STRICT_MODE=1 -Isrc -I"$llh_inc" "${src[@]}" \
   -o "$dir/fuzz_http_standalone" || exit 1
 "$dir/fuzz_http_standalone" "$secs"

@@ -1,5 +1,5 @@
 -- W6 HTTP "Hello, World!", casync: casync.http.serve (HTTP/1.1 parsed by
--- http_parser in C, a task per request running this Lua handler, the
+-- llhttp in C, a task per request running this Lua handler, the
 -- answer serialized in C), keep-alive.  Listens on 127.0.0.1:$BENCH_PORT
 -- (8080) until killed.  Run with the casync runner, or with lua5.4 (then it
 -- wraps itself in casync.run).

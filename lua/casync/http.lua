@@ -1,60 +1,168 @@
--- casync.http: an HTTP/1.1 client and server.
+-- casync.http: an HTTP/1.1 client and server, and WebSocket on both.
 --
--- The server (casync.http.serve) is C (src/http_server.c): parsing, the
--- request table, the answer's serialization and the writes; only the
--- handler is Lua.  The client is written here on casync.tcp streams and the
--- C parser object (casync.core.http.parser, on Debian's http_parser), with
--- a small keep-alive pool per host.  JSON goes through Debian's lua-cjson.
--- Not here: TLS (https URLs fail with kind "unsupported"), HTTP/2,
--- proxies, cookies, compression.
+-- The server (casync.http.serve) is C (src/http_server.c and its two
+-- companions): parsing, the request table, the answer's serialization and
+-- the writes; only the handler is Lua.  The client is written here on
+-- casync.tcp streams and the C parser object (casync.core.http.parser, on
+-- llhttp), with a small keep-alive pool per host.  WebSocket is
+-- lua/casync/websocket.lua.  JSON goes through Debian's lua-cjson.
+-- https goes through casync.tls (the TLS layer inside casync streams).
+-- Not here: HTTP/2, proxies, a cookie jar, compression.
 local core = require "casync.core"
 local cjson = require "cjson"
 
 local C = core.http
 local now, new_error = core.now, core.new_error
 local tcp_connect = core.tcp.connect
+local tls_connect = core.tls and core.tls.connect
+local core_check_task = C._check_task
+
+-- Raises the core's "fname: must be called inside a task" (and a pending
+-- cancellation) at the line that called the public function `level`
+-- frames up from here.
+local function check_task(fname, level)
+  local ok, err = pcall(core_check_task, fname)
+  if not ok then error(err, (level or 2) + 1) end
+end
 
 local http = {}
 
 local DEFAULT_TIMEOUT = 30     -- seconds for a whole request
 local MAX_RESPONSE_BODY = 64 * 1024 * 1024
+local MAX_LIMIT = 0x7fffffff
 local USER_AGENT = "casync/" .. core.version
+local BIG_BODY = 64 * 1024     -- larger bodies are sent while the answer is read
+
+---------------------------------------------------------------- arguments
+
+-- Raises Lua's own "bad argument" error (as luaL_argerror does) for
+-- argument i of the function `level` frames up from argerror (2: its
+-- caller), pointing at the line that called that function.
+local function argerror(i, msg, level)
+  local ar = debug.getinfo(level, "nf")
+  local name = ar and ar.name
+  if not name and ar then -- called from C (pcall): its name in a module
+    for mod, t in pairs(package.loaded) do
+      if type(t) == "table" then
+        for k, v in pairs(t) do
+          if v == ar.func and type(k) == "string" then
+            name = mod == "_G" and k or mod .. "." .. k
+            break
+          end
+        end
+      end
+      if name then break end
+    end
+  end
+  name = name or "?"
+  if ar and ar.namewhat == "method" then
+    i = i - 1
+    if i == 0 then
+      error(("calling '%s' on bad self (%s)"):format(name, msg), level + 1)
+    end
+  end
+  error(("bad argument #%d to '%s' (%s)"):format(i, name, msg), level + 1)
+end
+
+local function typeerror(i, want, v, level)
+  argerror(i, ("%s expected, got %s"):format(want, v == nil and "no value"
+           or type(v)), level + 1)
+end
+
+local function check_string(v, i, level)
+  if type(v) ~= "string" then typeerror(i, "string", v, level + 1) end
+  return v
+end
+
+local function opt_table(v, i, level)
+  if v ~= nil and type(v) ~= "table" then
+    typeerror(i, "table", v, level + 1)
+  end
+  return v
+end
+
+-- opts[field] as seconds: a number, not NaN, not negative (nil: def).
+local function opt_seconds(opts, field, i, level, def)
+  local v = opts[field]
+  if v == nil then return def end
+  if type(v) ~= "number" or v ~= v or v < 0 then
+    argerror(i, ("opts.%s must be a non-negative number"):format(field),
+             level + 1)
+  end
+  return v
+end
+
+-- opts[field] as an integer in lo..hi (nil: def).
+local function opt_int(opts, field, lo, hi, i, level, def)
+  local v = opts[field]
+  if v == nil then return def end
+  if math.type(v) ~= "integer" or v < lo or v > hi then
+    argerror(i, ("opts.%s must be an integer in %d..%d"):format(field, lo, hi),
+             level + 1)
+  end
+  return v
+end
+
+local function opt_boolean(opts, field, i, level)
+  local v = opts[field]
+  if v ~= nil and type(v) ~= "boolean" then
+    argerror(i, ("opts.%s must be a boolean"):format(field), level + 1)
+  end
+  return v
+end
 
 ---------------------------------------------------------------- helpers
 
--- "%41" -> "A", "+" -> " "
+-- http.unescape(s) -> s with "%41" as "A" and "+" as " "
 function http.unescape(s)
+  check_string(s, 1, 2)
   s = s:gsub("+", " ")
   return (s:gsub("%%(%x%x)", function(h)
     return string.char(tonumber(h, 16))
   end))
 end
 
+-- http.escape(s) -> s with every byte but letters, digits and -._~ as %XX
 function http.escape(s)
+  if type(s) ~= "string" and type(s) ~= "number" then
+    typeerror(1, "string", s, 2)
+  end
   return (tostring(s):gsub("[^%w%-%._~]", function(c)
     return ("%%%02X"):format(c:byte())
   end))
 end
 
--- "a=1&b=x%20y" -> {a = "1", b = "x y"} (a repeated key: the last wins)
-function http.parse_query(q)
+local function parse_query(q)
   local t = {}
-  for pair in (q or ""):gmatch("[^&;]+") do
+  for pair in q:gmatch("[^&;]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
     t[http.unescape(k)] = http.unescape(v)
   end
   return t
 end
 
--- {a = 1, b = "x y"} -> "a=1&b=x%20y" (keys sorted, so it is stable)
-function http.encode_query(t)
+-- http.parse_query(q) -> {a = "1", b = "x y"} from "a=1&b=x%20y" (a repeated
+-- key: the last wins; nil: an empty table)
+function http.parse_query(q)
+  if q ~= nil then check_string(q, 1, 2) end
+  return parse_query(q or "")
+end
+
+local function encode_query(t)
   local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
-  table.sort(keys)
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   for i, k in ipairs(keys) do
-    keys[i] = http.escape(k) .. "=" .. http.escape(t[k] == nil and "" or t[k])
+    keys[i] = http.escape(tostring(k)) .. "=" .. http.escape(tostring(t[k]))
   end
   return table.concat(keys, "&")
+end
+
+-- http.encode_query(t) -> "a=1&b=x%20y" from {a = 1, b = "x y"} (keys
+-- sorted, so it is stable)
+function http.encode_query(t)
+  if type(t) ~= "table" then typeerror(1, "table", t, 2) end
+  return encode_query(t)
 end
 
 local function json_decode(body)
@@ -63,22 +171,174 @@ local function json_decode(body)
   return nil, new_error("json", "invalid JSON: " .. tostring(v))
 end
 
+-- http.json_encode(value) -> JSON text (lua-cjson)
 http.json_encode = cjson.encode
-http.json_decode = json_decode
+-- http.json_decode(text) -> value | nil, err (kind "json")
+function http.json_decode(text)
+  check_string(text, 1, 2)
+  return json_decode(text)
+end
 http.null = cjson.null
+
+---------------------------------------------------------------- URLs
+
+-- Splits a URI reference into its five parts (RFC 3986 appendix B):
+-- scheme, authority, path, query, fragment (nil when absent).
+local function split_uri(s)
+  local scheme, rest = s:match("^(%a[%w+.-]*):(.*)$")
+  if not scheme then rest = s end
+  local frag
+  local h = rest:find("#", 1, true)
+  if h then rest, frag = rest:sub(1, h - 1), rest:sub(h + 1) end
+  local query
+  local q = rest:find("?", 1, true)
+  if q then rest, query = rest:sub(1, q - 1), rest:sub(q + 1) end
+  local auth
+  if rest:sub(1, 2) == "//" then
+    auth, rest = rest:match("^//([^/]*)(.*)$")
+  end
+  return scheme, auth, rest, query, frag
+end
+
+local function parse_url(url)
+  local scheme, auth, path, query, frag = split_uri(url)
+  local bad = ("invalid URL '%s'"):format(url)
+  if not scheme or not auth or auth == "" then return nil, bad end
+  local u = {scheme = scheme:lower(), query = query, fragment = frag}
+  local userinfo, hostport = auth:match("^(.*)@(.*)$")
+  u.userinfo = userinfo
+  hostport = hostport or auth
+  local host, port = hostport:match("^%[([%x:.]+)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:%[%]]+):?(%d*)$") end
+  if not host or host == "" then return nil, bad end
+  u.host = host
+  if port ~= "" then
+    u.port = tonumber(port)
+    if u.port > 65535 then return nil, bad end
+  elseif hostport:sub(-1) == ":" then
+    return nil, bad
+  end
+  if path ~= "" then u.path = path end
+  return u
+end
+
+-- http.parse_url(url) -> {scheme=, host=, port=, path=, query=,
+-- fragment=, userinfo=} | nil, message: the parts of an absolute URL
+function http.parse_url(url)
+  return parse_url(check_string(url, 1, 2))
+end
+
+-- RFC 3986 5.2.4: removes "." and ".." segments.
+local function remove_dots(input)
+  local out = {}
+  while #input > 0 do
+    if input:sub(1, 3) == "../" then input = input:sub(4)
+    elseif input:sub(1, 2) == "./" then input = input:sub(3)
+    elseif input:sub(1, 3) == "/./" then input = input:sub(3)
+    elseif input == "/." then input = "/"
+    elseif input:sub(1, 4) == "/../" then
+      input = input:sub(4)
+      out[#out] = nil
+    elseif input == "/.." then
+      input = "/"
+      out[#out] = nil
+    elseif input == "." or input == ".." then input = ""
+    else
+      local seg = input:match("^/?[^/]*")
+      out[#out + 1] = seg
+      input = input:sub(#seg + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- Resolves reference loc against the absolute URL base (RFC 3986 5.2.2),
+-- as a redirect's Location is.
+local function resolve(base, loc)
+  local bs, ba, bp, bq = split_uri(base)
+  local rs, ra, rp, rq, rf = split_uri(loc)
+  local s, a, p, q
+  if rs then
+    s, a, p, q = rs, ra, remove_dots(rp), rq
+  else
+    s = bs
+    if ra then
+      a, p, q = ra, remove_dots(rp), rq
+    else
+      a = ba
+      if rp == "" then
+        p, q = bp, rq or bq
+      else
+        if rp:sub(1, 1) == "/" then
+          p = remove_dots(rp)
+        elseif ba and bp == "" then
+          p = remove_dots("/" .. rp)
+        else
+          p = remove_dots((bp:match("^(.*/)") or "") .. rp)
+        end
+        q = rq
+      end
+    end
+  end
+  local t = {s, ":"}
+  if a then t[#t + 1] = "//" .. a end
+  t[#t + 1] = p
+  if q then t[#t + 1] = "?" .. q end
+  if rf then t[#t + 1] = "#" .. rf end
+  return table.concat(t)
+end
+
+-- http.resolve(base, ref) -> the absolute URL ref names, relative to base
+function http.resolve(base, ref)
+  return resolve(check_string(base, 1, 2), check_string(ref, 2, 2))
+end
+
+-- The request target of URL parts u: bytes a URL may not hold raw
+-- (controls, space, non-ASCII, "<>`{} and ") percent-encoded, as a
+-- browser's fetch does; an existing %XX stays.
+local function target_of(u)
+  local function enc(c) return ("%%%02X"):format(c:byte()) end
+  local path = (u.path or "/"):gsub('[%z\1-\32"<>`{}\127-\255]', enc)
+  if u.query then
+    return path .. "?" .. u.query:gsub('[%z\1-\32"<>\127-\255]', enc)
+  end
+  return path
+end
+
+-- "http://host:port", the origin a redirect may leave
+local function origin_of(u)
+  return u.scheme .. "://" .. u.host:lower() .. ":" ..
+         (u.port or (u.scheme == "https" and 443 or 80))
+end
 
 ---------------------------------------------------------------- server
 
 -- The request table's metatable: req.query is parsed on first use,
--- req:json() decodes the body; the server leaves out req.version when it
--- is "1.1" and req.body when it is "" (fewer fields to set per request).
+-- req:json() decodes the body, req:websocket() takes the connection for a
+-- WebSocket; the server leaves out req.version when it is "1.1" and
+-- req.body when it is "" (fewer fields to set per request).
 local Request = {version = "1.1", body = ""}
-function Request.json(req) return json_decode(req.body) end
+
+-- req:json() -> the decoded body | nil, err (kind "json")
+function Request.json(req)
+  if type(req) ~= "table" then typeerror(1, "table", req, 2) end
+  return json_decode(req.body)
+end
+
+-- req:websocket([opts]) -> ws | nil, err: answers the request's WebSocket
+-- upgrade (RFC 6455) and returns the connection as a WebSocket (see
+-- lua/casync/websocket.lua); it closes when the handler returns
+function Request.websocket(req, opts)
+  if type(req) ~= "table" then typeerror(1, "table", req, 2) end
+  opt_table(opts, 2, 2)
+  return require("casync.websocket").accept(req, opts, C._upgrade)
+end
+
 local request_meta = {
   __index = function(req, k)
     if k == "query" then
       local q = req.target:match("%?([^#]*)")
-      local t = http.parse_query(q)
+      local t = parse_query(q or "")
       rawset(req, "query", t)
       return t
     end
@@ -99,43 +359,28 @@ end
 
 local NAME = "^[%w!#%$%%&'%*%+%-%.%^_`|~]+$"
 
-local function check_header(k, v, level)
-  if type(k) ~= "string" or not k:match(NAME) then
-    error(("invalid header name %q"):format(tostring(k)), level)
-  end
-  local vs = tostring(v)
-  if vs:find("[\r\n%z]") then
-    error(("invalid value for header %q"):format(k), level)
-  end
-  return vs
-end
-
--- Resolves a redirect's Location against the URL it came from.
-local function resolve(base, loc)
-  if loc:match("^%a[%w+.-]*://") then return loc end
-  local origin = base:match("^(%a[%w+.-]*://[^/?#]*)")
-  if loc:sub(1, 2) == "//" then return base:match("^(%a[%w+.-]*:)") .. loc end
-  if loc:sub(1, 1) == "/" then return origin .. loc end
-  local dir = base:match("^(%a[%w+.-]*://[^?#]*/)") or (origin .. "/")
-  return dir .. loc
-end
-
 -- A pool of idle keep-alive connections, per "host:port".
 local Pool = {}
 Pool.__index = Pool
 
-local function new_pool(opts)
-  return setmetatable({idle = {}, max_idle = opts.max_idle or 8,
-                       idle_timeout = opts.idle_timeout or 4}, Pool)
+local function new_pool(max_idle, idle_timeout)
+  return setmetatable({idle = {}, max_idle = max_idle or 8,
+                       idle_timeout = idle_timeout or 4}, Pool)
 end
 
 -- A connection idle for less than idle_timeout (the servers' keep-alive
--- timeout is commonly 5 s), or nil.
+-- timeout is commonly 5 s) that the server has not closed meanwhile, or
+-- nil.  A connection the server closed (or sent bytes on) while it sat
+-- idle is dropped here, before anything is sent on it, so any request may
+-- take the next one.
 function Pool:get(key)
   local list = self.idle[key]
   while list and #list > 0 do
     local e = table.remove(list)
-    if not e.s:closed() and now() - e.t < self.idle_timeout then return e.s end
+    if not e.s:closed() and now() - e.t < self.idle_timeout then
+      local data, err = e.s:read(nil, 0) -- does not wait
+      if data == nil and err and err.kind == "timeout" then return e.s end
+    end
     e.s:close()
   end
 end
@@ -168,9 +413,15 @@ end
 
 local Response = {}
 Response.__index = Response
+Response.__name = "casync.HttpResponse"
 
 -- response:json() -> the decoded body | nil, err (kind "json")
-function Response:json() return json_decode(self.body) end
+function Response:json()
+  if getmetatable(self) ~= Response then
+    typeerror(1, "casync.HttpResponse", self, 2)
+  end
+  return json_decode(self.body)
+end
 
 local function left(deadline)
   if not deadline then return nil end
@@ -243,74 +494,156 @@ local function receive(s, method, deadline, max_body)
   end
 end
 
--- The checked options of a request: r.method, r.url, r.body, r.json,
--- r.extra (the user's header lines), r.have (their lowercase names), ...
-local function prepare(opts, level)
-  if type(opts) ~= "table" then
-    error(("bad argument #1 to 'request' (table expected, got %s)")
-      :format(type(opts)), level)
+-- Sends the request and reads its answer.  A large or streamed body is
+-- sent from a task of its own while this one reads, so a server that
+-- answers early (413 during an upload) and closes is heard: its answer is
+-- returned, not the broken pipe.  Returns as receive, the connection
+-- unusable when the answer came before the body was sent.
+local function exchange(s, r, head)
+  local body = r.body
+  if not (type(body) == "function" or
+          (type(body) == "string" and #body > BIG_BODY)) then
+    local ok, err, fresh = send(s, head, body, r.deadline)
+    if not ok then return nil, err, fresh end
+    return receive(s, r.method, r.deadline, r.max_body)
   end
+  local sender <close> = setmetatable({t = core.spawn(send, s, head, body,
+                                                      r.deadline)},
+    {__close = function(g)
+      if not g.t:done() then
+        g.t:cancel()
+        pcall(g.t.wait, g.t)
+      end
+    end})
+  local msg, err, fresh = receive(s, r.method, r.deadline, r.max_body)
+  local t = sender.t
+  if msg then
+    if not t:done() then msg.keep_alive = false end -- the body was cut short
+    return msg
+  end
+  if t:done() and not t:error() then
+    local ok, serr, sfresh = t:result()
+    if not ok then return nil, serr, sfresh and fresh end
+  end
+  return nil, err, fresh
+end
+
+local REQUEST_FIELDS = {
+  url = true, method = true, headers = true, body = true, json = true,
+  query = true, timeout = true, max_redirects = true, max_body_size = true,
+  keep_alive = true, retry = true,
+}
+
+-- The checked options of a request (argument i of the function `level`
+-- frames up): r.method, r.url, r.body, r.json, r.headers (a list of
+-- {name, lowercase name, value}) ...
+local function prepare(opts, i, level)
+  if type(opts) ~= "table" then typeerror(i, "table", opts, level + 1) end
   local r = {url = opts.url, body = opts.body, json = false}
   if type(r.url) ~= "string" then
-    error("request: opts.url must be a string", level)
+    argerror(i, "opts.url must be a string", level + 1)
   end
-  if opts.query then
+  if not parse_url(r.url) then
+    argerror(i, ("invalid URL '%s'"):format(r.url), level + 1)
+  end
+  if opts.query ~= nil then
+    if type(opts.query) ~= "table" then
+      argerror(i, "opts.query must be a table", level + 1)
+    end
     r.url = r.url .. (r.url:find("?", 1, true) and "&" or "?") ..
-            http.encode_query(opts.query)
+            encode_query(opts.query)
   end
   if opts.json ~= nil then
-    r.body, r.json = cjson.encode(opts.json), true
+    local ok, text = pcall(cjson.encode, opts.json)
+    if not ok then
+      argerror(i, "opts.json: " .. tostring(text), level + 1)
+    end
+    r.body, r.json = text, true
   end
   local bt = type(r.body)
   if r.body ~= nil and bt ~= "string" and bt ~= "function" then
-    error("request: opts.body must be a string, a function (chunks) or nil",
-          level)
+    argerror(i, "opts.body must be a string, a function (chunks) or nil",
+             level + 1)
   end
-  r.method = (opts.method or (r.body ~= nil and "POST" or "GET")):upper()
-  if not r.method:match(NAME) then
-    error(("request: invalid method %q"):format(r.method), level)
+  local method = opts.method
+  if method == nil then method = r.body ~= nil and "POST" or "GET" end
+  if type(method) ~= "string" or not method:match(NAME) then
+    argerror(i, ("invalid method %q"):format(tostring(method)), level + 1)
   end
-  r.timeout = opts.timeout or DEFAULT_TIMEOUT
+  r.method = method:upper()
+  r.timeout = opt_seconds(opts, "timeout", i, level + 1, DEFAULT_TIMEOUT)
   r.deadline = now() + r.timeout
-  r.max_redirects = opts.max_redirects or 5
-  r.max_body = opts.max_body_size or MAX_RESPONSE_BODY
-  r.keep_alive = opts.keep_alive ~= false
-  r.retry = opts.retry
-  local extra, have = {}, {}
-  for k, v in pairs(opts.headers or {}) do
-    local lk = type(k) == "string" and k:lower() or k
-    if lk ~= "content-length" and lk ~= "transfer-encoding" then
-      for _, x in ipairs(type(v) == "table" and v or {v}) do
-        extra[#extra + 1] = k .. ": " .. check_header(k, x, level + 1) .. "\r\n"
+  r.max_redirects = opt_int(opts, "max_redirects", 0, MAX_LIMIT, i,
+                            level + 1, 5)
+  r.max_body = opt_int(opts, "max_body_size", 1, MAX_LIMIT, i, level + 1,
+                       MAX_RESPONSE_BODY)
+  r.keep_alive = opt_boolean(opts, "keep_alive", i, level + 1) ~= false
+  if opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(i, "opts.tls must be a table", level + 1)
+  end
+  r.tls = opts.tls
+  r.retry = opt_boolean(opts, "retry", i, level + 1)
+  local headers = {}
+  if opts.headers ~= nil then
+    if type(opts.headers) ~= "table" then
+      argerror(i, "opts.headers must be a table", level + 1)
+    end
+    for k, v in pairs(opts.headers) do
+      if type(k) ~= "string" or not k:match(NAME) then
+        argerror(i, ("invalid header name %q"):format(tostring(k)), level + 1)
       end
-      have[lk] = true
+      local lk = k:lower()
+      if lk ~= "content-length" and lk ~= "transfer-encoding" then
+        for _, x in ipairs(type(v) == "table" and v or {v}) do
+          local tx = type(x)
+          if tx ~= "string" and tx ~= "number" then
+            argerror(i, ("header %q has a %s value"):format(k, tx), level + 1)
+          end
+          x = tostring(x)
+          if x:find("[\r\n%z]") then
+            argerror(i, ("invalid value for header %q"):format(k), level + 1)
+          end
+          headers[#headers + 1] = {k, lk, x}
+        end
+      end
     end
   end
-  r.extra, r.have = table.concat(extra), have
+  r.headers = headers
   return r
 end
 
+-- Takes header `lname` (lowercase) out of the request's headers.
+local function drop_header(r, lname)
+  local kept = {}
+  for _, h in ipairs(r.headers) do
+    if h[2] ~= lname then kept[#kept + 1] = h end
+  end
+  r.headers = kept
+end
+
 -- The request's head for URL parts u.
-local function head_of(r, u, target)
+local function head_of(r, u)
   local host = u.host:find(":", 1, true) and ("[" .. u.host .. "]") or u.host
-  local t = {r.method, " ", target, " HTTP/1.1\r\n"}
+  local t = {r.method, " ", target_of(u), " HTTP/1.1\r\n"}
+  local have = {}
+  for _, h in ipairs(r.headers) do have[h[2]] = true end
   local function add(line) t[#t + 1] = line end
-  if not r.have.host then
+  if not have.host then
     add("Host: " .. host .. (u.port and (":" .. u.port) or "") .. "\r\n")
   end
-  if not r.have["user-agent"] then
-    add("User-Agent: " .. USER_AGENT .. "\r\n")
-  end
-  if r.json and not r.have["content-type"] then
+  if not have["user-agent"] then add("User-Agent: " .. USER_AGENT .. "\r\n") end
+  if r.json and not have["content-type"] then
     add("Content-Type: application/json\r\n")
   end
   if type(r.body) == "string" then
     add("Content-Length: " .. #r.body .. "\r\n")
   elseif type(r.body) == "function" then
     add("Transfer-Encoding: chunked\r\n")
+  elseif r.method == "POST" or r.method == "PUT" or r.method == "PATCH" then
+    add("Content-Length: 0\r\n")
   end
   if not r.keep_alive then add("Connection: close\r\n") end
-  add(r.extra)
+  for _, h in ipairs(r.headers) do add(h[1] .. ": " .. h[3] .. "\r\n") end
   add("\r\n")
   return table.concat(t)
 end
@@ -320,17 +653,28 @@ local function timed_out(r, what)
     :format(r.method, r.url, r.timeout, what or ""), "ETIMEDOUT")
 end
 
+-- A new connection to host:port, TLS (casync.tls.connect: the system's
+-- CAs, the host name checked, opts.tls's settings) when `secure`.
+local function connect(host, port, secure, tls, timeout)
+  if not secure then return tcp_connect(host, port, {timeout = timeout}) end
+  local o = {}
+  for k, v in pairs(tls or {}) do o[k] = v end
+  o.timeout = timeout
+  return tls_connect(host, port, o)
+end
+
 -- One request to r.url over a pooled or new connection: the message, or
--- nil, err.  A pooled connection the server had closed meanwhile is
+-- nil, err.  A pooled connection the server closed while it sat idle is
+-- dropped before use (Pool:get); one that dies before any answer came is
 -- replaced once, when the request may be repeated.
-local function attempt(pool, r, host, port, head)
-  local key = host .. ":" .. port
+local function attempt(pool, r, host, port, head, secure)
+  local key = (secure and "https://" or "http://") .. host .. ":" .. port
   for try = 1, 2 do
     local s, reused = pool:get(key), true
     if not s then
       local cerr
       reused = false
-      s, cerr = tcp_connect(host, port, {timeout = left(r.deadline)})
+      s, cerr = connect(host, port, secure, r.tls, left(r.deadline))
       if not s then
         if cerr.kind == "timeout" then
           return nil, timed_out(r, " (connecting)")
@@ -342,11 +686,7 @@ local function attempt(pool, r, host, port, head)
     local guard <close> = setmetatable({s = s}, {__close = function(g)
       if g.s then g.s:close() end
     end})
-    local ok, err, fresh = send(s, head, r.body, r.deadline)
-    local msg
-    if ok then
-      msg, err, fresh = receive(s, r.method, r.deadline, r.max_body)
-    end
+    local msg, err, fresh = exchange(s, r, head)
     if msg then
       if msg.keep_alive and r.keep_alive and not msg.upgrade then
         guard.s = nil
@@ -365,30 +705,43 @@ end
 
 local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
                   [308] = true}
+-- what a redirect that turns the request into a GET leaves behind (the
+-- fetch standard's request-body headers)
+local BODY_HEADERS = {"content-type", "content-encoding", "content-language",
+                      "content-location"}
 
-local function do_request(pool, opts, level)
-  local r = prepare(opts, level + 1)
+local function do_request(pool, r, fname, level)
+  check_task(fname, level + 1)
   local redirects = 0
+  local origin
   while true do
-    local u = C.parse_url(r.url)
-    if not u or not u.host then
-      error(("request: invalid URL '%s'"):format(r.url), level)
+    local u = parse_url(r.url)
+    if not u then
+      return nil, new_error("http", ("invalid URL '%s'"):format(r.url))
     end
-    local scheme = (u.scheme or "http"):lower()
-    if scheme ~= "http" then
-      return nil, new_error("unsupported", ("%s URLs are not supported " ..
-        "(casync.http has no TLS)"):format(scheme))
+    local secure = u.scheme == "https"
+    if not secure and u.scheme ~= "http" then
+      return nil, new_error("unsupported", ("%s URLs are not supported"):
+                                           format(u.scheme))
     end
-    local target = (u.path or "/") .. (u.query and ("?" .. u.query) or "")
-    local msg, err = attempt(pool, r, u.host, u.port or 80,
-                             head_of(r, u, target))
+    local o = origin_of(u)
+    if origin and o ~= origin then
+      -- credentials stay with the origin they were meant for (RFC 9110
+      -- 15.4; curl, Go, fetch and aiohttp do the same)
+      drop_header(r, "authorization")
+      drop_header(r, "cookie")
+      drop_header(r, "proxy-authorization")
+    end
+    origin = o
+    local msg, err = attempt(pool, r, u.host, u.port or (secure and 443 or 80),
+                             head_of(r, u), secure)
     if not msg then return nil, err end
     local status, loc = msg.status, msg.headers.location
     if not (loc and REDIRECT[status] and redirects < r.max_redirects) then
       msg.ok = status >= 200 and status < 300
       msg.url = r.url
       msg.redirects = redirects
-      msg.keep_alive, msg.upgrade = nil, nil
+      msg.keep_alive, msg.upgrade, msg.chunked = nil, nil, nil
       return setmetatable(msg, Response)
     end
     redirects = redirects + 1
@@ -397,6 +750,7 @@ local function do_request(pool, opts, level)
                          r.method == "POST") then
       r.method = r.method == "HEAD" and "HEAD" or "GET"
       r.body, r.json = nil, false
+      for _, h in ipairs(BODY_HEADERS) do drop_header(r, h) end
     elseif type(r.body) == "function" then
       return nil, new_error("http", "cannot repeat a streamed body for a " ..
                                     "redirect")
@@ -404,29 +758,52 @@ local function do_request(pool, opts, level)
   end
 end
 
-local default_pool = new_pool({})
+local default_pool = new_pool()
+
+-- Copies opts (argument i, a table or nil) for the shorthands.
+local function copy_opts(opts, i, level)
+  local o = {}
+  if opts ~= nil then
+    if type(opts) ~= "table" then typeerror(i, "table", opts, level + 1) end
+    for k, v in pairs(opts) do o[k] = v end
+  end
+  return o
+end
 
 -- casync.http.request{method=, url=, headers=, body=, json=, query=,
--- timeout=, max_redirects=, max_body_size=, keep_alive=} ->
+-- timeout=, max_redirects=, max_body_size=, keep_alive=, retry=} ->
 -- response {status=, ok=, reason=, headers=, body=, url=, json()} | nil, err
-function http.request(opts) return do_request(default_pool, opts, 3) end
+function http.request(opts)
+  local r = prepare(opts, 1, 2)
+  local res, err = do_request(default_pool, r, "request", 2)
+  return res, err
+end
 
 -- casync.http.get(url [, opts]) -> response | nil, err
 function http.get(url, opts)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  check_string(url, 1, 2)
+  local o = copy_opts(opts, 2, 2)
   o.url, o.method = url, "GET"
-  return do_request(default_pool, o, 3)
+  local r = prepare(o, 2, 2)
+  local res, err = do_request(default_pool, r, "get", 2)
+  return res, err
 end
 
 -- casync.http.post(url, body_or_opts [, opts]) -> response | nil, err
 function http.post(url, body, opts)
-  local o = {}
-  if type(body) == "table" and opts == nil then opts, body = body, nil end
-  for k, v in pairs(opts or {}) do o[k] = v end
+  check_string(url, 1, 2)
+  local bt = type(body)
+  local oi = 3
+  if bt == "table" and opts == nil then opts, body, oi = body, nil, 2
+  elseif body ~= nil and bt ~= "string" and bt ~= "function" then
+    typeerror(2, "string, function or table", body, 2)
+  end
+  local o = copy_opts(opts, oi, 2)
   o.url, o.method = url, "POST"
   if body ~= nil then o.body = body end
-  return do_request(default_pool, o, 3)
+  local r = prepare(o, oi, 2)
+  local res, err = do_request(default_pool, r, "post", 2)
+  return res, err
 end
 
 -- casync.http.close_idle() -> how many idle keep-alive connections were
@@ -437,44 +814,111 @@ function http.close_idle() return default_pool:close() end
 -- default headers and timeout.  `local s <close> = casync.http.session{...}`.
 local Session = {}
 Session.__index = Session
-Session.__close = function(self) self:close() end
+Session.__name = "casync.HttpSession"
+Session.__close = function(self) self.pool:close() end
 
+-- casync.http.session([{base_url=, headers=, timeout=, max_idle=,
+-- idle_timeout=}]) -> session with its own keep-alive pool
 function http.session(opts)
+  opt_table(opts, 1, 2)
   opts = opts or {}
-  return setmetatable({pool = new_pool(opts), base_url = opts.base_url,
-                       headers = opts.headers, timeout = opts.timeout}, Session)
+  if opts.base_url ~= nil and type(opts.base_url) ~= "string" then
+    argerror(1, "opts.base_url must be a string", 2)
+  end
+  if opts.headers ~= nil and type(opts.headers) ~= "table" then
+    argerror(1, "opts.headers must be a table", 2)
+  end
+  local timeout = opt_seconds(opts, "timeout", 1, 2)
+  local max_idle = opt_int(opts, "max_idle", 0, MAX_LIMIT, 1, 2)
+  local idle_timeout = opt_seconds(opts, "idle_timeout", 1, 2)
+  return setmetatable({pool = new_pool(max_idle, idle_timeout),
+                       base_url = opts.base_url, headers = opts.headers,
+                       timeout = timeout}, Session)
 end
 
-function Session:request(opts)
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  if self.base_url and o.url and not o.url:match("^%a[%w+.-]*://") then
+local function check_session(self, level)
+  if getmetatable(self) ~= Session then
+    typeerror(1, "casync.HttpSession", self, level + 1)
+  end
+end
+
+-- The request o through session self (argument i was its options).
+local function session_request(self, o, i, fname)
+  if self.base_url and type(o.url) == "string" and
+     not o.url:match("^%a[%w+.-]*://") then
     o.url = self.base_url:gsub("/$", "") .. "/" .. o.url:gsub("^/", "")
   end
   if self.headers then
     local h = {}
     for k, v in pairs(self.headers) do h[k] = v end
-    for k, v in pairs(o.headers or {}) do h[k] = v end
-    o.headers = h
+    if type(o.headers) == "table" then
+      for k, v in pairs(o.headers) do h[k] = v end
+      o.headers = h
+    elseif o.headers == nil then
+      o.headers = h
+    end
   end
   if o.timeout == nil then o.timeout = self.timeout end
-  return do_request(self.pool, o, 3)
+  local r = prepare(o, i, 3)
+  local res, err = do_request(self.pool, r, fname, 3)
+  return res, err
 end
 
+-- session:request(opts) -> response | nil, err (as http.request)
+function Session:request(opts)
+  check_session(self, 2)
+  if type(opts) ~= "table" then typeerror(2, "table", opts, 2) end
+  local o = copy_opts(opts, 2, 2)
+  local res, err = session_request(self, o, 2, "request")
+  return res, err
+end
+
+-- session:get(url [, opts]) -> response | nil, err
 function Session:get(url, opts)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  check_session(self, 2)
+  check_string(url, 2, 2)
+  local o = copy_opts(opts, 3, 2)
   o.url, o.method = url, "GET"
-  return self:request(o)
+  local res, err = session_request(self, o, 3, "get")
+  return res, err
 end
 
+-- session:post(url [, opts]) -> response | nil, err
 function Session:post(url, opts)
-  local o = {}
-  for k, v in pairs(opts or {}) do o[k] = v end
+  check_session(self, 2)
+  check_string(url, 2, 2)
+  local o = copy_opts(opts, 3, 2)
   o.url, o.method = url, "POST"
-  return self:request(o)
+  local res, err = session_request(self, o, 3, "post")
+  return res, err
 end
 
-function Session:close() return self.pool:close() end
+-- session:close() -> how many idle connections it closed
+function Session:close()
+  check_session(self, 2)
+  return self.pool:close()
+end
+
+---------------------------------------------------------------- WebSocket
+
+-- casync.http.websocket(url [, opts]) -> ws | nil, err: a WebSocket
+-- client connection (RFC 6455) to a ws:// URL (see lua/casync/websocket.lua)
+function http.websocket(url, opts)
+  check_string(url, 1, 2)
+  opt_table(opts, 2, 2)
+  check_task("websocket", 2)
+  local u, perr = parse_url(url)
+  if not u then return nil, new_error("http", perr) end
+  if opts and opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(2, "opts.tls must be a table", 2)
+  end
+  local tls = opts and opts.tls
+  local ws, err = require("casync.websocket").connect(u, opts or {}, {
+    parser = C.parser, target_of = target_of, user_agent = USER_AGENT,
+    connect = function(host, port, secure, timeout)
+      return connect(host, port, secure, tls, timeout)
+    end})
+  return ws, err
+end
 
 return http

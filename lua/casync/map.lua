@@ -10,7 +10,18 @@
 -- gives the number of items (holes allowed), else #list.
 local core = require "casync.core"
 
-local spawn, gather, current = core.spawn, core.gather, core.current
+local spawn, gather = core.spawn, core.gather
+
+-- raise(msg): error(msg) positioned at the first caller outside this file
+-- (as Lua's own "bad argument" errors point at the caller)
+local SOURCE = debug.getinfo(1, "S").source
+local function raise(msg)
+  local level = 2
+  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
+  error(msg, level)
+end
+
+local MAX_ITEMS = 1 << 31 -- more than any Lua table holds
 
 local function is_callable(f)
   if type(f) == "function" then return true end
@@ -19,7 +30,7 @@ local function is_callable(f)
 end
 
 local function bad(n, msg)
-  error(("bad argument #%d to 'map' (%s)"):format(n, msg), 3)
+  raise(("bad argument #%d to 'map' (%s)"):format(n, msg))
 end
 
 return function(fn, list, opts)
@@ -33,6 +44,8 @@ return function(fn, list, opts)
   if n == nil then n = #list
   elseif math.type(n) ~= "integer" or n < 0 then
     bad(2, "list.n must be a non-negative integer")
+  elseif n > MAX_ITEMS then
+    bad(2, "list.n is too large")
   end
   local limit = n
   if opts ~= nil then
@@ -52,10 +65,9 @@ return function(fn, list, opts)
       if limit < 1 then bad(3, "opts.limit must be at least 1") end
     end
   end
-  if not current() then
-    error("map: must be called inside a task (from a function run by " ..
-          "casync.run or casync.spawn)", 2)
-  end
+  -- outside a task, or in a plain coroutine inside one: say which
+  local ok, err = pcall(core._require_task, "map")
+  if not ok then raise(err) end
   local results = {n = n}
   if n == 0 then return results end
   local nexti = 0

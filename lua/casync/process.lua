@@ -19,6 +19,15 @@ local spawn, now = core.spawn, core.now
 local pack, unpack = table.pack, table.unpack
 local spack, sunpack = string.pack, string.unpack
 
+-- raise(msg): error(msg) positioned at the first caller outside this file
+-- (as Lua's own "bad argument" errors point at the caller)
+local SOURCE = debug.getinfo(1, "S").source
+local function raise(msg)
+  local level = 2
+  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
+  error(msg, level)
+end
+
 -- read_all(stream, parts) reads until the end of the stream into parts.
 local function read_all(stream, parts)
   while true do
@@ -28,12 +37,32 @@ local function read_all(stream, parts)
   end
 end
 
-local function check_opts(fname, opts)
+-- check_opts(fname, n, opts) -> opts or {}: argument n must be a table or nil
+local function check_opts(fname, n, opts)
   if opts ~= nil and type(opts) ~= "table" then
-    error(("bad argument #2 to '%s' (table expected, got %s)")
-      :format(fname, type(opts)), 3)
+    raise(("bad argument #%d to '%s' (table expected, got %s)")
+      :format(n, fname, type(opts)))
   end
   return opts or {}
+end
+
+-- require_task(fname): raises, at the caller's caller, what a waiting C
+-- function raises outside a task or in a plain coroutine inside one.
+local function require_task(fname)
+  local ok, err = pcall(core._require_task, fname)
+  if not ok then raise(err) end
+end
+
+-- spawn(fname, argv, opts): P.spawn, its argument errors named as fname's
+local function spawn_for(fname, argv, opts)
+  local ok, proc, err = pcall(P.spawn, argv, opts)
+  if not ok then
+    if type(proc) == "string" then
+      proc = proc:gsub("^bad argument (#%d+) to '[%w_.]*'", "bad argument %1 to '" .. fname .. "'")
+    end
+    raise(proc)
+  end
+  return proc, err
 end
 
 local SPAWN_OPTS = {"env", "clear_env", "cwd", "shell", "detached", "fds"}
@@ -49,24 +78,21 @@ local SPAWN_OPTS = {"env", "clear_env", "cwd", "shell", "detached", "fds"}
 -- (err.stdout, err.stderr).  Also env, clear_env, cwd, detached as spawn.
 -- A cancelled run kills the child too.
 local function run(argv, opts)
-  opts = check_opts("run", opts)
+  opts = check_opts("run", 2, opts)
   local input, timeout = opts.input, opts.timeout
   if input ~= nil and type(input) ~= "string" then
-    error("bad argument #2 to 'run' (opts.input must be a string)", 2)
+    raise("bad argument #2 to 'run' (opts.input must be a string)")
   end
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout) then
-    error("bad argument #2 to 'run' (opts.timeout must be a number)", 2)
+    raise("bad argument #2 to 'run' (opts.timeout must be a number)")
   end
   local o = {}
   for _, k in ipairs(SPAWN_OPTS) do o[k] = opts[k] end
   o.stdin = input and "pipe" or opts.stdin
   o.stdout = opts.stdout or "pipe"
   o.stderr = opts.stderr or "pipe"
-  if not core.current() then
-    error("run: must be called inside a task (from a function run by " ..
-          "casync.run or casync.spawn)", 2)
-  end
-  local proc, err = P.spawn(argv, o)
+  require_task("run")
+  local proc, err = spawn_for("run", argv, o)
   if not proc then return nil, err end
   local out, errs = {}, {}
   local function body()
@@ -180,6 +206,18 @@ if casync.current() then main() else casync.run(main) end
 local Pool = {}
 Pool.__index = Pool
 
+-- check_self(self, fname): self must be a process pool (a method called
+-- with a dot, or on something else, says so)
+local function check_self(self, fname)
+  if getmetatable(self) ~= Pool then
+    local mt = getmetatable(self)
+    local got = type(mt) == "table" and type(mt.__name) == "string" and mt.__name
+                or type(self)
+    raise(("bad argument #1 to '%s' (casync.ProcessPool expected, got %s)")
+      :format(fname, got))
+  end
+end
+
 local function default_command()
   local exe = P.exepath()
   local base = exe and exe:match("[^/]*$") or ""
@@ -194,20 +232,37 @@ end
 -- for the workers; LUA_PATH and LUA_CPATH are this process's package.path
 -- and package.cpath, so workers require the same modules).
 local function process_pool(opts)
-  opts = check_opts("process_pool", opts)
+  opts = check_opts("process_pool", 1, opts)
   local size = opts.size or P.cpu_count()
+  if math.type(size) ~= "integer" and type(size) == "number" and
+     size == math.floor(size) then
+    size = math.tointeger(size) or size -- 4.0 is 4
+  end
   if math.type(size) ~= "integer" or size < 1 then
-    error("bad argument #1 to 'process_pool' (opts.size must be a positive integer)", 2)
+    raise("bad argument #1 to 'process_pool' (opts.size must be a positive integer)")
   end
   local command = opts.command or default_command()
-  if type(command) ~= "table" or type(command[1]) ~= "string" then
-    error("bad argument #1 to 'process_pool' (opts.command must be a list of strings)", 2)
+  local good = type(command) == "table" and #command >= 1
+  for i = 1, good and #command or 0 do
+    if type(command[i]) ~= "string" then good = false end
+  end
+  if not good then
+    raise("bad argument #1 to 'process_pool' (opts.command must be a list of strings)")
+  end
+  if opts.env ~= nil and type(opts.env) ~= "table" then
+    raise("bad argument #1 to 'process_pool' (opts.env must be a table)")
   end
   local env = {
     LUA_PATH = package.path, LUA_CPATH = package.cpath,
     LUA_PATH_5_4 = package.path, LUA_CPATH_5_4 = package.cpath,
   }
-  for k, v in pairs(opts.env or {}) do env[k] = v end
+  for k, v in pairs(opts.env or {}) do
+    if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number" and v ~= false) then
+      raise("bad argument #1 to 'process_pool' (opts.env must map names to strings, " ..
+            "numbers or false)")
+    end
+    env[k] = v
+  end
   local self = setmetatable({
     _size = size,
     _command = command,
@@ -230,8 +285,9 @@ function Pool:_start()
   for i, a in ipairs(self._command) do argv[i] = a end
   argv[#argv + 1] = "-e"
   argv[#argv + 1] = WORKER
-  local proc, err = P.spawn(argv, {env = self._env, stdin = "ignore",
-                                   fds = {[3] = "pipe"}})
+  local ok, proc, err = pcall(P.spawn, argv, {env = self._env, stdin = "ignore",
+                                             fds = {[3] = "pipe"}})
+  if not ok then proc, err = nil, {message = tostring(proc)} end
   if not proc then
     error(core.new_error("io", ("process_pool: cannot start a worker (%s): %s")
       :format(argv[1], tostring(err and err.message)), err and err.code), 0)
@@ -320,12 +376,12 @@ end
 -- encode_fn(fname, fn) -> fn's encoding, or a bad argument error
 local function encode_fn(fname, fn)
   if type(fn) ~= "function" then
-    error(("bad argument #1 to '%s' (function expected, got %s)")
-      :format(fname, type(fn)), 3)
+    raise(("bad argument #1 to '%s' (function expected, got %s)")
+      :format(fname, type(fn)))
   end
   local ok, body = pcall(P._encode_fn, fn)
   if not ok then
-    error(("bad argument #1 to '%s' (%s)"):format(fname, body), 3)
+    raise(("bad argument #1 to '%s' (%s)"):format(fname, body))
   end
   return body
 end
@@ -336,9 +392,10 @@ end
 -- traceback appended).  fn may use globals and require, but no upvalues;
 -- the arguments are copied (a value that cannot be is a bad argument).
 function Pool:run(fn, ...)
+  check_self(self, "run")
   local fnbody = encode_fn("run", fn)
   local okenc, argbody = pcall(P._encode, "args", ...)
-  if not okenc then error("bad argument #2 to 'run' (" .. argbody .. ")", 2) end
+  if not okenc then raise("bad argument #2 to 'run' (" .. argbody .. ")") end
   if self._closed then
     error(core.new_error("closed", "process_pool: the pool is closed"), 2)
   end
@@ -356,31 +413,39 @@ end
 -- (their workers killed, replaced on the next call).  Waits: call it in a
 -- task.
 function Pool:map(fn, list, opts)
+  check_self(self, "map")
   if type(list) ~= "table" then
-    error(("bad argument #2 to 'map' (table expected, got %s)"):format(type(list)), 2)
+    raise(("bad argument #2 to 'map' (table expected, got %s)"):format(type(list)))
   end
   local chunk = 1
   if opts ~= nil then
     if type(opts) ~= "table" then
-      error(("bad argument #3 to 'map' (table expected, got %s)"):format(type(opts)), 2)
+      raise(("bad argument #3 to 'map' (table expected, got %s)"):format(type(opts)))
     end
     chunk = opts.chunksize or 1
+    if type(chunk) == "number" and chunk == math.floor(chunk) then
+      chunk = math.tointeger(chunk) or chunk
+    end
     if math.type(chunk) ~= "integer" or chunk < 1 then
-      error("bad argument #3 to 'map' (opts.chunksize must be a positive integer)", 2)
+      raise("bad argument #3 to 'map' (opts.chunksize must be a positive integer)")
     end
   end
   local n = list.n or #list
+  if math.type(n) ~= "integer" or n < 0 then
+    raise("bad argument #2 to 'map' (list.n must be a non-negative integer)")
+  end
   local fnbody = encode_fn("map", fn)
   local bodies, firsts = {}, {}
   for first = 1, n, chunk do
     local last = math.min(n, first + chunk - 1)
     local ok, body = pcall(P._encode_at, "list", first, unpack(list, first, last))
-    if not ok then error("bad argument #2 to 'map' (" .. body .. ")", 2) end
+    if not ok then raise("bad argument #2 to 'map' (" .. body .. ")") end
     bodies[#bodies + 1], firsts[#firsts + 1] = body, first
   end
   if self._closed then
     error(core.new_error("closed", "process_pool: the pool is closed"), 2)
   end
+  require_task("map")
   local results = {n = n}
   local next_c = 0
   local function slot()
@@ -399,12 +464,16 @@ function Pool:map(fn, list, opts)
 end
 
 -- pool:size() -> the most workers it runs at once
-function Pool:size() return self._size end
+function Pool:size()
+  check_self(self, "size")
+  return self._size
+end
 
 -- pool:close(): ends the workers (they exit when their socket closes);
 -- inside a task it waits until they have.  Later calls raise an error of
 -- kind "closed".  Also __close and __gc (which do not wait).
 function Pool:close()
+  check_self(self, "close")
   if self._closed then return end
   self._closed = true
   local procs = {}

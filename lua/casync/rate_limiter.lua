@@ -12,14 +12,23 @@ local core = require "casync.core"
 
 local now, sleep, new_lock = core.now, core.sleep, core.lock
 
+-- raise(msg): error(msg) positioned at the first caller outside this file
+-- (as Lua's own "bad argument" errors point at the caller)
+local SOURCE = debug.getinfo(1, "S").source
+local function raise(msg)
+  local level = 2
+  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
+  error(msg, level)
+end
+
 local Limiter = {}
 Limiter.__index = Limiter
 Limiter.__name = "casync.RateLimiter"
 
 local function check_self(self, fname)
   if getmetatable(self) ~= Limiter then
-    error(("bad argument #1 to '%s' (casync.RateLimiter expected, got %s)")
-          :format(fname, type(self)), 3)
+    raise(("bad argument #1 to '%s' (casync.RateLimiter expected, got %s)")
+          :format(fname, type(self)))
   end
 end
 
@@ -64,8 +73,8 @@ function Limiter:wrap(fn)
   check_self(self, "wrap")
   local mt = getmetatable(fn)
   if type(fn) ~= "function" and not (mt and mt.__call) then
-    error(("bad argument #1 to 'wrap' (function expected, got %s)")
-          :format(type(fn)), 2)
+    raise(("bad argument #1 to 'wrap' (function expected, got %s)")
+          :format(type(fn)))
   end
   return function(...)
     self:acquire()
@@ -83,23 +92,23 @@ return function(n, per)
     if whole and math.tointeger(n) then
       n = math.tointeger(n)
     else
-      error(("bad argument #1 to 'rate_limiter' (%s)"):format(
+      raise(("bad argument #1 to 'rate_limiter' (%s)"):format(
         whole and (n > 0 and "n is too large" or "n must be positive")
         or type(n) == "number" and "n must be a whole number"
-        or "integer expected, got " .. (n == nil and "no value" or type(n))), 2)
+        or "integer expected, got " .. (n == nil and "no value" or type(n))))
     end
   end
   if n < 1 then
-    error("bad argument #1 to 'rate_limiter' (n must be positive)", 2)
+    raise("bad argument #1 to 'rate_limiter' (n must be positive)")
   end
   if per == nil then per = 1 end
   if type(per) ~= "number" then
-    error(("bad argument #2 to 'rate_limiter' (number expected, got %s)")
-          :format(type(per)), 2)
+    raise(("bad argument #2 to 'rate_limiter' (number expected, got %s)")
+          :format(type(per)))
   end
   if not (per > 0 and per < math.huge) then
-    error("bad argument #2 to 'rate_limiter' (per must be a positive number " ..
-          "of seconds)", 2)
+    raise("bad argument #2 to 'rate_limiter' (per must be a positive number " ..
+          "of seconds)")
   end
   return setmetatable({_n = n, _per = per, _times = {}, _i = 1,
                        _lock = new_lock()}, Limiter)

@@ -19,7 +19,16 @@
 -- the defaults.  A cancellation is never retried: it propagates at once.
 local core = require "casync.core"
 
-local sleep, wait_for, current = core.sleep, core.wait_for, core.current
+local sleep, wait_for = core.sleep, core.wait_for
+
+-- raise(msg): error(msg) positioned at the first caller outside this file
+-- (as Lua's own "bad argument" errors point at the caller)
+local SOURCE = debug.getinfo(1, "S").source
+local function raise(msg)
+  local level = 2
+  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
+  error(msg, level)
+end
 
 local function is_callable(f)
   if type(f) == "function" then return true end
@@ -32,7 +41,7 @@ local function is_cancel(err)
 end
 
 local function bad(n, msg)
-  error(("bad argument #%d to 'retry' (%s)"):format(n, msg), 3)
+  raise(("bad argument #%d to 'retry' (%s)"):format(n, msg))
 end
 
 local function number_opt(opts, name, default, min)
@@ -91,10 +100,9 @@ return function(fn, opts, ...)
     bad(1, "function expected, got " .. (fn == nil and "no value" or type(fn)))
   end
   local o = check_opts(opts)
-  if not current() then
-    error("retry: must be called inside a task (from a function run by " ..
-          "casync.run or casync.spawn)", 2)
-  end
+  -- outside a task, or in a plain coroutine inside one: say which
+  local ok, err = pcall(core._require_task, "retry")
+  if not ok then raise(err) end
   if o.timeout then
     -- wait_for takes a function and a timeout: bind the arguments
     local f, args = fn, table.pack(...)

@@ -112,3 +112,26 @@ describe("casync.map", function()
                    errmsg(casync.map, function() end, {}))
   end)
 end)
+
+describe("casync.map's argument checks", function()
+  it("refuses wrong types, NaN, huge and negative numbers as Lua does", function()
+    helper.assert_sweep("map", casync.map, function()
+      return table.pack(function(x) return x end, {1, 2, 3}, {limit = 2})
+    end, {fields = {[2] = {"n"}, [3] = {"limit"}}})
+  end)
+
+  it("names what is wrong outside a task and in a plain coroutine", function()
+    local f = function(x) return x end
+    assert.matches("^map: must be called inside a task", errmsg(casync.map, f, {1}))
+    async(function()
+      local ok, err = coroutine.wrap(function() return pcall(casync.map, f, {1}) end)()
+      assert.is_false(ok)
+      assert.matches("map: cannot suspend a coroutine that casync does not manage", err)
+    end)()
+  end)
+
+  it("refuses a list.n no table could hold", async(function()
+    assert.matches("bad argument #2 to 'map' %(list.n is too large%)",
+      errmsg(casync.map, print, {n = math.maxinteger}))
+  end))
+end)

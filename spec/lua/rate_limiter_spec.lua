@@ -129,3 +129,25 @@ describe("casync.rate_limiter", function()
                    errmsg(casync.rate_limiter(1).try_acquire, {}))
   end)
 end)
+
+describe("casync.rate_limiter's argument checks", function()
+  it("refuses wrong types, NaN, huge and negative numbers as Lua does", function()
+    helper.assert_sweep("rate_limiter", casync.rate_limiter, function()
+      return table.pack(2, 0.01)
+    end)
+  end)
+
+  it("checks self and the arguments of every method", function()
+    local mt = getmetatable(casync.rate_limiter(1))
+    for _, m in ipairs({"acquire", "try_acquire", "wrap"}) do
+      helper.assert_sweep(m, mt[m], function()
+        return table.pack(casync.rate_limiter(100, 0.01), function() end)
+      end)
+    end
+  end)
+
+  it("names what is wrong when acquire is called outside a task", function()
+    local limiter = casync.rate_limiter(1)
+    assert.matches("acquire: must be called inside a task", helper.errmsg(limiter.acquire, limiter))
+  end)
+end)

@@ -166,3 +166,22 @@ describe("casync.retry", function()
                    errmsg(casync.retry, function() end))
   end)
 end)
+
+describe("casync.retry's argument checks", function()
+  it("refuses wrong types, NaN, huge and negative numbers as Lua does", function()
+    helper.assert_sweep("retry", casync.retry, function()
+      return table.pack(function() return 1 end, {attempts = 2, base = 0.001})
+    end, {fields = {[2] = {"attempts", "base", "factor", "max", "jitter",
+                           "timeout", "retry_if", "on_retry"}}})
+  end)
+
+  it("names what is wrong outside a task and in a plain coroutine", function()
+    local f = function() return 1 end
+    assert.matches("^retry: must be called inside a task", helper.errmsg(casync.retry, f))
+    async(function()
+      local ok, err = coroutine.wrap(function() return pcall(casync.retry, f) end)()
+      assert.is_false(ok)
+      assert.matches("retry: cannot suspend a coroutine that casync does not manage", err)
+    end)()
+  end)
+end)

@@ -116,3 +116,23 @@ describe("regress: names in errors", function()
                    err, 1, true)
   end))
 end)
+
+describe("regress: a task's metamethods called by hand", function()
+  it("__tostring with something else than a task raises, not crash", async(function()
+    local mt = getmetatable(casync.spawn(function() end))
+    for _, v in ipairs({5, "x", {}, true, io.stdout}) do
+      local err = errmsg(mt.__tostring, v)
+      assert.matches("casync.Task expected", err, 1, true)
+    end
+    -- tasks have no finalizer; a failed task's sentinel has one (it reports
+    -- the failure if nobody observed it), and it checks its argument too
+    assert.is_nil(mt.__gc)
+    local fmt = debug.getregistry()["casync.TaskFailure"]
+    for _, v in ipairs({5, "x", {}, true, io.stdout}) do
+      local err = errmsg(fmt.__gc, v)
+      assert.matches("casync.TaskFailure expected", err, 1, true)
+    end
+    local err = errmsg(fmt.__gc)
+    assert.matches("casync.TaskFailure expected, got no value", err, 1, true)
+  end))
+end)
