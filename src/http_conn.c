@@ -497,7 +497,7 @@ static int dispatch_p(lua_State *L) {
   lua_getiuservalue(L, 2, 2);
   lua_setmetatable(L, 6);
   lua_pushlightuserdata(L, c); /* 7: conn */
-  t = casync__spawn(L, srv->ctx, 4, 3, 0);
+  t = casync__spawn_c(L, srv->ctx, 4, 3);
   c->task = t;
   c->obs.notify = conn_task_ended;
   casync__obs_link(t, &c->obs);

@@ -191,7 +191,7 @@ void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
 /* Makes a task of the callable at fidx with the nargs values after it,
  * not yet scheduled; pushes it.  nameidx (0 for none) names it. */
 static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
-                              int nargs, int nameidx) {
+                              int nargs, int nameidx, int from_c) {
   casync_task *t;
   lua_State *co;
   lua_Debug ar;
@@ -227,7 +227,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   lua_xmove(L, co, 1);
   /* where it was spawned: the first Lua function calling (spawn, through a
    * C function or two like pcall or gather); none when only C called it */
-  for (i = 1; i <= 3 && lua_getstack(L, i, &ar); i++) {
+  for (i = 1; !from_c && i <= 3 && lua_getstack(L, i, &ar); i++) {
     lua_getinfo(L, "fl", &ar);
     if (ar.currentline > 0) {
       t->spawn_line = ar.currentline;
@@ -267,7 +267,17 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
  * the index of its name. */
 casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
                            int nameidx) {
-  casync_task *t = make_task(L, lp, fidx, nargs, nameidx);
+  casync_task *t = make_task(L, lp, fidx, nargs, nameidx, 0);
+  casync__enqueue(lp, t);
+  return t;
+}
+
+/* The same for a task C spawns for what a callback brought (a connection,
+ * a request): no Lua code spawned it, so no spawner's line is looked for
+ * (the Lua frames below a callback are not where it came from). */
+casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
+                             int nargs) {
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 1);
   casync__enqueue(lp, t);
   return t;
 }
@@ -289,7 +299,7 @@ static const casync_wait_kind later_wait = {"call_later", "call_later",
  * waits on its timer (cancelling it calls the start off). */
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds) {
-  casync_task *t = make_task(L, lp, fidx, nargs, 0);
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 0);
   t->state = T_WAITING;
   t->wait = &later_wait;
   t->timer.fire = later_fire;

@@ -212,6 +212,8 @@ void casync__sched_open(lua_State *L, casync_ctx *lp);
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
 casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx,
                            int nargs, int opts_name_idx);
+casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
+                             int nargs);
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
