@@ -84,6 +84,15 @@ void casync__unpin(casync_ctx *ctx, int ref) {
 }
 
 /* Pushes a pinned value. */
+/* The same with the context at hand (no look-up of it by address). */
+void casync__push_pinned_lp(lua_State *L, casync_ctx *ctx, int ref) {
+  casync__ctx_push_lp(L, ctx);
+  lua_getiuservalue(L, -1, CTX_PINS);
+  lua_rawgeti(L, -1, ref);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 void casync__push_pinned(lua_State *L, int ref) {
   casync__ctx_push(L);
   lua_getiuservalue(L, -1, CTX_PINS);

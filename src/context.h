@@ -206,6 +206,7 @@ void casync__ctx_unref(casync_ctx *ctx);
 int casync__pin(lua_State *L, casync_ctx *ctx, int idx);
 void casync__unpin(casync_ctx *ctx, int ref);
 void casync__push_pinned(lua_State *L, int ref);
+void casync__push_pinned_lp(lua_State *L, casync_ctx *ctx, int ref);
 void casync__handle_init(casync_ctx *ctx, casync_handle *h,
                          const casync_hclass *cls, uv_handle_t *uvh);
 void casync__handle_close(casync_handle *h);
