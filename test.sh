@@ -2,7 +2,8 @@
 # Second command: the whole test suite.
 #   1. the busted specs (spec/, examples included) on a normal build;
 #   2. the same specs on an AddressSanitizer + UndefinedBehaviorSanitizer build;
-#   3. the thread specs (spec/thread_spec.lua, spec/regress/thread_map_spec.lua)
+#   3. the thread specs (spec/thread_spec.lua, spec/thread_jobs_spec.lua,
+#      spec/regress/thread_map_spec.lua)
 #      on a ThreadSanitizer build;
 #   4. the HTTP fuzz target (tests/fuzz_http.c) for 30 s with a fixed seed,
 #      counted as one test;
@@ -62,7 +63,7 @@ specs asan CASYNC_BUILD=build-asan CASYNC_SANITIZED=1 LD_PRELOAD="$asan_rt:$ubsa
 # built with it); a data race aborts the run, which then counts as failed.
 echo "== thread specs under ThreadSanitizer"
 tsan_rt=$(gcc -print-file-name=libtsan.so)
-spec_files="spec/thread_spec.lua spec/regress/thread_map_spec.lua" \
+spec_files="spec/thread_spec.lua spec/thread_jobs_spec.lua spec/regress/thread_map_spec.lua" \
   specs tsan CASYNC_BUILD=build-tsan \
   LD_PRELOAD="$tsan_rt" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 

@@ -6,7 +6,10 @@
 -- are exact (">= the sum", ">= the longest"); upper bounds allow +0.25 s for
 -- concurrent shapes and +0.5 s for sequential chains, so a loaded machine does
 -- not make the spec flaky, while a sequential run passed off as concurrent
--- still fails.
+-- still fails.  When other processes took more than a quarter of a core
+-- while an example ran (a build, another test run), a check that fails runs
+-- again with its upper bounds and speed-ups relaxed, as under the
+-- sanitizers: order, results and lower bounds are always checked.
 --
 -- The examples mostly sleep, so they are all started at once (in setup; but
 -- those in EXCLUSIVE, which need the cores alone) and each `it` collects one
@@ -15,6 +18,8 @@
 --
 -- Every examples/*.lua must have an entry in `checks` below, and every entry
 -- must have its file: adding an example without a check fails the spec.
+
+local now = require("casync").now -- helper.lua points require at the build
 
 local build = os.getenv("CASYNC_BUILD") or "build"
 local RUNNER = build .. "/casync"
@@ -40,6 +45,8 @@ local REQUIRED_IDS = {
   "E002.7", "E004.8", "E004.11",
   -- issue 10: article 001's two timelines, drawn by casync.timeline
   "E001.5",
+  -- issues 9 and 11, item 7: a deadline around a whole fetch, a WebSocket chat
+  "E009.1", "E011.3",
 }
 
 -- Examples that measure a parallel speed-up need the cores to themselves:
@@ -138,10 +145,14 @@ end
 -- times slower and the machine is shared with the checks themselves: order,
 -- results and lower bounds (a sleep never ends early) are still checked,
 -- upper bounds and parallel speed-ups are not (bench/ measures those).
+-- `relaxed` says so to the checks; it is also true while a check runs a
+-- second time because other processes kept the machine busy during the
+-- example's run (see checked() below).
 local SANITIZED = os.getenv("CASYNC_SANITIZED") ~= nil
+local relaxed = SANITIZED
 
 local function within(v, lo, hi, what)
-  if SANITIZED then hi = math.huge end
+  if relaxed then hi = math.huge end
   assert(v >= lo and v <= hi,
     ("%s: %s not within [%s, %s]"):format(what, v, lo, hi))
 end
@@ -273,6 +284,22 @@ checks["e002_4_wait_first_completed.lua"] = function(out)
   concurrent(num(out, "All finished after ([%d.]+)s"), 0.3, "all three")
 end
 
+checks["e002_4_scope_first_completed.lua"] = function(out)
+  assert_lines(out, {
+    "  done: http://api1.com",
+    "  remaining: http://api2.com",
+    "  remaining: http://api3.com",
+  }, 2) -- line 1 holds a timing, checked below
+  assert.truthy(out:match("^Completed: 1, Pending: 2 %(after [%d.]+s%)"))
+  concurrent(num(out, "Completed: 1, Pending: 2 %(after ([%d.]+)s%)"), 0.1,
+             "select of the scope's tasks")
+  concurrent(num(out, "All finished after ([%d.]+)s"), 0.3, "all three")
+  -- api2's failure at 0.2 s cancelled api3 (due at 0.3 s) and was raised
+  assert_in_order(out, {"One fails: ok=false, connection reset by http://api2.com (after",
+                        "  api3 cancelled: true (kind cancelled)"})
+  concurrent(num(out, "api2%.com %(after ([%d.]+)s%)"), 0.2, "the scope failing")
+end
+
 checks["e002_5_add_done_callback.lua"] = function(out)
   local lines = assert_in_order(out, {"awaited http://api.com: ok",
                                       "awaited http://down.example.com: error: " ..
@@ -311,7 +338,7 @@ checks["e002_14_performance_comparison.lua"] = function(out)
   -- the article claims ~100x; bench/ holds the exact figure, this spec only
   -- asks for an order of magnitude
   local speedup = num(out, "Speedup: ([%d.]+)x")
-  assert(SANITIZED or speedup >= 10, ("speed-up %s below 10x"):format(speedup))
+  assert(relaxed or speedup >= 10, ("speed-up %s below 10x"):format(speedup))
 end
 
 checks["e003_1_concurrent_not_parallel.lua"] = function(out)
@@ -577,6 +604,24 @@ checks["e002_12_semaphore_limit.lua"] = function(out)
              "casync.map limit 3")
 end
 
+checks["e002_12_scope_semaphore_limit.lua"] = function(out)
+  assert_in_order(out, {
+    "scope + semaphore(3): 12 urls, 11 ok, 1 moved on after 0.3s, in",
+    "max in flight: 3 (limit 3); permits free again: 3; result 5: moved on",
+    'fail_after instead: ok=false, the scope raised "timeout: fail_after: timed out after 0.3 s" after'})
+  -- 12 x 0.1 s, 3 at a time, the slow one cut at 0.3 s: 0.5 s
+  concurrent(num(out, "moved on after 0%.3s, in ([%d.]+)s"), 0.5, "scope + semaphore(3)")
+  -- the slow download, started at 0.1 s, timed out at 0.4 s: the batch ended
+  concurrent(num(out, 'timed out after 0%.3 s" after ([%d.]+)s'), 0.4, "fail_after in a scope")
+  local finished, cancelled = out:match("finished: (%d+), failed: 1, cancelled: (%d+); " ..
+                                        "permits free again: 3\n")
+  assert(finished, out)
+  -- downloads 9 and 10 end at 0.4 s too, on either side of the timeout;
+  -- 11 and 12 never finish
+  assert.equals(11, tonumber(finished) + tonumber(cancelled))
+  assert(tonumber(cancelled) >= 2, out)
+end
+
 checks["e004_9_process_batch.lua"] = function(out)
   local results = "10,20,30,40,50,60,70,80,90,100"
   assert.truthy(out:match("processBatch%(batchSize 3%): max in flight 3, [%d.]+s %-> " ..
@@ -589,6 +634,48 @@ checks["e004_9_process_batch.lua"] = function(out)
   -- a sliding window of 3 keeps every slot busy: 1000 ms of work / 3, ~350 ms
   concurrent(num(out, "casync%.map%(limit 3%): +max in flight 3, ([%d.]+)s"), 0.35,
              "casync.map limit 3")
+end
+
+checks["e004_9_scope_process_batch.lua"] = function(out)
+  local results = "10,20,30,40,50,60,70,80,90,100"
+  assert.truthy(out:match("scope per batch %(3%): max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  assert.truthy(out:match("scope %+ window of 3: max in flight 3, [%d.]+s %-> " ..
+                          results .. "\n"))
+  concurrent(num(out, "scope per batch %(3%): max in flight 3, ([%d.]+)s"), 0.55,
+             "four batches, a scope each")
+  concurrent(num(out, "scope %+ window of 3: max in flight 3, ([%d.]+)s"), 0.35,
+             "one scope, semaphore(3)")
+end
+
+-- issue 9 item 7: one deadline around a whole fetch, wherever it waits
+checks["e009_1_deadline_whole_fetch.lua"] = function(out)
+  local cut = "timeout: scope: timed out after 0.5 s; returned: false"
+  local phases = {"connect (TLS handshake, the peer is silent):",
+                  "request (16 MiB upload, the peer never reads):",
+                  "response head (the handler waits 10 s):",
+                  "body (a line every 0.2 s, 20 lines):"}
+  assert_in_order(out, {"one deadline of 0.5 s around each fetch, no timeout argument:",
+                        phases[1], phases[2], phases[3], phases[4],
+                        "(the server had sent the head and",
+                        "a fast fetch in the same block: ok=true, 200 fast in",
+                        "move_on_after, fast: true, 200 in", "move_on_after, slow: false after",
+                        "fail_after over /fast, /fast, /slow, /fast: ok=false, 2 answers, " ..
+                          "then timeout: fail_after: timed out after 0.5 s after"})
+  -- each phase ended by the deadline itself (not an error the client made
+  -- of it), at 0.5 s, the http call never returning
+  for _, phase in ipairs(phases) do
+    local line = out:match(phase:gsub("%p", "%%%0") .. "[^\n]*")
+    assert(has(line, cut), ("expected %q in %q"):format(cut, line))
+    concurrent(num(line, "ok=false after ([%d.]+)s"), 0.5, phase)
+  end
+  -- the body had begun: the head and the first line at once, then one
+  -- every 0.2 s until the client hung up at 0.5 s
+  within(num(out, "the head and (%d+) lines"), 1, 4, "lines of the body sent")
+  concurrent(num(out, "200 fast in ([%d.]+)s"), 0, "a fast fetch under the deadline")
+  concurrent(num(out, "move_on_after, fast: true, 200 in ([%d.]+)s"), 0, "move_on_after, fast")
+  concurrent(num(out, "move_on_after, slow: false after ([%d.]+)s"), 0.5, "move_on_after, slow")
+  concurrent(num(out, "timed out after 0%.5 s after ([%d.]+)s"), 0.5, "fail_after, four fetches")
 end
 
 -- issue 5: worker threads.  The speed-up checks need two cores.
@@ -618,7 +705,7 @@ checks["e003_2_threads_parallel.lua"] = function(out)
   if cores() < 2 then return end
   assert(tonumber(s1) < tonumber(e2) and tonumber(s2) < tonumber(e1),
          "the two calls did not overlap:\n" .. out)
-  assert(SANITIZED or par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+  assert(relaxed or par < 0.8 * seq, ("threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
 end
 
 checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
@@ -635,7 +722,7 @@ checks["e004_5_heartbeat_worker_thread.lua"] = function(out)
   -- on a thread: the heartbeat keeps its 50 ms beat all along
   within(num(thread, "longest gap: ([%d.]+)s"), 0.05, 0.15, "longest gap, work on a thread")
   local beats = select(2, thread:match("gaps %(s%):([^\n]*)"):gsub("%d%.%d%d", ""))
-  assert(beats >= num(thread, "in ([%d.]+)s") / 0.05, "too few beats:\n" .. out)
+  assert(relaxed or beats >= num(thread, "in ([%d.]+)s") / 0.05, "too few beats:\n" .. out)
 end
 
 checks["e002_11_run_in_executor.lua"] = function(out)
@@ -665,7 +752,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   local seq = num(out, "CPU, sequential: .- in ([%d.]+)s")
   local par = num(out, "CPU, 4 threads: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(SANITIZED or par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
+    assert(relaxed or par < 0.8 * seq, ("4 threads %.2fs vs sequential %.2fs: not parallel"):format(par, seq))
   end
   -- the same four calls on four worker processes
   assert_in_order(out, {
@@ -675,7 +762,7 @@ checks["e002_10_cpu_and_io_pools.lua"] = function(out)
   assert.truthy(out:match("CPU speed%-up %(processes%): [%d.]+x; same results: true"))
   local pro = num(out, "CPU, 4 processes: .- in ([%d.]+)s")
   if cores() >= 2 then
-    assert(SANITIZED or pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
+    assert(relaxed or pro < 0.8 * seq, ("4 processes %.2fs vs sequential %.2fs: not parallel"):format(pro, seq))
   end
   if has(out, "I/O: skipped") then return end
   assert_in_order(out, {"I/O, one request on a thread: status 200 in",
@@ -706,7 +793,7 @@ checks["e001_2_which_workload_benefits.lua"] = function(out)
                 out:match("four threads: +sum of squares (%S+)"))
   local ratio = num(out, "threads / one loop: ([%d.]+)")
   if cores() >= 2 then
-    assert(SANITIZED or ratio < 0.85,
+    assert(relaxed or ratio < 0.85,
            ("four threads took %.2f of one loop's time: not parallel"):format(ratio))
   end
   assert.truthy(has(out, "the loop ran another task meanwhile: true"))
@@ -778,7 +865,7 @@ checks["e004_1_multiprocessing_pool.lua"] = function(out)
   local par = num(out, "parallel %(4 processes%): .- in ([%d.]+)s")
   within(seq, 0.3, 20, "four calls in a row")
   if cores() >= 2 then
-    assert(SANITIZED or par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
+    assert(relaxed or par < 0.8 * seq, ("4 processes %.2fs vs 1 process %.2fs: not parallel"):format(par, seq))
   end
 end
 
@@ -853,6 +940,36 @@ checks["e011_2_tls_echo.lua"] = function(out)
   })
 end
 
+checks["e011_3_websocket_chat.lua"] = function(out)
+  -- the script shows the clients' screens in a fixed order: the whole
+  -- output is the same on every run
+  local said = {"alice: hi bob", "bob: hi alice! how is the async chapter going?",
+                "alice: every wait is a suspension point; got to go"}
+  assert_lines(out, {
+    "server: alice joined (1 online)",
+    "alice sees  * alice joined",
+    "server: bob joined (2 online)",
+    "alice sees  * bob joined",
+    "bob   sees  * bob joined",
+    "alice says  hi bob",
+    "alice sees  " .. said[1],
+    "bob   sees  " .. said[1],
+    "bob   says  hi alice! how is the async chapter going?",
+    "alice sees  " .. said[2],
+    "bob   sees  " .. said[2],
+    "alice says  every wait is a suspension point; got to go",
+    "alice sees  " .. said[3],
+    "bob   sees  " .. said[3],
+    "bob   leaves",
+    "server: bob left, closed 1000 bye (1 online)",
+    "alice sees  * bob left",
+    "alice leaves",
+    "server: alice left, closed 1000 bye (0 online)",
+    "chat over: 2 connections; closed on the client side: alice true, bob true",
+  })
+  assert.equals(20, #lines_of(out))
+end
+
 checks["e004_11_aiohttp_session.lua"] = function(out)
   assert_lines(out, {
     "users: 2 (Ada, Grace)",
@@ -885,6 +1002,42 @@ checks["e000_1_http_fetch_data.lua"] = function(out)
     "All results: ['user1 data', 'user2 data', 'user3 data']",
   })
   concurrent(num(out, "Total: ([%d.]+)s"), 3, "gather of three GETs of 2 s, 1 s, 3 s")
+end
+
+-- issue 11 item 7: E000.1 and E004.11 over HTTPS, with a private CA the
+-- script makes; the client trusts only that CA
+local UNTRUSTED = 'without the private CA: nil, kind "tls", code UNKNOWN_CA: ' ..
+                  "connect: certificate verify failed"
+
+checks["e000_1_https_fetch_data.lua"] = function(out)
+  assert_lines(out, {
+    "made a private CA and a certificate for 127.0.0.1 and localhost",
+    "Fetching data for user1...",
+    "Fetching data for user2...",
+    "Fetching data for user3...",
+    "Data for user2 received!",
+    "Data for user1 received!",
+    "Data for user3 received!",
+    "All results: ['user1 data', 'user2 data', 'user3 data']",
+  })
+  assert.truthy(out:match("Total: [%d.]+s %([^)]*%) over https://127%.0%.0%.1:%d+/\n"), out)
+  concurrent(num(out, "Total: ([%d.]+)s"), 3, "gather of three HTTPS GETs of 2 s, 1 s, 3 s")
+  assert_in_order(out, {"Total:", UNTRUSTED})
+end
+
+checks["e004_11_https_session.lua"] = function(out)
+  assert_lines(out, {
+    "made a private CA and a certificate for 127.0.0.1 and localhost",
+    "users: 2 (Ada, Grace)",
+    "posts: 3 (Lua)",
+    "comments: 1 (Nice)",
+    "users again: Ada, Grace",
+  })
+  -- gather of 150, 100, 200 ms, then one more of 150 ms on a kept connection
+  concurrent(num(out, "then one more: (%d+)ms") / 1000, 0.35, "three at once, then one")
+  assert.truthy(out:match("server: 4 requests on 3 connections, over https://127%.0%.0%.1:%d+/\n"),
+                out)
+  assert_in_order(out, {"server: 4 requests", UNTRUSTED})
 end
 
 checks["e004_4_http_fetch_users.lua"] = function(out)
@@ -967,9 +1120,9 @@ local function timeline_shape(err, rows, figure, waits)
   local sum = num(err, "sum of waits ([%d.]+) s:")
   local x = num(err, "s: ([%d.]+)× concurrency\n$")
   -- a sleep never ends early, and may end late on a loaded machine
-  assert(sum >= waits and (SANITIZED or sum <= waits * 1.1 + 0.05),
+  assert(sum >= waits and (relaxed or sum <= waits * 1.1 + 0.05),
          ("sum of waits %s, expected %s"):format(sum, waits))
-  if not SANITIZED then
+  if not relaxed then
     assert(math.abs(x - figure) <= 0.1, ("concurrency %s, expected about %s:\n%s"):format(x, figure, err))
   end
   assert(math.abs(x - sum / wall) <= 0.06, "the figure is the sum of waits over the wall time")
@@ -1008,6 +1161,11 @@ describe("examples", function()
     shell_quote(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;"),
     shell_quote(helper.build .. "/lib/?.so;;"))
 
+  -- Runs started together (all at once, or an EXCLUSIVE one alone) share
+  -- one window in which the CPU other processes use is measured.
+  local batch
+  local function new_batch() batch = {meter = helper.others_cpu(), t0 = now()} end
+
   -- starts file (with the runner's flags, when given; its run is then
   -- runs[file .. " " .. flags]), or under lua5.4 (lua_runs[file])
   local function start(file, flags, under_lua)
@@ -1019,7 +1177,7 @@ describe("examples", function()
       under_lua and LUA_ENV or "", TIME_LIMIT,
       under_lua and "lua5.4" or shell_quote(RUNNER), flags and flags .. " " or "",
       shell_quote(DIR .. "/" .. file), shell_quote(errfile))
-    local r = {pipe = assert(io.popen(cmd, "r")), errfile = errfile}
+    local r = {pipe = assert(io.popen(cmd, "r")), errfile = errfile, batch = batch}
     if under_lua then lua_runs[file] = r
     else runs[flags and file .. " " .. flags or file] = r end
   end
@@ -1035,12 +1193,27 @@ describe("examples", function()
     return r
   end
 
+  -- Finishes every run of `set`, then notes for each how much CPU other
+  -- processes used in its batch's window (r.others, in r.wall seconds), and
+  -- whether that was significant: more than a quarter of a core on average
+  -- (r.busy).  A run not yet reaped counts as another process, so a batch
+  -- is measured once all of it is.
+  local function finish_all(set)
+    for _, r in pairs(set) do finish(r) end
+    for _, r in pairs(set) do
+      local b = r.batch
+      if not b.wall then b.others, b.wall = b.meter(), now() - b.t0 end
+      r.others, r.wall, r.busy = b.others, b.wall, b.others > 0.25 * b.wall
+    end
+  end
+
   -- Start every example at once (but the EXCLUSIVE ones); each `it`
   -- collects its own.
   setup(function()
     local f = io.open(RUNNER, "rb")
     assert(f, ("runner %s not found (build first, or set CASYNC_BUILD)"):format(RUNNER))
     f:close()
+    new_batch()
     for _, file in ipairs(files) do
       if not EXCLUSIVE[file] and (not ONLY or ONLY == file) then start(file) end
       if timeline_checks[file] and (not ONLY or ONLY == file) then
@@ -1051,10 +1224,12 @@ describe("examples", function()
 
   local function collect(file)
     if not runs[file] then -- exclusive: alone, once the others have ended
-      for _, o in pairs(runs) do finish(o) end
+      finish_all(runs)
+      new_batch()
       start(file)
     end
-    return finish(runs[file])
+    finish_all(runs) -- the batch started together: no time lost
+    return runs[file]
   end
 
   -- The lua5.4 runs: all at once (but the EXCLUSIVE ones), once every
@@ -1062,16 +1237,19 @@ describe("examples", function()
   local function collect_lua(file)
     if not lua_started then
       lua_started = true
-      for _, o in pairs(runs) do finish(o) end
+      finish_all(runs)
+      new_batch()
       for _, f in ipairs(files) do
         if not EXCLUSIVE[f] and (not ONLY or ONLY == f) then start(f, nil, true) end
       end
     end
     if not lua_runs[file] then
-      for _, o in pairs(lua_runs) do finish(o) end
+      finish_all(lua_runs)
+      new_batch()
       start(file, nil, true)
     end
-    return finish(lua_runs[file])
+    finish_all(lua_runs)
+    return lua_runs[file]
   end
 
   teardown(function()
@@ -1118,15 +1296,34 @@ describe("examples", function()
   end)
   end)
 
+  -- check(text, file) on run r.  When it fails and other processes kept
+  -- the machine busy while r ran (r.busy), it runs again relaxed: order,
+  -- results and lower bounds still hold, upper bounds and speed-ups are not
+  -- checked, as under the sanitizers.  last: false when the caller will
+  -- rather run the example again.  Returns pcall's results.
+  local function checked(check, text, file, r, last)
+    local ok, err = pcall(check, text, file)
+    if ok or relaxed or not (r.busy and last) then return ok, err end
+    relaxed = true
+    local ok2, err2 = pcall(check, text, file)
+    relaxed = SANITIZED
+    if not ok2 then return ok2, err2 end
+    io.stderr:write(("\n[examples_spec] %s: upper bounds relaxed, other processes " ..
+                     "used %.1f s of CPU in its %.1f s; strictly: %s\n")
+                    :format(file, r.others, r.wall, tostring(err)))
+    return true
+  end
+
   -- r: a finished run; exit 0, nothing on stderr, and the example's check
-  local function check_run(file, r)
+  local function check_run(file, r, last)
     assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
       :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
     -- nothing is lost silently: no unobserved-failure report, no warning
     assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
     local check = checks[file]
     assert(check, ("%s has no check"):format(file))
-    check(r.out, file)
+    local ok, err = checked(check, r.out, file, r, last)
+    if not ok then error(err, 0) end
   end
 
   for _, file in ipairs(files) do
@@ -1149,13 +1346,7 @@ describe("examples", function()
           runs[file] = nil
           r = collect(file)
         end
-        assert(r.how == "exit" and r.code == 0, ("%s exited with %s %s\nstdout:\n%s\nstderr:\n%s")
-          :format(file, tostring(r.how), tostring(r.code), r.out, r.err))
-        -- nothing is lost silently: no unobserved-failure report, no warning
-        assert(r.err == "", ("%s wrote to stderr:\n%s"):format(file, r.err))
-        local check = checks[file]
-        assert(check, ("%s has no check"):format(file))
-        local ok, err = pcall(check, r.out, file)
+        local ok, err = pcall(check_run, file, r, try == tries)
         if ok then break end
         if try == tries then error(err, 0) end
       end
@@ -1178,7 +1369,7 @@ describe("examples", function()
           os.execute("sleep 3")
           lua_runs[file] = nil
         end
-        local ok, err = pcall(check_run, file, collect_lua(file))
+        local ok, err = pcall(check_run, file, collect_lua(file), try == tries)
         if ok then break end
         if try == tries then error(err, 0) end
       end
@@ -1192,7 +1383,8 @@ describe("examples", function()
         :format(file, tostring(r.how), tostring(r.code), r.err))
       -- the same output as without, and the chart after it on stderr
       assert(#r.out > 0)
-      check(r.err)
+      local ok, err = checked(check, r.err, file, r, true)
+      if not ok then error(err, 0) end
     end) end
   end
 end)

@@ -42,8 +42,10 @@ end
 
 -- others_cpu() -> a meter: calling it gives the CPU seconds the rest of
 -- the machine (other processes) used since the meter was made, from
--- /proc/stat less this process's own (os.clock counts all its threads).
--- Speed-up checks skip the tries a busy machine disturbed.
+-- /proc/stat less this process's own (all its threads) and that of the
+-- children it has waited for (so a child still running counts as another
+-- process until it is reaped).  Speed-up checks skip the tries a busy
+-- machine disturbed.
 local CLK_TCK
 function helper.others_cpu()
   if not CLK_TCK then
@@ -51,18 +53,31 @@ function helper.others_cpu()
     CLK_TCK = tonumber(p and p:read("l")) or 100
     if p then p:close() end
   end
-  local function busy()
-    local f = io.open("/proc/stat")
-    if not f then return 0 end
-    local v = {}
-    for n in f:read("l"):gmatch("%d+") do v[#v + 1] = tonumber(n) end
+  local function first_line(path)
+    local f = io.open(path)
+    if not f then return nil end
+    local l = f:read("l")
     f:close()
+    return l
+  end
+  local function busy()
+    local l = first_line("/proc/stat")
+    if not l then return 0 end
+    local v = {}
+    for n in l:gmatch("%d+") do v[#v + 1] = tonumber(n) end
     -- user nice system idle iowait irq softirq steal
     return (v[1] + v[2] + v[3] + v[6] + v[7] + (v[8] or 0)) / CLK_TCK
   end
-  local b0, c0 = busy(), os.clock()
+  local function own() -- utime, stime, cutime, cstime (fields 14-17)
+    local l = first_line("/proc/self/stat")
+    if not l then return os.clock() end
+    local v = {}
+    for n in l:match(".*%)(.*)"):gmatch("%S+") do v[#v + 1] = n end
+    return (v[12] + v[13] + v[14] + v[15]) / CLK_TCK
+  end
+  local b0, c0 = busy(), own()
   return function()
-    return math.max(0, (busy() - b0) - (os.clock() - c0))
+    return math.max(0, (busy() - b0) - (own() - c0))
   end
 end
 

@@ -36,7 +36,7 @@ local file_layer = {
   {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp", "workers",
    "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp",
    "tls_conf", "tls_lua", "connect", "stream_send"},
-  {"http_parse", "http", "http_server", "http_conn", "http_respond", "ws"},
+  {"http_parse", "http", "http_server", "http_conn", "http_respond", "http_scope", "ws"},
 }
 local layer_of_file = {}
 for l = 0, 4 do

@@ -510,7 +510,7 @@ describe("casync.thread", function()
     it("thread_pool{size = n}, size(), stats(), tostring, close", async(function()
       local pool = casync.thread_pool{size = 3}
       assert.equals(3, pool:size())
-      assert.matches("casync.ThreadPool %(3 workers%)", tostring(pool))
+      assert.matches("^casync.ThreadPool %(pool#%d+, 3 workers%)$", tostring(pool))
       local s = pool:stats()
       assert.same({size = 3, busy = 0, queued = 0, alive = 3, closed = false}, s)
       assert.equals(cores(), casync.thread_pool():size())

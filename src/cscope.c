@@ -85,9 +85,24 @@ void casync__cs_open(casync_task *t, casync_cscope *s) {
   casync__cs_attach(t, s);
 }
 
+/* Task t, in cancelled scope s that closes, has not run yet: it would
+ * never see the cancellation at a wait inside s, so it takes it along. */
+static void cancel_unstarted(casync_ctx *lp, casync_cscope *s,
+                             casync_task *t) {
+  lua_State *L = lp->L;
+  if (s->flags & CS_BY_DEADLINE)
+    lua_pushfstring(L, "cancelled: the deadline of %f s passed", s->seconds);
+  else
+    lua_pushliteral(L, "cancelled: its scope was cancelled");
+  casync__cancel(L, lp, t, -1);
+  lua_pop(L, 1);
+}
+
 /* Closes s: its deadline goes, it leaves the tree, and its tasks (its
- * owner, and tasks still attached to a scope closed early) go back to the
- * enclosing scope.  The caller has closed the scopes opened inside it. */
+ * owner, tasks still attached to a scope closed early, thread and process
+ * pool jobs started inside it) go back to the enclosing scope; those of a
+ * cancelled s that have not run yet stay cancelled.  The caller has closed
+ * the scopes opened inside it. */
 void casync__cs_close(casync_ctx *lp, casync_cscope *s) {
   casync_cscope *parent = s->parent, *c;
   if (s->flags & CS_CLOSED) return;
@@ -99,6 +114,9 @@ void casync__cs_close(casync_ctx *lp, casync_cscope *s) {
     t->cscope = NULL;
     if (s->flags & CS_NURSERY) t->flags &= ~TF_SCOPE_CHILD; /* orphaned */
     if (parent) casync__cs_attach(t, parent);
+    if ((s->flags & CS_CANCELLED) && !(t->flags & TF_STARTED) &&
+        t->state != T_DONE && lp->alive)
+      cancel_unstarted(lp, s, t);
   }
   while ((c = s->children) != NULL) { /* left open inside: re-parented */
     s->children = c->next;
@@ -121,6 +139,15 @@ void casync__cs_close(casync_ctx *lp, casync_cscope *s) {
     casync__unpin(lp, s->ref);
     s->ref = LUA_NOREF;
   }
+}
+
+/* Closes s, owned by t, with the scopes t opened inside it and left open
+ * (an error that unwound past their __close). */
+void casync__cs_close_owned(casync_task *t, casync_cscope *s) {
+  while (t->cscope && t->cscope != s && t->cscope->owner == t &&
+         !(s->flags & CS_CLOSED))
+    casync__cs_close(t->loop, t->cscope);
+  casync__cs_close(t->loop, s);
 }
 
 /* Wakes (with the cancellation) every task inside s that waits. */

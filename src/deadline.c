@@ -41,12 +41,6 @@ static casync_cscope *open_scope(lua_State *L, casync_task *t, double seconds,
 }
 
 /* Closes s (owned by t) and the scopes t opened inside it and left open. */
-static void close_scope(casync_task *t, casync_cscope *s) {
-  while (t->cscope && t->cscope != s && t->cscope->owner == t &&
-         !(s->flags & CS_CLOSED))
-    casync__cs_close(t->loop, t->cscope);
-  casync__cs_close(t->loop, s);
-}
 
 /* ------------------------------------------------------ casync.timeout */
 
@@ -75,7 +69,7 @@ static int meth_close(lua_State *L) {
   if (!t || t->co != L || s->owner != t)
     return luaL_error(L, "close: the scope belongs to another task");
   catches = !lua_isnoneornil(L, 2) && casync__cs_catches(L, t, s, 2);
-  close_scope(t, s);
+  casync__cs_close_owned(t, s);
   if (!catches) return 0;
   casync__timeout_error(L, "scope", s->seconds);
   return lua_error(L);
@@ -127,7 +121,7 @@ static int form_k(lua_State *L, int status, lua_KContext kc) {
   if (!t) return casync__not_resumed(L, kc, form_k);
   if (status != LUA_OK && status != LUA_YIELD)
     catches = casync__cs_catches(L, t, s, -1);
-  close_scope(t, s);
+  casync__cs_close_owned(t, s);
   if (status != LUA_OK && status != LUA_YIELD) {
     if (!catches) return casync__reraise(L, t);
     if (form == F_MOVE_ON) {
@@ -227,12 +221,26 @@ static int fn_checkpoint(lua_State *L) {
   return casync__requeue(L, t, &checkpoint_wait, checkpoint_k, 0);
 }
 
+/* casync._join_scope(task): task, just spawned and in no scope, joins the
+ * innermost cancel scope of the task running (whose job it does: a
+ * process pool call), so it is cancelled with that scope; outside scopes
+ * it stays as it is */
+static int fn_join_scope(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *t = casync__check_task(L, 1), *by = lp->current;
+  luaL_argcheck(L, !t->cscope && !(t->flags & TF_STARTED) &&
+                t->state != T_DONE, 1, "a task not started and in no "
+                "scope expected");
+  if (by && by->cscope) casync__cs_attach(t, by->cscope);
+  return 0;
+}
+
 void casync__cscope_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"timeout", fn_timeout}, {"fail_after", fn_fail_after},
     {"move_on_after", fn_move_on_after}, {"shield", fn_shield},
     {"deadline", fn_deadline}, {"checkpoint", fn_checkpoint},
-    {NULL, NULL}};
+    {"_join_scope", fn_join_scope}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
     {"close", meth_close}, {"cancel", meth_cancel},
     {"cancelled", meth_cancelled}, {"expired", meth_expired},

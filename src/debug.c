@@ -130,20 +130,10 @@ static int meth_info(lua_State *L) {
   if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
     lua_getfield(L, -1, "name");
     lua_setfield(L, 2, "name");
-    lua_getfield(L, -1, "context");
-    if (lua_istable(L, -1)) { /* a copy: the dump must not let it change */
-      lua_newtable(L);
-      lua_pushnil(L);
-      while (lua_next(L, -3)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_rawset(L, -4);
-      }
-      lua_setfield(L, 2, "context");
-    }
-    lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  casync__context_copy(L, t, 1);
+  lua_setfield(L, 2, "context");
   lua_pushstring(L, state_name(t));
   lua_setfield(L, 2, "state");
   if (t->parent_id) {
@@ -615,10 +605,30 @@ static int fn_debug(lua_State *L) {
   return 1;
 }
 
+/* casync._doing(text | nil) -> the previous text: what the running task
+ * says it is doing (an HTTP request), put before what it waits on in
+ * dumps and task:info().waiting_on; nothing outside tasks */
+static int fn_doing(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  casync_task *t = lp->current && lp->current->co == L ? lp->current : NULL;
+  if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TSTRING);
+  lua_settop(L, 1);
+  if (!t) {
+    lua_pushnil(L);
+    return 1;
+  }
+  casync__push_task(L, lp, t);
+  casync__extras(L, -1); /* 3 */
+  lua_getfield(L, 3, "doing");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, 3, "doing");
+  return 1;
+}
+
 void casync__debug_open(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"tasks", fn_tasks}, {"dump", fn_dump}, {"debug", fn_debug},
-    {NULL, NULL}};
+    {"_doing", fn_doing}, {NULL, NULL}};
   casync_ctx *lp = casync__ctx_get(L);
   const char *env = getenv("CASYNC_DEBUG");
   casync__ctx_setfuncs(L, fns);

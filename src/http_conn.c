@@ -64,6 +64,7 @@ void casync__hconn_release(hconn *c) { conn_maybe_free(c); }
  * task would have kept from running otherwise): c's task will never end,
  * so c forgets it and goes once libuv is done with its writes. */
 void casync__hconn_orphan(hconn *c) {
+  casync__hscope_drop(c);
   if (c->task) {
     casync__obs_unlink(c->task, &c->obs);
     c->task = NULL;
@@ -247,10 +248,16 @@ static void on_data(casync_stream *s, void *arg) {
     return;
   }
   if (s->rerr && s->rerr != UV_EOF) { /* reset, or no memory for a read */
+    casync__hscope_gone(c, 1);
     casync__hconn_close(c);
     return;
   }
-  if (s->rerr) c->flags |= CF_EOF | CF_STOPPED;
+  if (s->rerr) {
+    c->flags |= CF_EOF | CF_STOPPED;
+    /* the client left (no request of its own follows): as Go does, the
+     * running request is cancelled */
+    if (c->task && s->rtail == s->rhead) casync__hscope_gone(c, 0);
+  }
   if (!c->task) {
     conn_parse(c);
     return;
@@ -480,6 +487,11 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
     const casync_hfield *f = &m->fields[i];
     unsigned j = 0;
     int seen;
+    if (f->nlen == 12 && memcmp(head + f->name, "x-request-id", 12) == 0) {
+      const char *v = head + f->value;
+      c->rid_len = casync__hscope_sane_id(v, f->vlen) ? f->vlen : 0;
+      if (c->rid_len) memcpy(c->rid, v, f->vlen);
+    }
     /* seen before in this request?  (names are lowercased)  Compared here
      * in a short head, asked of the table in a long one */
     push_name(L, c->srv, kidx, head + f->name, f->nlen);
@@ -566,6 +578,8 @@ static void dispatch(hconn *c) {
     return;
   }
   srv->requests++;
+  c->req_no = srv->requests;
+  c->rid_len = 0;
   top = lua_gettop(L);
   lua_pushcfunction(L, dispatch_p);
   lua_pushlightuserdata(L, c);
@@ -593,6 +607,13 @@ static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   }
   if (c->flags & CF_CLOSING) {
     conn_maybe_free(c);
+    return;
+  }
+  if (c->flags & CF_CUT) { /* its scope: the client left, or the deadline */
+    if ((c->flags & (CF_TIMED_OUT | CF_SENT)) == CF_TIMED_OUT)
+      casync__hconn_error(c, 503);
+    else
+      casync__hconn_close(c);
     return;
   }
   if (!(c->flags & CF_RESPONDED)) {

@@ -268,6 +268,14 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
   uv_buf_t bufs[2];
   (void)status;
   (void)kc;
+  c->flags &= ~CF_HANDLING;
+  if ((c->flags & CF_SCOPED) && (c->rscope.flags & CS_CANCELLED)) {
+    /* past the deadline (or the client left), a handler that caught the
+     * cancellation and returned is not answered: 503 or the close */
+    c->flags |= CF_CUT;
+    if (c->rscope.flags & CS_BY_DEADLINE) c->flags |= CF_TIMED_OUT;
+    return 0;
+  }
   lua_settop(L, R_RESULT);
   if (c->flags & CF_CLOSING) return 0; /* the peer went away meanwhile */
   if (c->flags & CF_UPGRADED) return respond_done(c); /* a WebSocket's */
@@ -375,8 +383,8 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
   return r ? wait_write(L, c, PH_DONE) : respond_done(c);
 }
 
-/* The body of a request task: handler(req), then the answer.
- * Upvalues: the loop context, the server userdata. */
+/* What a request task does inside its scope (http_scope.c): handler(req),
+ * then the answer.  Upvalues: the loop context, the server userdata. */
 int casync__hresp_request_body(lua_State *L) {
   lua_settop(L, R_CONN);
   lua_pushvalue(L, 1);

@@ -104,13 +104,30 @@ static size_t opt_size(lua_State *L, const char *field, lua_Integer def) {
   return (size_t)v;
 }
 
+/* The random part of the request ids srv makes: 8 hex digits. */
+static void make_id_prefix(hserver *srv) {
+  unsigned char r[4];
+  int i;
+  if (uv_random(NULL, NULL, r, sizeof r, 0, NULL) < 0) {
+    uint64_t h = uv_hrtime() ^ (uint64_t)(uintptr_t)srv;
+    memcpy(r, &h, sizeof r);
+  }
+  for (i = 0; i < 4; i++) {
+    srv->id_prefix[2 * i] = "0123456789abcdef"[r[i] >> 4];
+    srv->id_prefix[2 * i + 1] = "0123456789abcdef"[r[i] & 15];
+  }
+  srv->id_prefix[8] = 0;
+}
+
 /* casync.http.serve(host, port, handler [, opts]) -> server | nil, err:
  * answers HTTP/1.1 on host:port (port 0: a free one, server:port()),
  * running handler(req) in a new task per request.  opts: max_connections
  * (1024; more get 503), max_header_size (16 KiB; 431), max_headers (100),
  * max_body_size (1 MiB; 413), header_timeout (10 s; 408), body_timeout
- * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s), backlog;
- * workers = n (> 1): n worker processes serve it (workers.c). */
+ * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s),
+ * request_timeout (none: a deadline on each request's handler and answer;
+ * 503 when it passes before the answer began), backlog; workers = n (> 1):
+ * n worker processes serve it (workers.c). */
 static int fn_serve(lua_State *L) {
   casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
@@ -120,6 +137,7 @@ static int fn_serve(lua_State *L) {
   hserver *srv;
   size_t mhead, mbody, mheaders;
   uint64_t hms, bms, ims, wms;
+  double rs;
   casync_tls_conf *tls = NULL;
   int r, workers;
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port must be in 0..65535");
@@ -139,6 +157,7 @@ static int fn_serve(lua_State *L) {
   ims = opt_ms(L, "keep_alive_timeout", 5);
   wms = opt_ms(L, "write_timeout", 30);
   workers = casync__workers_opt(L, 4);
+  rs = casync__net_opt_seconds(L, 4, "request_timeout");
   /* opts.tls = {cert =, key =, ...}: HTTPS, through the TLS layer of each
    * connection's stream (tls.c) */
   if (lua_isnil(L, 4) || lua_getfield(L, 4, "tls") == LUA_TNIL) {
@@ -171,7 +190,10 @@ static int fn_serve(lua_State *L) {
   lua_setiuservalue(L, 6, 2);
   casync__ctx_push(L);
   lua_pushvalue(L, 6);
+  casync__ctx_push(L);
+  lua_pushvalue(L, 6);
   lua_pushcclosure(L, casync__hresp_request_body, 2);
+  lua_pushcclosure(L, casync__hscope_request, 3);
   lua_setiuservalue(L, 6, 3);
   lua_getfield(L, -1, "encode");
   lua_setiuservalue(L, 6, 4);
@@ -195,6 +217,9 @@ static int fn_serve(lua_State *L) {
   srv->body_ms = bms;
   srv->idle_ms = ims;
   srv->write_ms = wms;
+  srv->request_s = rs < 0 ? 0 : rs > 1e9 ? 1e9 : rs;
+  if (rs == 0) srv->request_s = 1e-9; /* 0: every request at once */
+  make_id_prefix(srv);
   srv->date_sec = -1;
   /* the listener: server.c's, handing each stream to http_conn.c */
   srv->tls = tls;

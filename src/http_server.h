@@ -39,8 +39,15 @@
 #define CF_UPGRADED 0x4000u  /* handed to a WebSocket: not HTTP any more */
 #define CF_COUNTED 0x8000u   /* counted in srv->nconn */
 #define CF_ORPHAN 0x10000u   /* the Lua state is closing: free it when done */
+#define CF_SCOPED 0x20000u   /* the request's scope is open (http_scope.c) */
+#define CF_HANDLING 0x40000u /* the handler runs (not yet the answer) */
+#define CF_CUT 0x80000u      /* the request's scope cut it short */
+#define CF_TIMED_OUT 0x100000u /* ... because request_timeout passed */
+#define HTTP_MAX_ID 128 /* a longer X-Request-Id is replaced */
+
 #define CF_PER_REQUEST                                                        \
-  (CF_RESPONDED | CF_SENT | CF_HEAD | CF_HTTP10 | CF_CONTINUED | CF_CHUNKED)
+  (CF_RESPONDED | CF_SENT | CF_HEAD | CF_HTTP10 | CF_CONTINUED | CF_CHUNKED | \
+   CF_CUT | CF_TIMED_OUT)
 
 enum { PH_DONE = 1, PH_NEXT }; /* what follows a finished write */
 
@@ -68,6 +75,8 @@ struct hserver {
   size_t max_head, max_body;
   unsigned max_headers;
   uint64_t header_ms, body_ms, idle_ms, write_ms;
+  double request_s; /* opts.request_timeout; 0: none */
+  char id_prefix[12]; /* of the request ids it makes (random) */
   int64_t date_sec; /* the Date header line, made once a second */
   char date[40];
   lua_Integer accepted, requests, rejected, bad;
@@ -94,6 +103,10 @@ struct hconn {
   size_t wqueue;       /* bytes queued when the write timer was set */
   uv_shutdown_t sreq;
   casync_hbuf out; /* the head of the answer */
+  casync_cscope rscope; /* the request's scope (http_scope.c) */
+  lua_Integer req_no;   /* the request's number on its server */
+  size_t rid_len;       /* its X-Request-Id, when that is a plain token */
+  char rid[HTTP_MAX_ID];
 };
 
 /* http_server.c */
@@ -112,6 +125,12 @@ hconn *casync__hconn_of_task(casync_task *t);
 casync_stream *casync__hconn_upgrade(lua_State *L, hconn *c);
 void casync__hconn_release(hconn *c);
 void casync__hconn_orphan(hconn *c);
+
+/* http_scope.c */
+int casync__hscope_request(lua_State *L);
+void casync__hscope_gone(hconn *c, int reset);
+void casync__hscope_drop(hconn *c);
+int casync__hscope_sane_id(const char *v, size_t n);
 
 /* http_respond.c */
 int casync__hconn_send(hconn *c, uv_buf_t *bufs, unsigned n);

@@ -255,7 +255,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   { /* the spawner's task-local context, shared until one of them writes */
     casync_task *by = lp->current;
     t->parent_id = by ? by->id : 0;
-    if (by ? (by->flags & TF_CONTEXT) != 0 : lp->root_context)
+    if (by ? (by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT)) != 0 : lp->root_context)
       casync__context_inherit(L, by, t, tidx);
     if (lp->trace) casync__trace_spawn(L, lp, t, tidx, by);
   }
@@ -304,6 +304,23 @@ casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
   t->wait = &later_wait;
   t->timer.fire = later_fire;
   casync__timer_add(lp, &t->timer, seconds);
+  return t;
+}
+
+/* The same, but the task starts parked in a wait of `kind` on obj (an
+ * operation already under way for it, such as a thread job): it first runs
+ * when that wait wakes it, so it costs no turn until then, and a
+ * cancellation before that reaches the wait's cancel hook like any other. */
+casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
+                                  int nargs, const casync_wait_kind *kind,
+                                  void *obj) {
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 0);
+  t->state = T_WAITING;
+  t->wait = kind;
+  t->wait_obj = obj;
+  t->wake = WAKE_OK;
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || lp->trace || lp->debug)
+    casync__park_slow(L, t, kind, 0);
   return t;
 }
 

@@ -163,7 +163,10 @@ static inline void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
   int nres = 0, status, nargs = 0;
   if (!(t->flags & TF_STARTED)) {
     t->flags |= TF_STARTED;
-    if (t->flags & TF_CANCEL_PENDING) {
+    /* cancelled before it ran: it ends so, unless it was spawned parked
+     * (casync__spawn_parked) and its wait already handed it something */
+    if ((t->flags & TF_CANCEL_PENDING) &&
+        !(t->wake == WAKE_OK && t->wait && (t->wait->flags & CASYNC_WK_KEEPS))) {
       casync__finish_unstarted(L, lp, t);
       return;
     }

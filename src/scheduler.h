@@ -61,6 +61,8 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
 #define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
 #define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
+#define TF_LAZY_CONTEXT 0x2000u /* its context is made when first looked at
+                                   (ctx->lazy_context: an HTTP request's) */
 #define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
 #define TF_HOST_MAIN 0x400u     /* main task of a host's _run_report (the
                                    casync runner): casync.run called in it
@@ -216,6 +218,9 @@ casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
                              int nargs);
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
+casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
+                                  int nargs, const casync_wait_kind *kind,
+                                  void *obj);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres);
 void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
@@ -414,6 +419,7 @@ void casync__cs_attach(casync_task *t, casync_cscope *s);
 void casync__cs_detach(casync_task *t);
 void casync__cs_open(casync_task *t, casync_cscope *s);
 void casync__cs_close(casync_ctx *lp, casync_cscope *s);
+void casync__cs_close_owned(casync_task *t, casync_cscope *s);
 void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline);
 void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
                              double seconds);
@@ -435,6 +441,9 @@ void casync__trace_wake(casync_ctx *lp, casync_task *t);
 void casync__trace_end(casync_ctx *lp, casync_task *t);
 void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
                          int tidx, casync_task *by);
+void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
+                       lua_Integer pool_id, int worker, uint64_t start,
+                       uint64_t dur);
 void casync__trace_open(lua_State *L);
 
 /* debug.c: task dumps, debug mode, stuck tasks */
@@ -452,6 +461,9 @@ void casync__debug_open(lua_State *L);
 /* tcontext.c: task-local context */
 void casync__context_inherit(lua_State *L, casync_task *spawner,
                              casync_task *t, int tidx);
+void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx);
+void casync__context_copy(lua_State *L, casync_task *t, int tidx);
+int casync__context_of(lua_State *L, casync_task *by);
 void casync__tcontext_open(lua_State *L);
 
 /* scope.c: casync.scope (a scope that owns its tasks) */

@@ -30,6 +30,10 @@ static casync_task *running(lua_State *L) {
 
 /* Pushes the context table of t (NULL: the root's), or nil if none. */
 static void push_context(lua_State *L, casync_task *t) {
+  if (t && (t->flags & TF_LAZY_CONTEXT)) { /* made now, when looked at */
+    t->flags &= ~TF_LAZY_CONTEXT;
+    t->loop->lazy_context(L, t);
+  }
   if (t && !(t->flags & TF_CONTEXT)) {
     lua_pushnil(L);
     return;
@@ -101,6 +105,26 @@ void casync__context_inherit(lua_State *L, casync_task *spawner,
   t->flags |= TF_CONTEXT | TF_CONTEXT_SHARED;
 }
 
+/* Pushes the context table the tasks spawned by `by` (NULL: code outside
+ * tasks) start from, and returns 1, when it has values; else pushes
+ * nothing and returns 0 (one test of a flag when no context was set).
+ * The table is the task's own: copy it, never change it. */
+int casync__context_of(lua_State *L, casync_task *by) {
+  if (by ? !(by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT))
+         : !CASYNC_CTX(L)->root_context)
+    return 0;
+  push_context(L, by);
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    if (lua_next(L, -2)) {
+      lua_pop(L, 2);
+      return 1;
+    }
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
 static void check_key(lua_State *L, int arg) {
   luaL_argcheck(L, !lua_isnoneornil(L, arg), arg, "key expected, got nil");
   luaL_argcheck(L, !(lua_type(L, arg) == LUA_TNUMBER &&
@@ -122,19 +146,51 @@ static int fn_get(lua_State *L) {
 /* casync.context.set(key, value): sets key for the running task and the
  * tasks it spawns from now on (nil removes it); others do not see it */
 static int fn_set(lua_State *L) {
-  casync_task *t = running(L);
   check_key(L, 1);
   lua_settop(L, 2);
-  push_context(L, t); /* 3 */
-  if (lua_isnil(L, 3) || is_shared(L, t)) {
-    push_copy(L, 3);
-    set_context(L, t, -1, 0);
-    lua_replace(L, 3);
-  }
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_rawset(L, 3);
+  casync__context_set(L, running(L), 1, 2);
   return 0;
+}
+
+/* Pushes a copy of the context values of task t, whose userdata is at
+ * tidx (nil when it has none): for task:info and dumps, which must not let
+ * them change.  t may have ended (and lost its anchor). */
+void casync__context_copy(lua_State *L, casync_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  if ((t->flags & TF_LAZY_CONTEXT) && t->state != T_DONE) {
+    push_context(L, t); /* made now */
+    lua_pop(L, 1);
+  }
+  if (!(t->flags & TF_CONTEXT) ||
+      lua_getiuservalue(L, tidx, 2) != LUA_TTABLE) {
+    if (t->flags & TF_CONTEXT) lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
+  lua_getfield(L, -1, "context");
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) return;
+  push_copy(L, -1);
+  lua_remove(L, -2);
+}
+
+/* Sets the key at kidx to the value at vidx in the context of task t
+ * (NULL: the root context), as casync.context.set does in t. */
+void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx) {
+  int top = lua_gettop(L), cidx;
+  kidx = lua_absindex(L, kidx);
+  vidx = lua_absindex(L, vidx);
+  push_context(L, t);
+  cidx = lua_gettop(L);
+  if (lua_isnil(L, cidx) || is_shared(L, t)) {
+    push_copy(L, cidx);
+    set_context(L, t, -1, 0);
+    lua_replace(L, cidx);
+  }
+  lua_pushvalue(L, kidx);
+  lua_pushvalue(L, vidx);
+  lua_rawset(L, cidx);
+  lua_settop(L, top);
 }
 
 /* casync.context.all() -> a copy of every value of the running task's

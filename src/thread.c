@@ -3,14 +3,18 @@
  * casync task.  This file is the loop's side: the jobs, the hub and the
  * Lua API; worker.c is the workers' side.
  *
- * A job (the function and its arguments, copied by copy.c) goes on the
- * pool's queue; a worker takes it, runs it, copies the results or the
- * error into the job and posts the job to the hub, the Lua state's one
- * uv_async_t, whose callback wakes the task waiting for it.  A task
- * cancelled while its job runs ends at once and the result is dropped when
- * it comes.
+ * A job (the function and its arguments, copied by copy.c, with the
+ * caller's casync.context values) goes on the pool's queue; its task is
+ * spawned parked on it, in the caller's innermost cancel scope.  A worker
+ * takes the job, runs it, copies the results or the error into the job
+ * and posts the job to the hub, the Lua state's one uv_async_t, whose
+ * callback wakes the task (its first run).  A task cancelled (by
+ * task:cancel or its scope) while its job is queued drops the job; while
+ * it runs, the task ends at once, the job sees casync_worker.cancelled()
+ * and its result is dropped when it comes.
  */
 #include <stdlib.h>
+#include <string.h>
 #include "thread.h"
 
 #define POOL_MT "casync.ThreadPool"
@@ -41,6 +45,7 @@ struct casync_hub {
 void casync__job_free(job *j) {
   casync__buf_free(&j->in);
   casync__buf_free(&j->out);
+  casync__buf_free(&j->ctx);
   free(j->traceback);
   free(j);
 }
@@ -63,7 +68,8 @@ static void dl_unlink(hub *h, job *j) {
 }
 
 /* Posted jobs: each goes to its task (woken if it waits), or, abandoned,
- * is freed.  Runs on the loop thread; no Lua code. */
+ * is freed; a recording notes each on its worker's track.  Runs on the
+ * loop thread; no Lua code. */
 static void on_async(uv_async_t *a) {
   hub *h = container_of(a, hub, async);
   job *j, *next;
@@ -74,6 +80,10 @@ static void on_async(uv_async_t *a) {
   for (; j; j = next) {
     casync_task *t = j->task;
     next = j->next;
+    if (h->lp->trace)
+      casync__trace_job(h->lp, j->task_id, j->map ? "map job" : "thread job",
+                        j->pool->id, j->worker_id, j->t_start,
+                        j->t_end - j->t_start);
     if (!t) { /* its task ended before it did */
       casync__job_free(j);
       continue;
@@ -84,7 +94,7 @@ static void on_async(uv_async_t *a) {
     if (h->delivered) h->delivered->prev = j;
     h->delivered = j;
     h->waiting--;
-    /* a task that has not started yet finds the results when it does */
+    /* not if it was cancelled meanwhile: it ends without them */
     if (t->state == T_WAITING && t->wait_obj == j)
       casync__wake(h->lp, t, WAKE_OK);
   }
@@ -192,6 +202,7 @@ static pool *pool_new(lua_State *L, casync_ctx *lp, int size) {
   *ud = NULL;
   luaL_setmetatable(L, POOL_MT);
   casync__pool_start(L, ud, h, size); /* an error: __gc frees *ud */
+  (*ud)->id = ++lp->next_obj_id;
   (*ud)->hnext = h->pools;
   if (h->pools) h->pools->hprev = *ud;
   h->pools = *ud;
@@ -274,10 +285,13 @@ static int meth_stats(lua_State *L) {
 
 static int meta_tostring(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT);
-  if (!*ud || (*ud)->closing)
+  if (!*ud)
     lua_pushliteral(L, "casync.ThreadPool (closed)");
+  else if ((*ud)->closing)
+    lua_pushfstring(L, "casync.ThreadPool (pool#%I, closed)", (*ud)->id);
   else
-    lua_pushfstring(L, "casync.ThreadPool (%d workers)", (*ud)->size);
+    lua_pushfstring(L, "casync.ThreadPool (pool#%I, %d workers)", (*ud)->id,
+                    (*ud)->size);
   return 1;
 }
 
@@ -296,6 +310,14 @@ static int jobs_gc(lua_State *L) {
       b->jobs[i] = NULL;
     }
   return 0;
+}
+
+/* dst (empty) becomes a copy of src's bytes. */
+static void buf_copy(lua_State *L, casync_buf *dst, const casync_buf *src) {
+  dst->data = malloc(src->len);
+  if (!dst->data) luaL_error(L, "thread: not enough memory");
+  memcpy(dst->data, src->data, src->len);
+  dst->len = dst->cap = src->len;
 }
 
 static jobs_box *jobs_new(lua_State *L, int n) {
@@ -318,7 +340,6 @@ static void job_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   job *j = container_of(o, job, obs);
   pool *p = j->pool;
   hub *h = p->hub;
-  int removed;
   (void)lp;
   (void)t;
   j->task = NULL;
@@ -328,11 +349,11 @@ static void job_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
     casync__job_free(j);
     return;
   }
-  removed = casync__pool_unqueue(p, j);
+  if (!j->dropped) j->dropped = casync__pool_unqueue(p, j);
   atomic_store(&j->cancel, 1);
   h->waiting--;
   hub_update_ref(h);
-  if (removed) casync__job_free(j);
+  if (j->dropped) casync__job_free(j);
 }
 
 /* Pushes the results of delivered job j (or raises its error) and frees
@@ -370,45 +391,75 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   return n;
 }
 
+/* The task will not take the results: a queued job is dropped now, a
+ * running one sees casync_worker.cancelled(); the task wakes at once. */
 static int thread_cancel(casync_ctx *lp, casync_task *t, int why) {
+  job *j = t->wait_obj;
   (void)lp;
-  (void)t;
   (void)why;
-  return 1; /* at once; the job is dropped when the task has ended */
+  if (!j->dropped) j->dropped = casync__pool_unqueue(j->pool, j);
+  atomic_store(&j->cancel, 1);
+  return 1;
+}
+
+/* "thread job on pool#1 worker 2", "thread job on pool#1, queued (3
+ * ahead)" */
+static void thread_describe(lua_State *L, casync_task *t) {
+  job *j = t->wait_obj;
+  const char *what = j->map ? "map job" : "thread job";
+  int ahead, w = casync__pool_where(j->pool, j, &ahead);
+  if (w > 0)
+    lua_pushfstring(L, "%s on pool#%I worker %d", what, j->pool->id, w);
+  else if (w == 0)
+    lua_pushfstring(L, "%s on pool#%I, queued (%d ahead)", what, j->pool->id,
+                    ahead);
+  else
+    lua_pushfstring(L, "%s on pool#%I, done (its results on their way)",
+                    what, j->pool->id);
 }
 
 /* A woken job has its results: kept.  The job runs off the loop, so
  * virtual time must not jump ahead while the task waits for it. */
 static const casync_wait_kind thread_wait = {
   "thread", "casync.thread", thread_cancel,
-  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, thread_describe, NULL};
 
-static int thread_body_k(lua_State *L, int status, lua_KContext kc) {
-  casync_task *t;
-  (void)status;
-  CASYNC_RESUMED(L, t, kc, thread_body_k);
-  casync__woken(L, t);
-  return take_results(L, t, t->wait_obj);
-}
-
-/* The body of a thread task: [1 job] -> its results once delivered. */
+/* The body of a thread task, which is spawned parked on its job (it
+ * first runs once the job is delivered or it is cancelled):
+ * [1 job] -> the job's results. */
 static int thread_body(lua_State *L) {
-  casync_ctx *lp = CASYNC_CTX(L);
   job *j = lua_touserdata(L, 1);
-  casync_task *t = lp->current;
-  if (j->delivered) return take_results(L, t, j);
-  return casync__park(L, t, &thread_wait, j, 0, thread_body_k, 0);
+  casync_task *t = CASYNC_CTX(L)->current;
+  casync__woken(L, t); /* raises its cancellation */
+  return take_results(L, t, j);
 }
 
-/* Spawns the task of job j (built, not yet queued) and queues the job;
- * the pool's userdata is at pidx.  Pushes the task. */
+/* Copies the casync.context values of the job's caller (`by`; NULL:
+ * code outside tasks) into b, when it has any; one that cannot be copied
+ * is an error of fname naming its key. */
+static void copy_context(lua_State *L, casync_task *by, casync_buf *b,
+                         const char *fname) {
+  if (!casync__context_of(L, by)) return;
+  if (casync__copy_encode(L, -1, 1, b, "context", 0, 0))
+    luaL_error(L, "%s: %s (casync.context values go with the job)", fname,
+               lua_tostring(L, -1));
+  lua_pop(L, 1);
+}
+
+/* Spawns the task of job j (built, not yet queued), parked on it, and
+ * queues the job; the pool's userdata is at pidx.  The task joins its
+ * caller's innermost cancel scope: cancelled with it, and, spawned into
+ * a scope already cancelled, it ends so without queueing the job.
+ * Pushes the task. */
 static void submit(lua_State *L, casync_ctx *lp, pool *p, int pidx, job *j) {
-  casync_task *t;
+  casync_task *t, *by = lp->current;
   pidx = lua_absindex(L, pidx);
   luaL_checkstack(L, 6, NULL);
+  j->pool = p;
+  j->clock_offset = lp->clock_offset;
   lua_pushvalue(L, lua_upvalueindex(2)); /* the body */
   lua_pushlightuserdata(L, j);
-  t = casync__spawn(L, lp, -2, 1, 0);
+  t = casync__spawn_parked(L, lp, -2, 1, &thread_wait, j);
   lua_replace(L, -3);
   lua_pop(L, 1);
   /* the task keeps the pool alive until it has ended */
@@ -416,19 +467,29 @@ static void submit(lua_State *L, casync_ctx *lp, pool *p, int pidx, job *j) {
   lua_pushvalue(L, pidx);
   lua_setfield(L, -2, "pool");
   lua_pop(L, 1);
-  j->pool = p;
   j->task = t;
+  j->task_id = t->id;
   j->obs.notify = job_task_ended;
   casync__obs_link(t, &j->obs);
   p->jobs++;
   p->hub->waiting++;
   hub_update_ref(p->hub);
+  if (by && by->cscope) {
+    casync__cs_attach(t, by->cscope);
+    if (casync__cs_cancelled(t)) {
+      j->dropped = 1;
+      casync__wake(lp, t, WAKE_CANCEL);
+      return;
+    }
+  }
   casync__pool_push(p, j);
 }
 
-/* Copies fn (at fidx) and the n values after it into a new job and runs
- * it on pool p (userdata at pidx); pushes its task. */
-static int run_on(lua_State *L, pool *p, int pidx, int fidx, int nargs) {
+/* Copies fn (at fidx), the n values after it and the caller's context
+ * into a new job and runs it on pool p (userdata at pidx); pushes its
+ * task.  fname names the Lua function in errors. */
+static int run_on(lua_State *L, pool *p, int pidx, int fidx, int nargs,
+                  const char *fname) {
   casync_ctx *lp = CASYNC_CTX(L);
   jobs_box *b;
   int bad;
@@ -436,6 +497,7 @@ static int run_on(lua_State *L, pool *p, int pidx, int fidx, int nargs) {
   b = jobs_new(L, 1);
   bad = casync__copy_encode(L, fidx, nargs + 1, &b->jobs[0]->in, "args", 1, 1);
   if (bad) luaL_argerror(L, fidx + bad - 1, lua_tostring(L, -1));
+  copy_context(L, lp->current, &b->jobs[0]->ctx, fname);
   submit(L, lp, p, pidx, b->jobs[0]);
   b->jobs[0] = NULL;
   return 1;
@@ -456,13 +518,13 @@ static int fn_thread(lua_State *L) {
     lua_setiuservalue(L, -3, CTX_POOL);
   }
   p = *(pool **)lua_touserdata(L, -1);
-  return run_on(L, p, n + 2, 1, n - 1);
+  return run_on(L, p, n + 2, 1, n - 1, "thread");
 }
 
 /* pool:run(fn, ...) -> task: fn(...) on one of the pool's workers */
 static int meth_run(lua_State *L) {
   pool *p = check_pool(L, 1);
-  return run_on(L, p, 1, 2, lua_gettop(L) - 2);
+  return run_on(L, p, 1, 2, lua_gettop(L) - 2, "run");
 }
 
 /* [.. gather's list: one table of results per job] -> one list */
@@ -524,6 +586,9 @@ static int meth_map(lua_State *L) {
     return 1;
   }
   b = jobs_new(L, (int)chunks); /* 5 */
+  copy_context(L, lp->current, &b->jobs[0]->ctx, "map");
+  for (c = 1; c < chunks && b->jobs[0]->ctx.len; c++)
+    buf_copy(L, &b->jobs[c]->ctx, &b->jobs[0]->ctx);
   for (c = 0; c < chunks; c++) {
     lua_Integer first = c * chunk + 1;
     lua_Integer last = len - first < chunk ? len : first + chunk - 1;

@@ -29,9 +29,18 @@ struct job {
   atomic_int cancel;    /* its task ended: the worker may stop early */
   int map;              /* fn over the items: results in one table */
   int failed;           /* set by the worker: `out` holds the error */
-  int worker_id;
+  int worker_id;        /* set by the worker that ran it */
+  int dropped;          /* taken off the queue (or never queued) because
+                           its task will not take the results (loop) */
   casync_buf in, out;   /* fn and its arguments; results or the error */
+  casync_buf ctx;       /* the caller's casync.context values (empty:
+                           none), casync_worker.context in the job */
   char *traceback;      /* where it failed in the worker */
+  uint64_t clock_offset; /* casync.now() less uv_hrtime() when submitted:
+                           casync_worker.now() adds it */
+  uint64_t t_start, t_end; /* when the worker ran it, on casync.now()'s
+                           clock (set by the worker; for casync.trace) */
+  lua_Integer task_id;  /* its task's id (for casync.trace) */
 };
 
 typedef struct worker {
@@ -55,6 +64,7 @@ struct pool {
   _Atomic uint64_t polled; /* when the spinning worker last looked (ns) */
   int spin_skip;        /* idle turns left without spinning */
   int size;
+  lua_Integer id;       /* pool#3 in dumps and recordings */
   struct casync_hub *hub;
   pool *hnext, *hprev;  /* in the hub's list of pools (loop thread) */
   int jobs;             /* jobs whose task waits for them (loop thread) */
@@ -73,5 +83,6 @@ void casync__pool_push(pool *p, job *j);
 int casync__pool_unqueue(pool *p, job *j);
 void casync__pool_close(pool *p);
 void casync__pool_stats(pool *p, int *busy, int *queued, int *alive);
+int casync__pool_where(pool *p, job *j, int *ahead);
 
 #endif

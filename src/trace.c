@@ -13,11 +13,12 @@
 #include <string.h>
 #include "scheduler.h"
 
-enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN };
+enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB };
 
 typedef struct trace_ev {
   uint64_t t, dur;       /* ns on casync.now()'s clock */
-  lua_Integer task, aux; /* EV_SPAWN: aux = the parent; EV_END: outcome */
+  lua_Integer task, aux; /* EV_SPAWN: aux = the parent; EV_END: outcome;
+                            EV_JOB: pool id << 16 | worker */
   const char *what;      /* static text (a wait's what, a span's kind) */
   int ref;               /* EV_SPAN: a name in the names table, or 0 */
   unsigned char kind;
@@ -77,6 +78,24 @@ void casync__trace_wake(casync_ctx *lp, casync_task *t) {
 /* Task t ended. */
 void casync__trace_end(casync_ctx *lp, casync_task *t) {
   add(lp->trace, EV_END, t->id, casync__now_ns(lp))->aux = t->outcome;
+}
+
+/* A worker of thread pool#pool_id ran a job of task `task` (0: none
+ * waits any more) from `start` for `dur` (ns on casync.now()'s clock).
+ * No Lua: the hub's callback calls it. */
+void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
+                       lua_Integer pool_id, int worker, uint64_t start,
+                       uint64_t dur) {
+  trace_ev *e;
+  if (start < lp->trace->t0) { /* began before the recording */
+    uint64_t cut = lp->trace->t0 - start;
+    dur = dur > cut ? dur - cut : 0;
+    start = lp->trace->t0;
+  }
+  e = add(lp->trace, EV_JOB, task, start);
+  e->dur = dur;
+  e->what = name;
+  e->aux = pool_id * 65536 + worker;
 }
 
 /* Notes task t (userdata at tidx) in the recording's tasks: its id, its
@@ -219,7 +238,17 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
     set_num(L, "t", t);
     set_str(L, "outcome", outcomes[e->aux & 3]);
     break;
-  default: /* EV_SPAN: a job, an HTTP request, ... */
+  case EV_JOB: /* on a track of its own: the worker's */
+    lua_createtable(L, 0, 6);
+    set_str(L, "kind", "job");
+    set_num(L, "t", t);
+    set_num(L, "dur", (double)e->dur / 1e9);
+    set_str(L, "name", e->what);
+    lua_pushfstring(L, "pool#%I worker %d", e->aux / 65536,
+                    (int)(e->aux % 65536));
+    lua_setfield(L, -2, "track");
+    break;
+  default: /* EV_SPAN: a process pool job, an HTTP request, ... */
     lua_createtable(L, 0, 6);
     set_str(L, "kind", e->what);
     set_num(L, "t", t);

@@ -36,6 +36,7 @@
 #define SPIN_SKIP_BUSY 64
 
 static char tb_key;
+static char worker_key; /* the registry's casync_worker table */
 
 /* casync_worker.cancelled() -> true once the task of the running job has
  * ended (cancelled, or the pool is being shut down) */
@@ -46,9 +47,12 @@ static int worker_cancelled(lua_State *L) {
 }
 
 /* casync_worker.now() -> seconds on casync.now()'s clock (monotonic, the
- * same in every thread) */
+ * same in every thread; under casync.run's virtual clock, its time as it
+ * was when the job was submitted, plus the real time since) */
 static int worker_now(lua_State *L) {
-  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  worker *w = lua_touserdata(L, lua_upvalueindex(1));
+  uint64_t offset = w->job ? w->job->clock_offset : 0;
+  lua_pushnumber(L, (lua_Number)(uv_hrtime() + offset) / 1e9);
   return 1;
 }
 
@@ -59,11 +63,42 @@ static int worker_msgh(lua_State *L) {
   return 1;
 }
 
+/* Sets casync_worker.context for job j: its copy of the caller's
+ * casync.context values, or, with none, an empty table (the last job's
+ * when still empty: nothing to make). */
+static void set_context(lua_State *L, job *j) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &worker_key);
+  if (j->ctx.len) {
+    casync__copy_decode(L, &j->ctx, 0);
+    casync__buf_free(&j->ctx);
+  } else {
+    int keep = 0;
+    if (lua_getfield(L, -1, "context") == LUA_TTABLE) {
+      if (lua_getmetatable(L, -1)) lua_pop(L, 1);
+      else {
+        lua_pushnil(L);
+        if (lua_next(L, -2)) lua_pop(L, 2);
+        else keep = 1;
+      }
+    }
+    lua_pop(L, 1);
+    if (keep) {
+      lua_pop(L, 1);
+      return;
+    }
+    lua_newtable(L);
+  }
+  lua_setfield(L, -2, "context");
+  lua_pop(L, 1);
+}
+
 /* Protected, in the worker: [1 job] -> decodes fn and its arguments,
  * calls it and encodes its results into job->out. */
 static int job_call(lua_State *L) {
   job *j = lua_touserdata(L, 1);
-  int n = casync__copy_decode(L, &j->in, 0);
+  int n;
+  set_context(L, j);
+  n = casync__copy_decode(L, &j->in, 0);
   casync__buf_free(&j->in);
   if (!j->map) {
     lua_call(L, n - 1, LUA_MULTRET);
@@ -127,10 +162,12 @@ static void run_job(worker *w, job *j) {
   lua_pushcfunction(L, worker_msgh);
   lua_pushcfunction(L, job_call);
   lua_pushlightuserdata(L, j);
-  status = lua_pcall(L, 1, 0, 1);
   j->worker_id = w->id;
+  j->t_start = uv_hrtime() + j->clock_offset;
+  status = lua_pcall(L, 1, 0, 1);
   if (status == LUA_OK) {
     lua_settop(L, 0);
+    j->t_end = uv_hrtime() + j->clock_offset;
     return;
   }
   j->failed = 1;
@@ -144,6 +181,8 @@ static void run_job(worker *w, job *j) {
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) casync__buf_free(&j->out);
   lua_settop(L, 0);
   casync__buf_free(&j->in);
+  casync__buf_free(&j->ctx);
+  j->t_end = uv_hrtime() + j->clock_offset;
 }
 
 /* One turn of a spinning worker: it lets any other thread that wants this
@@ -233,12 +272,17 @@ static int worker_setup(lua_State *L) {
       lua_setfield(L, -2, "cpath");
     }
   }
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushlightuserdata(L, w);
   lua_pushcclosure(L, worker_cancelled, 1);
   lua_setfield(L, -2, "cancelled");
-  lua_pushcfunction(L, worker_now);
+  lua_pushlightuserdata(L, w);
+  lua_pushcclosure(L, worker_now, 1);
   lua_setfield(L, -2, "now");
+  lua_newtable(L);
+  lua_setfield(L, -2, "context");
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
   lua_pushinteger(L, w->id);
   lua_setfield(L, -2, "id");
   lua_pushinteger(L, w->pool->size);
@@ -438,6 +482,27 @@ void casync__pool_close(pool *p) {
   p->closing = 1;
   uv_cond_broadcast(&p->cv);
   uv_mutex_unlock(&p->mu);
+}
+
+/* Where job j is at this instant: the id of the worker running it, or 0
+ * while queued (*ahead: the jobs before it), or -1 (done, on its way
+ * back). */
+int casync__pool_where(pool *p, job *j, int *ahead) {
+  job *q;
+  int i, where = -1;
+  *ahead = 0;
+  uv_mutex_lock(&p->mu);
+  if (j->queued) {
+    where = 0;
+    for (q = p->qhead; q && q != j; q = q->next) (*ahead)++;
+  } else
+    for (i = 0; i < p->size; i++)
+      if (p->w[i].job == j) {
+        where = p->w[i].id;
+        break;
+      }
+  uv_mutex_unlock(&p->mu);
+  return where;
 }
 
 /* The counts at one instant: the workers change them under mu. */

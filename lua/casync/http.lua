@@ -13,6 +13,7 @@ local cjson = require "cjson"
 
 local C = core.http
 local now, new_error = core.now, core.new_error
+local ctx_get, doing, trace_span = core.context.get, core._doing, core._trace_span
 local tcp_connect = core.tcp.connect
 local tls_connect = core.tls and core.tls.connect
 local core_check_task = C._check_task
@@ -531,12 +532,38 @@ end
 local REQUEST_FIELDS = {
   url = true, method = true, headers = true, body = true, json = true,
   query = true, timeout = true, max_redirects = true, max_body_size = true,
-  keep_alive = true, retry = true,
+  keep_alive = true, retry = true, forward_request_id = true,
 }
 
 -- The checked options of a request (argument i of the function `level`
 -- frames up): r.method, r.url, r.body, r.json, r.headers (a list of
 -- {name, lowercase name, value}) ...
+-- The TLS settings as a string, part of a pooled connection's key: a
+-- connection is reused only by requests with the same settings (one made
+-- with verify = false or a private CA never serves a request that asked
+-- for the defaults).  Values that are neither strings, numbers, booleans
+-- nor lists of them make the key unique.
+local function tls_value(v)
+  local t = type(v)
+  if t == "string" or t == "number" or t == "boolean" then
+    return t:sub(1, 1) .. tostring(v)
+  elseif t == "table" then
+    local parts = {}
+    for i, x in ipairs(v) do parts[i] = tls_value(x) end
+    return "{" .. table.concat(parts, ",") .. "}"
+  end
+  return tostring(v) -- a table of its own, a function: its address
+end
+
+local function tls_key(tls)
+  if tls == nil then return "" end
+  local keys = {}
+  for k in pairs(tls) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. tls_value(tls[k]) end
+  return "#" .. table.concat(keys, ";")
+end
+
 local function prepare(opts, i, level)
   if type(opts) ~= "table" then typeerror(i, "table", opts, level + 1) end
   local r = {url = opts.url, body = opts.body, json = false}
@@ -582,7 +609,15 @@ local function prepare(opts, i, level)
     argerror(i, "opts.tls must be a table", level + 1)
   end
   r.tls = opts.tls
+  r.tls_key = tls_key(opts.tls)
   r.retry = opt_boolean(opts, "retry", i, level + 1)
+  -- inside a request handler of casync.http.serve: its id goes along
+  if opt_boolean(opts, "forward_request_id", i, level + 1) ~= false then
+    local id = ctx_get("request_id")
+    if type(id) == "string" and #id <= 128 and id:match("^[%w%-_.:/+=@]+$") then
+      r.request_id = id
+    end
+  end
   local headers = {}
   if opts.headers ~= nil then
     if type(opts.headers) ~= "table" then
@@ -643,6 +678,9 @@ local function head_of(r, u)
     add("Content-Length: 0\r\n")
   end
   if not r.keep_alive then add("Connection: close\r\n") end
+  if r.request_id and not have["x-request-id"] then
+    add("X-Request-Id: " .. r.request_id .. "\r\n")
+  end
   for _, h in ipairs(r.headers) do add(h[1] .. ": " .. h[3] .. "\r\n") end
   add("\r\n")
   return table.concat(t)
@@ -668,7 +706,8 @@ end
 -- dropped before use (Pool:get); one that dies before any answer came is
 -- replaced once, when the request may be repeated.
 local function attempt(pool, r, host, port, head, secure)
-  local key = (secure and "https://" or "http://") .. host .. ":" .. port
+  local key = (secure and "https://" .. host .. ":" .. port .. r.tls_key
+                      or "http://" .. host .. ":" .. port)
   for try = 1, 2 do
     local s, reused = pool:get(key), true
     if not s then
@@ -710,8 +749,19 @@ local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true,
 local BODY_HEADERS = {"content-type", "content-encoding", "content-language",
                       "content-location"}
 
+-- While a request is made, its task says so in dumps (casync.dump,
+-- task:info().waiting_on: "http GET http://...: read on tcp ..."), and a
+-- recording gets its span.
+local Doing = {__close = function(d)
+  doing(d.prev)
+  trace_span("http", d.what, d.t0, now() - d.t0)
+end}
+
 local function do_request(pool, r, fname, level)
   check_task(fname, level + 1)
+  local what = r.method .. " " .. r.url
+  local _ <close> = setmetatable({prev = doing("http " .. what), what = what,
+                                  t0 = now()}, Doing)
   local redirects = 0
   local origin
   while true do
@@ -817,8 +867,12 @@ Session.__index = Session
 Session.__name = "casync.HttpSession"
 Session.__close = function(self) self.pool:close() end
 
+local SESSION_FIELDS = {base_url = true, headers = true, timeout = true,
+                        max_idle = true, idle_timeout = true, tls = true}
+
 -- casync.http.session([{base_url=, headers=, timeout=, max_idle=,
--- idle_timeout=}]) -> session with its own keep-alive pool
+-- idle_timeout=, tls=}]) -> session with its own keep-alive pool (its tls
+-- settings for every request that does not give its own)
 function http.session(opts)
   opt_table(opts, 1, 2)
   opts = opts or {}
@@ -828,12 +882,20 @@ function http.session(opts)
   if opts.headers ~= nil and type(opts.headers) ~= "table" then
     argerror(1, "opts.headers must be a table", 2)
   end
+  if opts.tls ~= nil and type(opts.tls) ~= "table" then
+    argerror(1, "opts.tls must be a table", 2)
+  end
+  for k in pairs(opts) do
+    if not SESSION_FIELDS[k] then
+      argerror(1, ("unknown option '%s'"):format(tostring(k)), 2)
+    end
+  end
   local timeout = opt_seconds(opts, "timeout", 1, 2)
   local max_idle = opt_int(opts, "max_idle", 0, MAX_LIMIT, 1, 2)
   local idle_timeout = opt_seconds(opts, "idle_timeout", 1, 2)
   return setmetatable({pool = new_pool(max_idle, idle_timeout),
                        base_url = opts.base_url, headers = opts.headers,
-                       timeout = timeout}, Session)
+                       timeout = timeout, tls = opts.tls}, Session)
 end
 
 local function check_session(self, level)
@@ -859,6 +921,7 @@ local function session_request(self, o, i, fname)
     end
   end
   if o.timeout == nil then o.timeout = self.timeout end
+  if o.tls == nil then o.tls = self.tls end
   local r = prepare(o, i, 3)
   local res, err = do_request(self.pool, r, fname, 3)
   return res, err

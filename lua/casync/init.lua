@@ -95,6 +95,8 @@ local casync = {
   _stats = core._stats,
   _require_task = core._require_task,
   _trace_span = core._trace_span,
+  _join_scope = core._join_scope,
+  _doing = core._doing,
   _debug = core._debug, -- test builds (CASYNC_TESTING) only
 }
 

@@ -277,7 +277,9 @@ function casync.watchdog(opts) end
 -- ============================================================== threads
 
 ---Runs fn(...) in a separate Lua state on a worker thread of the default pool, as a task.
----Arguments and results are copied (functions only with _ENV as upvalue).
+---Arguments and results are copied (functions only with _ENV as upvalue),
+---and so are the caller's casync.context values (casync_worker.context in
+---the job).  The task is cancelled with the caller's cancel scope.
 ---@param fn function
 ---@param ... any
 ---@return casync.Task
@@ -316,6 +318,16 @@ function casync.stdout() end
 function casync.stderr() end
 
 -- =============================================================== modules
+
+---The global table of a job's Lua state on a worker thread (casync.thread,
+---thread pools); a process pool worker has `context` only.
+---@class casync_worker
+---@field id integer the worker's number in its pool, from 1
+---@field pool_size integer the number of workers in its pool
+---@field context table a copy of the casync.context values of the task that started the job: its own (changes stay in the job), empty without values
+---@field cancelled fun(): boolean true once the job's task has ended (cancelled, by its scope too, or the pool shut down): stop early if you can
+---@field now fun(): casync.seconds casync.now()'s clock, its virtual time included
+casync_worker = {}
 
 ---Task-local context: values inherited by the tasks a task spawns (copied on write), copied into thread and process-pool jobs.
 ---@class casync.context
@@ -626,12 +638,12 @@ casync.http = {}
 ---@param port integer
 ---@param handler fun(req: casync.http.Request): any
 ---opts.workers = n (> 1): n worker processes serve it, as for casync.tcp.listen.
----@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, workers, ...
+---@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, request_timeout (a deadline on each request: 503), tls, workers, ...
 ---@return casync.HttpServer|nil server
 ---@return casync.Error? err
 function casync.http.serve(host, port, handler, opts) end
 
----Makes a request: opts.url, method, headers, body, json, query, timeout, max_redirects, max_body_size.
+---Makes a request: opts.url, method, headers, body, json, query, timeout, max_redirects, max_body_size, tls, forward_request_id (false: do not send the handler's request id).
 ---@param opts table
 ---@return casync.http.Response|nil response
 ---@return casync.Error? err
@@ -652,8 +664,8 @@ function casync.http.get(url, opts) end
 ---@return casync.Error? err
 function casync.http.post(url, body, opts) end
 
----A session (aiohttp's ClientSession): its own keep-alive pool, opts.base_url, opts.headers, opts.timeout.
----@param opts? {base_url: string?, headers: table?, timeout: casync.seconds?}
+---A session (aiohttp's ClientSession): its own keep-alive pool, opts.base_url, opts.headers, opts.timeout, opts.tls (for requests without their own).
+---@param opts? {base_url: string?, headers: table?, timeout: casync.seconds?, max_idle: integer?, idle_timeout: casync.seconds?, tls: table?}
 ---@return casync.http.Session
 function casync.http.session(opts) end
 
@@ -1301,13 +1313,15 @@ function RateLimiter:wrap(fn) end
 ---@class casync.ThreadPool
 local ThreadPool = {}
 
----Runs fn(...) on one of the pool's workers, as a task.
+---Runs fn(...) on one of the pool's workers, as a task (cancelled with the caller's cancel scope).
 ---@param fn function
 ---@param ... any
 ---@return casync.Task
 function ThreadPool:run(fn, ...) end
 
 ---fn(item) for each item on the workers (opts.chunksize items per job); the first results, in order.
+---The caller's casync.context values go with each job; cancelling the
+---caller (its scope too) drops the queued jobs and cancels the running ones.
 ---@param fn function
 ---@param list table
 ---@param opts? {chunksize: integer?}
@@ -1330,6 +1344,8 @@ function ThreadPool:close() end
 local ProcessPool = {}
 
 ---Runs fn(...) in a worker process, as a task started at once (executor.submit).
+---The caller's casync.context values go with it (casync_worker.context);
+---the task is cancelled with the caller's cancel scope (its worker killed).
 ---@param fn function
 ---@param ... any
 ---@return casync.Task

@@ -11,7 +11,11 @@
 -- this program runs in one, else lua5.4) started on first use and reused.
 -- Functions and values cross as copies (src/copy.c's encoding: functions
 -- by bytecode, without upvalues other than _ENV) over a socket on the
--- worker's descriptor 3; its stdout and stderr are this process's.
+-- worker's descriptor 3; its stdout and stderr are this process's.  A
+-- call takes its caller's casync.context values along (casync_worker.context
+-- in the worker) and belongs to its caller's cancel scope; while it waits,
+-- task:info().waiting_on says on which pool and worker; a recording gets a
+-- span per call on its worker's track ("process pool#1 worker 2").
 local core = require "casync.core"
 
 local P = core.process
@@ -147,7 +151,8 @@ P.run = run
 -- The worker: reads frames from descriptor 3, runs the calls, writes the
 -- replies.  Frames: 4-byte big-endian length, then a type byte:
 --   "F" id:I4 <encoded function>      define function id
---   "C" job:I4 id:I4 <encoded args>   call function id
+--   "C" job:I4 id:I4 ctx:s4 <encoded args>   call function id; ctx: the
+--                                     caller's context values encoded ("": none)
 --   "R" job:I4 ok:B <encoded results | encoded error, traceback>
 local WORKER = [=[
 local casync = require "casync"
@@ -178,7 +183,9 @@ local function main()
       local id, pos = string.unpack(">I4", frame, 2)
       fns[id] = P._decode(frame, pos)
     else
-      local job, id, pos = string.unpack(">I4I4", frame, 2)
+      local job, id, ctx, pos = string.unpack(">I4I4s4", frame, 2)
+      casync_worker = casync_worker or {} -- luacheck: ignore (a global)
+      casync_worker.context = ctx == "" and {} or P._decode(ctx)
       local r = table.pack(xpcall(function()
         return call(kind, fns[id], P._decode(frame, pos))
       end, msgh))
@@ -205,6 +212,7 @@ if casync.current() then main() else casync.run(main) end
 
 local Pool = {}
 Pool.__index = Pool
+local npools = 0 -- process pool#N: the pools this Lua state made
 
 -- check_self(self, fname): self must be a process pool (a method called
 -- with a dot, or on something else, says so)
@@ -274,8 +282,12 @@ local function process_pool(opts)
     _fnids = setmetatable({}, {__mode = "k"}),
     _nextfn = 0,
     _nextjob = 0,
+    _nextworker = 0,
     _closed = false,
   }, Pool)
+  npools = npools + 1
+  self._id = npools
+  self._name = "process pool#" .. npools
   return self
 end
 
@@ -292,7 +304,9 @@ function Pool:_start()
     error(core.new_error("io", ("process_pool: cannot start a worker (%s): %s")
       :format(argv[1], tostring(err and err.message)), err and err.code), 0)
   end
-  local w = {proc = proc, ch = proc.fds[3], fns = {}}
+  self._nextworker = self._nextworker + 1
+  local w = {proc = proc, ch = proc.fds[3], fns = {},
+             name = ("%s worker %d"):format(self._name, self._nextworker)}
   self._workers[w] = true
   self._nworkers = self._nworkers + 1
   return w
@@ -312,14 +326,19 @@ local function frame(kind, body)
 end
 
 -- Runs fn (encoded as fnbody) on a worker, as a call ("C": argbody holds
--- its arguments) or over a chunk of a map ("M": argbody holds the items);
--- returns true, results... or false, err.
-function Pool:_call(fn, fnbody, kind, argbody)
+-- its arguments) or over a chunk of a map ("M": argbody holds the items),
+-- with the caller's context values (ctxbody, "" for none); returns true,
+-- results... or false, err.  The task says what it waits on meanwhile,
+-- and a recording gets the call's span on the worker's track.
+function Pool:_call(fn, fnbody, kind, argbody, ctxbody)
   if self._closed then
     error(core.new_error("closed", "process_pool: the pool is closed"), 0)
   end
+  core._doing(self._name .. " job, waiting for a free worker")
   local permit <close> = self._waiting:acquire()
   local w = table.remove(self._idle) or self:_start()
+  core._doing(w.name .. " job")
+  local t0 = now()
   local id = self._fnids[fn]
   if not id then
     self._nextfn = self._nextfn + 1
@@ -333,7 +352,7 @@ function Pool:_call(fn, fnbody, kind, argbody)
     if not w.fns[id] then
       frames[1] = frame("F", spack(">I4", id) .. fnbody)
     end
-    frames[#frames + 1] = frame(kind, spack(">I4I4", job, id) .. argbody)
+    frames[#frames + 1] = frame(kind, spack(">I4I4s4", job, id, ctxbody) .. argbody)
     local msgs = {}
     for _, f in ipairs(frames) do for _, s in ipairs(f) do msgs[#msgs + 1] = s end end
     local sent, err = w.ch:write(msgs)
@@ -356,6 +375,9 @@ function Pool:_call(fn, fnbody, kind, argbody)
           or code and ("exited with code " .. code)
           or ("stopped answering (" .. tostring(err) .. ")"))), 0)
   end)
+  core._doing(nil)
+  core._trace_span("job", kind == "C" and "process job" or "process map job", t0,
+                   now() - t0, w.name)
   if not ok then -- cancelled, or the worker died: it cannot be reused
     self:_discard(w)
     error(r, 0)
@@ -371,6 +393,18 @@ function Pool:_call(fn, fnbody, kind, argbody)
     e.traceback = tb
   end
   return false, e
+end
+
+-- encode_context(fname) -> the caller's casync.context values encoded, ""
+-- when it has none; a value that cannot be copied is an error naming it
+local function encode_context(fname)
+  local ctx = core.context.all()
+  if next(ctx) == nil then return "" end
+  local ok, body = pcall(P._encode_at, "context", 0, ctx)
+  if not ok then
+    raise(("%s: %s (casync.context values go with the job)"):format(fname, body))
+  end
+  return body
 end
 
 -- encode_fn(fname, fn) -> fn's encoding, or a bad argument error
@@ -390,28 +424,34 @@ end
 -- started at once (Python's executor.submit); waiting for it gives fn's
 -- results, or raises its error (a string error with the worker's
 -- traceback appended).  fn may use globals and require, but no upvalues;
--- the arguments are copied (a value that cannot be is a bad argument).
+-- the arguments are copied (a value that cannot be is a bad argument), as
+-- are the caller's casync.context values (casync_worker.context in the
+-- worker).  The task is cancelled with the caller's cancel scope.
 function Pool:run(fn, ...)
   check_self(self, "run")
   local fnbody = encode_fn("run", fn)
   local okenc, argbody = pcall(P._encode, "args", ...)
   if not okenc then raise("bad argument #2 to 'run' (" .. argbody .. ")") end
+  local ctxbody = encode_context("run")
   if self._closed then
     error(core.new_error("closed", "process_pool: the pool is closed"), 2)
   end
-  return spawn(function()
-    local r = pack(self:_call(fn, fnbody, "C", argbody))
+  local t = spawn(function()
+    local r = pack(self:_call(fn, fnbody, "C", argbody, ctxbody))
     if not r[1] then error(r[2], 0) end
     return unpack(r, 2, r.n)
   end)
+  core._join_scope(t)
+  return t
 end
 
 -- pool:map(fn, list [, opts]) -> results: fn(list[i]) for each entry, in
 -- worker processes, opts.chunksize entries per call (default 1); the first
 -- result of each, in list order (an array with field n).  The first error
 -- raised by a call is raised here; the calls still running are cancelled
--- (their workers killed, replaced on the next call).  Waits: call it in a
--- task.
+-- (their workers killed, replaced on the next call), as they are when the
+-- caller is (its scope included).  The caller's casync.context values go
+-- with each call.  Waits: call it in a task.
 function Pool:map(fn, list, opts)
   check_self(self, "map")
   if type(list) ~= "table" then
@@ -435,6 +475,7 @@ function Pool:map(fn, list, opts)
     raise("bad argument #2 to 'map' (list.n must be a non-negative integer)")
   end
   local fnbody = encode_fn("map", fn)
+  local ctxbody = encode_context("map")
   local bodies, firsts = {}, {}
   for first = 1, n, chunk do
     local last = math.min(n, first + chunk - 1)
@@ -452,7 +493,7 @@ function Pool:map(fn, list, opts)
     while next_c < #bodies do
       next_c = next_c + 1
       local c = next_c
-      local r = pack(self:_call(fn, fnbody, "M", bodies[c]))
+      local r = pack(self:_call(fn, fnbody, "M", bodies[c], ctxbody))
       if not r[1] then error(r[2], 0) end
       for k = 2, r.n do results[firsts[c] + k - 2] = r[k] end
     end
@@ -499,8 +540,8 @@ Pool.__gc = function(self)
 end
 Pool.__name = "casync.ProcessPool"
 Pool.__tostring = function(self)
-  return ("casync.ProcessPool (%d/%d workers%s)"):format(self._nworkers, self._size,
-    self._closed and ", closed" or "")
+  return ("casync.ProcessPool (%s, %d/%d workers%s)"):format(self._name, self._nworkers,
+    self._size, self._closed and ", closed" or "")
 end
 
 P.pool = process_pool

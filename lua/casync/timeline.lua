@@ -425,8 +425,9 @@ local function fit(s, n, ascii)
   local len = ulen(s)
   if len <= n then return s .. (" "):rep(n - len) end
   if not utf8.len(s) then return s:sub(1, n) end
-  -- "#2 a_long_file_name.lua:22": the line number stays
-  local tail = s:match(":%d+$") or ""
+  -- "#2 a_long_file_name.lua:22": the line number stays; so does the
+  -- worker of a job's track ("process pool#1 worker 2")
+  local tail = s:match(":%d+$") or s:match("#%d+ worker %d+$") or ""
   local keep = n - 1 - #tail
   if keep < 3 then tail, keep = "", n - 1 end
   return s:sub(1, utf8.offset(s, keep + 1) - 1) .. (ascii and "~" or "\u{2026}") .. tail

@@ -136,3 +136,16 @@ describe("regress: a task's metamethods called by hand", function()
     assert.matches("casync.TaskFailure expected, got no value", err, 1, true)
   end))
 end)
+
+describe("regress: task:info of a task that has ended", function()
+  it("shows its context values (it read them through the task's anchor, " ..
+     "gone once the task ended: a crash)", async(function()
+    local t = casync.spawn(function() casync.context.set("user", "ana") end)
+    t:wait()
+    collectgarbage()
+    local others = {}
+    for i = 1, 20 do others[i] = casync.spawn(casync.sleep, 0) end -- reuse anchors
+    assert.same({user = "ana"}, t:info().context)
+    for _, o in ipairs(others) do o:wait() end
+  end))
+end)
