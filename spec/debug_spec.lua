@@ -221,3 +221,141 @@ describe("stuck tasks", function()
     assert.matches("task #%d+ 'blocked' waiting: recv on channel#%d+", err)
   end)
 end)
+
+describe("the flight recorder (debug mode)", function()
+  local cjson = require "cjson"
+
+  -- runs script in a child with CASYNC_DEBUG=1; -> code, stderr, the
+  -- flight recording's path (or nil) and its decoded JSON
+  local function run(body)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local script = dir .. "/s.lua"
+    local f = assert(io.open(script, "w"))
+    f:write('local casync = require "casync"\n', body)
+    f:close()
+    local setup = ("LUA_PATH=%q LUA_CPATH=%q CASYNC_PS_DIR=%q"):format(
+      helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;;",
+      helper.build .. "/lib/?.so;;", dir)
+    local code, _, err = helper.sh(("%s CASYNC_DEBUG=1 lua5.4 %s"):format(setup, script))
+    local p = io.popen("ls " .. dir .. "/casync-*-flight.json 2>/dev/null")
+    local path = p:read("l")
+    p:close()
+    local doc
+    if path then
+      local h = assert(io.open(path))
+      doc = cjson.decode(h:read("a"))
+      h:close()
+    end
+    os.execute("rm -rf " .. dir)
+    return code, err, path, doc
+  end
+
+  -- the names of the tracks (tasks) in a Chrome trace document
+  local function tracks(doc)
+    local names = {}
+    for _, e in ipairs(doc.traceEvents or doc) do
+      if e.ph == "M" and e.args and e.args.name then names[#names + 1] = e.args.name end
+    end
+    return table.concat(names, "\n")
+  end
+
+  it("writes the last events when a deadlock ends the run", function()
+    local code, err, path, doc = run([[
+      casync.run(function()
+        local a, b = casync.lock(), casync.lock()
+        local one = casync.spawn({name = "one"}, function()
+          local p <close> = a:acquire(); casync.sleep(0.01); local q <close> = b:acquire()
+        end)
+        casync.spawn({name = "two"}, function()
+          local p <close> = b:acquire(); casync.sleep(0.01); local q <close> = a:acquire()
+        end)
+        one:wait()
+      end)]])
+    assert.not_equal(0, code)
+    assert.is_string(path)
+    assert.matches("a deadlock ended the run: the last %d+ scheduler events before it are in " ..
+                   path:gsub("%p", "%%%0"), err)
+    assert.matches("'one'", tracks(doc))
+    assert.matches("'two'", tracks(doc))
+  end)
+
+  it("writes them when an error ends the run, and not after a good run", function()
+    local code, err, path = run([[
+      casync.run(function()
+        casync.spawn({name = "worker"}, casync.sleep, 0.01):wait()
+        error("boom")
+      end)]])
+    assert.not_equal(0, code)
+    assert.is_string(path)
+    assert.matches("an error ended the run", err)
+    code, err, path = run([[casync.run(function() casync.sleep(0.01) end)]])
+    assert.equal(0, code)
+    assert.is_nil(path)
+    assert.not_matches("ended the run", err)
+  end)
+
+  it("writes them once when the watchdog reports a task blocking the loop", function()
+    local code, err, path, doc = run([[
+      casync.run(function()
+        casync.watchdog{threshold = 0.05}
+        casync.spawn({name = "hog"}, function()
+          local t = os.clock() while os.clock() - t < 0.2 do end
+        end):wait()
+        casync.sleep(0.01)
+        casync.spawn({name = "hog2"}, function()
+          local t = os.clock() while os.clock() - t < 0.2 do end
+        end):wait()
+      end)]])
+    assert.equal(0, code)
+    assert.is_string(path)
+    local _, n = err:gsub("the watchdog saw a task block the loop", "")
+    assert.equal(1, n)
+    assert.matches("'hog'", tracks(doc))
+  end)
+end)
+
+describe("casync ps PID (the runner)", function()
+  local runner = helper.build .. "/casync"
+
+  it("prints the task tree of a running program in debug mode", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local script = dir .. "/s.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local ch = casync.channel()
+      casync.spawn({name = "stuck"}, function() ch:recv() end)
+      io.stdout:write("ready\n"); io.stdout:flush()
+      casync.sleep(1.5)
+      ch:close()
+    ]])
+    f:close()
+    local code, out, err = helper.sh(("cd %s && CASYNC_DEBUG=1 CASYNC_PS_DIR=%s %s s.lua " ..
+      "> out.txt & pid=$!; " ..
+      "for i in $(seq 1 100); do grep -q ready %s/out.txt 2>/dev/null && break; sleep 0.05; done; " ..
+      "CASYNC_PS_DIR=%s %s ps $pid; s=$?; wait $pid; exit $s"):format(
+      dir, dir, runner, dir, dir, runner))
+    os.execute("rm -rf " .. dir)
+    assert.equal(0, code, err)
+    assert.matches("task #1 %(main%) waiting: sleep, [%d.]+ s left", out)
+    assert.matches("task #%d+ 'stuck' waiting: recv on channel#%d+ %(cap 0, 0 senders waiting%)", out)
+    assert.matches("s.lua:2", out)
+    assert.matches("%[cpu [%d.]+ ms%]", out)
+  end)
+
+  it("says why when no casync program in debug mode has that pid", function()
+    local code, _, err = helper.sh(("CASYNC_PS_DIR=/nonexistent %s ps 1"):format(runner))
+    assert.equal(1, code)
+    assert.matches("cannot reach process 1 at /nonexistent/casync%-1%.sock", err)
+    assert.matches("CASYNC_DEBUG=1", err)
+    code, _, err = helper.sh(runner .. " ps")
+    assert.equal(2, code)
+    assert.matches("usage: .* ps PID", err)
+    code, _, err = helper.sh(runner .. " ps 99999999999")
+    assert.equal(2, code)
+    assert.matches("is not a process id", err)
+  end)
+end)

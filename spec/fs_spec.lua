@@ -6,18 +6,12 @@ local fs = casync.fs
 
 local errmsg = helper.errmsg
 
--- A fresh directory for each test, removed afterwards.
-local root
-before_each(function()
-  root = os.tmpname()
-  os.remove(root)
-  assert(os.execute("mkdir -p '" .. root .. "'"))
-end)
-after_each(function()
-  os.execute("rm -rf '" .. root .. "'")
-end)
+-- a fresh directory for each test, removed afterwards
+local dir = helper.fresh_dir()
+before_each(dir.make)
+after_each(dir.remove)
 
-local function path(name) return root .. "/" .. name end
+local function path(name) return dir(name) end
 
 -- Open descriptors of this process (to check nothing leaks).
 local function fd_count()
@@ -86,12 +80,12 @@ describe("fs.read_file and fs.write_file", function()
     local r, err = fs.read_file(p)
     expect_io(r, err, "ENOENT", "open", p)
     assert.equal("io: open '" .. p .. "': no such file or directory", tostring(err))
-    r, err = fs.read_file(root)
-    expect_io(r, err, "EISDIR", "read", root)
+    r, err = fs.read_file(dir())
+    expect_io(r, err, "EISDIR", "read", dir())
     r, err = fs.write_file(path("no/such/dir"), "x")
     expect_io(r, err, "ENOENT", "open", path("no/such/dir"))
-    r, err = fs.write_file(root, "x")
-    expect_io(r, err, "EISDIR", "open", root)
+    r, err = fs.write_file(dir(), "x")
+    expect_io(r, err, "EISDIR", "open", dir())
   end))
 
   it("reject bad arguments", async(function()
@@ -133,7 +127,7 @@ describe("fs.read_file and fs.write_file", function()
     local r = casync.gather(tasks)
     for i = 1, 300 do assert.equal(#("%d\n"):format(i) * i, r[i]) end
     local n = 0
-    for _ in fs.dir(root) do n = n + 1 end
+    for _ in fs.dir(dir()) do n = n + 1 end
     assert.equal(0, n)
   end))
 
@@ -306,7 +300,7 @@ describe("fs.stat, lstat, readlink, symlink, chmod, copyfile", function()
     for _, k in ipairs({"atime", "ctime", "birthtime", "nlink", "uid", "gid", "ino", "dev", "blocks", "blksize"}) do
       assert.is_number(st[k], k)
     end
-    assert.equal("directory", fs.stat(root).type)
+    assert.equal("directory", fs.stat(dir()).type)
     assert.is_true(fs.symlink(path("f"), path("l")))
     assert.equal("file", fs.stat(path("l")).type)
     assert.equal("link", fs.lstat(path("l")).type)
@@ -362,10 +356,10 @@ describe("fs.mkdir, dir, rename, remove, unlink, rmdir", function()
     assert(fs.write_file(path("a.txt"), ""))
     assert(fs.symlink("a.txt", path("c")))
     local got = {}
-    for name, t in fs.dir(root) do got[#got + 1] = name .. ":" .. t end
+    for name, t in fs.dir(dir()) do got[#got + 1] = name .. ":" .. t end
     assert.same({"a.txt:file", "b.txt:file", "c:link", "d:directory"}, got)
     for _ in fs.dir(path("d")) do error("not empty") end
-    for name in fs.dir(root) do
+    for name in fs.dir(dir()) do
       assert.equal("a.txt", name)
       break
     end

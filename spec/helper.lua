@@ -81,6 +81,23 @@ function helper.others_cpu()
   end
 end
 
+-- fresh_dir() -> dir: a directory for each test of a spec file, made by
+-- before_each(dir.make) and removed by after_each(dir.remove) (busted's
+-- hooks are the spec file's own); dir() is its path, dir(name) a file in it.
+function helper.fresh_dir()
+  local root
+  return setmetatable({
+    make = function()
+      root = os.tmpname()
+      os.remove(root)
+      assert(os.execute("mkdir -p '" .. root .. "'"))
+    end,
+    remove = function() os.execute("rm -rf '" .. root .. "'") end,
+  }, {__call = function(_, name)
+    return name and root .. "/" .. name or root
+  end})
+end
+
 -- errmsg(fn, ...) -> the error fn raised (fails if it did not raise)
 function helper.errmsg(fn, ...)
   local ok, err = pcall(fn, ...)

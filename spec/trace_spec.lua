@@ -36,7 +36,7 @@ describe("casync.trace", function()
     assert.matches("trace_spec.lua:%d+", rec.tasks[id].spawned_at)
     local kinds = {}
     for _, e in ipairs(events(rec, id)) do kinds[#kinds + 1] = e.kind end
-    assert.same({"spawn", "run", "wait", "run", "end"}, kinds)
+    assert.same({"spawn", "run", "wait", "timer", "run", "end"}, kinds)
     local wait = events(rec, id, "wait")[1]
     assert.equals("sleep", wait.what)
     assert.is_false(wait.on_tasks)
@@ -86,6 +86,24 @@ describe("casync.trace", function()
     assert.is_true(#rec.events > #mid.events)
     assert.is_nil(casync.trace()) -- stopped
     assert.is_nil(casync.trace(false))
+  end))
+
+  it("records timers as they fire: a sleep's end, a wait's deadline, a " ..
+     "scope's deadline", async(function()
+    casync.trace{}
+    local me = casync.current():id()
+    casync.sleep(0.01)
+    local t0 = casync.now()
+    local ch = casync.channel()
+    assert.is_false(casync.move_on_after(0.01, function() ch:recv() end))
+    local ok = pcall(casync.wait_for, function() casync.sleep(5) end, 0.01)
+    assert.is_false(ok)
+    local rec = casync.trace(false)
+    local timers = events(rec, nil, "timer")
+    assert.is_true(#timers >= 3, "timers " .. #timers)
+    assert.equal(me, timers[1].task)
+    for _, e in ipairs(timers) do assert.is_number(e.t) end
+    assert.is_true(timers[2].t >= t0 - rec.t0)
   end))
 
   it("keeps the last `limit` events", async(function()

@@ -173,7 +173,9 @@ void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline) {
 }
 
 static void on_deadline(casync_ctx *lp, casync_tnode *n) {
-  casync__cs_cancel(lp, container_of(n, casync_cscope, timer), 1);
+  casync_cscope *s = container_of(n, casync_cscope, timer);
+  if (lp->trace) casync__trace_timer(lp, s->owner ? s->owner->id : 0);
+  casync__cs_cancel(lp, s, 1);
 }
 
 /* Gives s a deadline `seconds` from now (or cancels it at once). */

@@ -207,7 +207,9 @@ static void dump_task(lua_State *L, out *o, int kids, casync_task *t,
   } else
     lua_pop(L, 1);
   if (t->loop->debug) {
-    lua_pushfstring(L, " [cpu %f s]", (double)t->cpu_ns / 1e9);
+    char num[32];
+    snprintf(num, sizeof num, "%.3f", (double)t->cpu_ns / 1e6);
+    lua_pushfstring(L, " [cpu %s ms]", num);
     put(L, o);
   }
   lua_pushliteral(L, "\n");
@@ -584,12 +586,14 @@ static int fn_debug(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {
     lp->debug = 0;
+    casync__flight_stop(L, lp);
     casync__observe(lp);
     lua_pushboolean(L, 1);
     return 1;
   }
   if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TTABLE);
   lp->debug = 1;
+  casync__flight_start(L, lp);
   casync__observe(lp); /* run_begin measures the CPU time */
   if (lua_istable(L, 1)) {
     if (lua_getfield(L, 1, "signal") != LUA_TNIL && lua_toboolean(L, -1)) {
@@ -641,6 +645,7 @@ void casync__debug_open(lua_State *L) {
   lua_pop(L, 2);
   if (env && *env && strcmp(env, "0") != 0 && !lp->debug) {
     lp->debug = 1;
+    casync__flight_start(L, lp);
     casync__observe(lp);
     start_signal(L, lp, SIGUSR1);
     start_socket(L, lp);

@@ -174,6 +174,7 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
   if (luv_context(L)->mode != -1) /* libuv's uv_run is not reentrant */
     return luaL_error(L, "run: the loop is already running (inside uv.run)");
   run_options(L, lp);
+  casync__flight_rearm(lp);
   if (lp->seeded) /* the same order of ready tasks and of select's ties */
     lp->seed_rng = lp->rng = mix(lp->seed);
   main = casync__spawn(L, lp, 1, lua_gettop(L) - 1, 0);
@@ -192,6 +193,9 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
     }
   }
   lp->running = 2;
+  if (deadlock) casync__flight_dump(L, lp, "a deadlock ended the run");
+  else if (main->outcome == OUT_FAILED)
+    casync__flight_dump(L, lp, "an error ended the run");
   if (!deadlock) casync__report_leaks(L, lp); /* debug mode */
   casync__unhold(lp); /* what was ready when main ended: cancelled now */
   cancel_all(L, lp, NULL);

@@ -6,11 +6,9 @@
 #include <string.h>
 #include "chan.h"
 
-/* q:put(item [, priority]): suspends while the queue is full; priority (a
- * number, default 0, lower first) only for priority queues; an error of
- * kind "closed" if the queue is (or gets) closed first */
-static int meth_put(lua_State *L) {
-  chan *c = casync__queue_check(L, 1);
+/* The item (at 2) and priority (at 3) of put and try_put on c: returns
+ * the priority (0 but in a priority queue); the stack is left at 2. */
+static lua_Number check_put(lua_State *L, chan *c) {
   lua_Number prio = 0;
   luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
                 "value expected (nil cannot be put)");
@@ -21,6 +19,15 @@ static int meth_put(lua_State *L) {
     luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
                   "a priority is only for priority queues");
   lua_settop(L, 2);
+  return prio;
+}
+
+/* q:put(item [, priority]): suspends while the queue is full; priority (a
+ * number, default 0, lower first) only for priority queues; an error of
+ * kind "closed" if the queue is (or gets) closed first */
+static int meth_put(lua_State *L) {
+  chan *c = casync__queue_check(L, 1);
+  lua_Number prio = check_put(L, c);
   lua_pushnumber(L, prio); /* 3: read from here while the put waits */
   return casync__chan_send(L, c, OP_PUT, prio);
 }
@@ -36,16 +43,7 @@ static int meth_get(lua_State *L) {
 static int meth_try_put(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   chan *c = casync__queue_check(L, 1);
-  lua_Number prio = 0;
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
-                "value expected (nil cannot be put)");
-  if (c->order == ORDER_PRIORITY) {
-    prio = luaL_optnumber(L, 3, 0);
-    luaL_argcheck(L, prio == prio, 3, "number expected, got NaN");
-  } else
-    luaL_argcheck(L, lua_isnoneornil(L, 3), 3,
-                  "a priority is only for priority queues");
-  lua_settop(L, 2);
+  lua_Number prio = check_put(L, c);
   if (c->closed) return casync__chan_raise_closed(L, "try_put");
   lua_pushboolean(L, casync__chan_try_send(L, lp, c, 1, prio));
   return 1;

@@ -58,13 +58,15 @@ static void usage(FILE *f) {
     "  --timeline=file.svg\n"
     "            at the end, write that chart as an SVG file\n"
     "  --        stop handling options\n"
+    "Or: %s ps PID  print the task tree of casync process PID (one in\n"
+    "            debug mode: CASYNC_DEBUG=1), what each task waits on\n"
     "  -         stop handling options and execute stdin\n"
     "Environment: CASYNC_DEBUG=1 turns the watchdog and debug mode on (a dump\n"
     "of the task tree on SIGUSR1); CASYNC_SEED=n orders the ready tasks by a\n"
     "seed; LUA_INIT_5_4 or LUA_INIT, LUA_PATH_5_4 or LUA_PATH, LUA_CPATH_5_4\n"
     "or LUA_CPATH as for lua.\n"
     "Exit status: 0, 1 when the script fails, 130 after Ctrl-C, or os.exit's.\n",
-    progname);
+    progname, progname);
   fflush(f);
 }
 
@@ -603,11 +605,18 @@ static void pool_release(void) {
   }
   memset(&the_pool, 0, sizeof the_pool);
 }
+int casync__ps_wanted(int argc, char **argv);
+int casync__ps_main(const char *progname, int argc, char **argv);
 
 int main(int argc, char **argv) {
   lua_State *L = new_state();
   int status, ok;
   if (argv[0] && argv[0][0]) progname = argv[0];
+  if (casync__ps_wanted(argc, argv)) { /* casync ps PID */
+    if (L) lua_close(L);
+    pool_release();
+    return casync__ps_main(progname, argc, argv);
+  }
   if (!L) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
     return EXIT_FAILURE;

@@ -439,12 +439,17 @@ void casync__trace_park(casync_ctx *lp, casync_task *t,
                         const casync_wait_kind *k);
 void casync__trace_wake(casync_ctx *lp, casync_task *t);
 void casync__trace_end(casync_ctx *lp, casync_task *t);
+void casync__trace_timer(casync_ctx *lp, lua_Integer task);
 void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
                          int tidx, casync_task *by);
 void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
                        lua_Integer pool_id, int worker, uint64_t start,
                        uint64_t dur);
 void casync__trace_open(lua_State *L);
+void casync__flight_start(lua_State *L, casync_ctx *lp);
+void casync__flight_stop(lua_State *L, casync_ctx *lp);
+void casync__flight_rearm(casync_ctx *lp);
+void casync__flight_dump(lua_State *L, casync_ctx *lp, const char *why);
 
 /* debug.c: task dumps, debug mode, stuck tasks */
 void casync__push_task_label(lua_State *L, casync_task *t);

@@ -74,6 +74,7 @@ size_t casync__stream_opt_count(lua_State *L, int arg, size_t def,
                                 const char *what);
 void casync__stream_ref_handle(casync_stream *s, int on);
 void casync__stream_wake_slot(casync_stream *s, casync_task **slot);
+int casync__stream_connect_cancel(casync_ctx *lp, casync_task *t, int why);
 void casync__stream_describe(lua_State *L, casync_stream *s, const char *op);
 
 /* stream_read.c: the buffer, for the TLS layer */

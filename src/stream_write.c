@@ -298,8 +298,9 @@ static void on_connect(uv_connect_t *req, int status) {
   }
 }
 
-/* Cancelled or timed out: the half-made connection is closed. */
-static int connect_cancel(casync_ctx *lp, casync_task *t, int why) {
+/* The cancel hook of a wait for a stream to be made (a connect, a TLS
+ * handshake): cancelled or timed out, the half-made stream is closed. */
+int casync__stream_connect_cancel(casync_ctx *lp, casync_task *t, int why) {
   casync_stream *s = t->wait_obj;
   (void)lp;
   (void)why;
@@ -310,7 +311,7 @@ static int connect_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 /* A woken connect is made: kept (the caller closes it on a cancel). */
 static const casync_wait_kind connect_wait = {"connect", "connect",
-                                              connect_cancel,
+                                              casync__stream_connect_cancel,
                                               CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Connects the new stream at sidx to addr (TCP) or path (pipe), suspending

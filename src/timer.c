@@ -11,6 +11,7 @@
  * touch the timers: it requeues the task behind every other ready task.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include "scheduler.h"
 
@@ -314,7 +315,9 @@ double casync__check_seconds(lua_State *L, int arg, int allow_nil) {
 /* ---------------------------------------------------------------- sleep */
 
 static void sleep_fire(casync_ctx *lp, casync_tnode *n) {
-  casync__wake(lp, container_of(n, casync_task, timer), WAKE_OK);
+  casync_task *t = container_of(n, casync_task, timer);
+  if (lp->trace) casync__trace_timer(lp, t->id);
+  casync__wake(lp, t, WAKE_OK);
 }
 
 static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
@@ -327,7 +330,11 @@ static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
 static void sleep_describe(lua_State *L, casync_task *t) {
   double left = t->timer.list ? ((double)t->timer.deadline -
                                  (double)casync__now_ns(t->loop)) / 1e9 : 0;
-  lua_pushfstring(L, "sleep, %f s left", left > 0 ? left : 0.0);
+  {
+    char num[32]; /* to the hundredth: "sleep, 1.42 s left" */
+    snprintf(num, sizeof num, "%.2f", left > 0 ? left : 0.0);
+    lua_pushfstring(L, "sleep, %s s left", num);
+  }
 }
 
 static const casync_wait_kind sleep_wait = {"sleep", "sleep", sleep_cancel, 0,

@@ -460,20 +460,10 @@ void casync__tls_free(casync_tls *tl) {
 
 /* ====================================================== the handshake */
 
-/* Cancelled or timed out: the half-made TLS stream is closed. */
-static int handshake_cancel(casync_ctx *lp, casync_task *t, int why) {
-  casync_stream *s = t->wait_obj;
-  (void)lp;
-  (void)why;
-  s->connecter = NULL;
-  casync__stream_close(s, 1);
-  return 1;
-}
-
 /* A finished handshake is kept: the caller closes the stream on a
  * cancellation that came meanwhile. */
 static const casync_wait_kind handshake_wait = {"handshake", "tls handshake",
-                                                handshake_cancel,
+                                                casync__stream_connect_cancel,
                                                 CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Suspends t until the handshake of the TLS stream at sidx is over (at

@@ -9,11 +9,14 @@
  * sites and parents of tasks are noted in a Lua table as tasks are
  * spawned, since a task may be long gone when the recording is read.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include "scheduler.h"
 
-enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB };
+enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB,
+       EV_TIMER };
 
 typedef struct trace_ev {
   uint64_t t, dur;       /* ns on casync.now()'s clock */
@@ -32,9 +35,12 @@ struct casync_trace {
   int tasks_ref;           /* {[id] = {name=, parent=, spawned_at=}} */
   int names_ref;           /* names of spans: {[ref] = string} */
   int nnames;
+  int flight;              /* debug mode's flight recorder, not the user's */
+  int dumped;              /* the flight recording was written this run */
 };
 
 #define DEFAULT_LIMIT 1000000
+#define FLIGHT_LIMIT 20000 /* debug mode keeps the last so many events */
 #define MAX_LIMIT 100000000
 
 static trace_ev *add(casync_trace *tr, int kind, lua_Integer task,
@@ -73,6 +79,11 @@ void casync__trace_park(casync_ctx *lp, casync_task *t,
 /* Task t is woken. */
 void casync__trace_wake(casync_ctx *lp, casync_task *t) {
   add(lp->trace, EV_WAKE, t->id, casync__now_ns(lp));
+}
+
+/* A timer of task `task` fired (a sleep's end, a deadline). */
+void casync__trace_timer(casync_ctx *lp, lua_Integer task) {
+  add(lp->trace, EV_TIMER, task, casync__now_ns(lp));
 }
 
 /* Task t ended. */
@@ -238,6 +249,11 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
     set_num(L, "t", t);
     set_str(L, "outcome", outcomes[e->aux & 3]);
     break;
+  case EV_TIMER:
+    lua_createtable(L, 0, 3);
+    set_str(L, "kind", "timer");
+    set_num(L, "t", t);
+    break;
   case EV_JOB: /* on a track of its own: the worker's */
     lua_createtable(L, 0, 6);
     set_str(L, "kind", "job");
@@ -317,6 +333,30 @@ static void trace_free(lua_State *L, casync_ctx *lp) {
   free(tr);
 }
 
+/* Starts recording the last `limit` events (replacing any recording). */
+static casync_trace *trace_start(lua_State *L, casync_ctx *lp,
+                                 lua_Integer limit) {
+  casync_trace *tr;
+  trace_free(L, lp);
+  tr = calloc(1, sizeof *tr);
+  if (!tr || !(tr->ring = malloc((size_t)limit * sizeof *tr->ring))) {
+    free(tr);
+    luaL_error(L, "trace: not enough memory for %I events", limit);
+    return NULL;
+  }
+  tr->cap = (size_t)limit;
+  tr->t0 = casync__now_ns(lp);
+  tr->file_ref = LUA_NOREF;
+  lua_newtable(L);
+  tr->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  note_live_tasks(L, tr);
+  lp->trace = tr;
+  casync__observe(lp);
+  return tr;
+}
+
 /* Writes the recording on top as Chrome trace-event JSON to the file at
  * index fidx (casync.timeline does the JSON). */
 static void write_file(lua_State *L, int fidx) {
@@ -371,26 +411,65 @@ static int fn_trace(lua_State *L) {
   }
   if (lua_getfield(L, 1, "file") != LUA_TNIL && !lua_isstring(L, -1))
     luaL_argerror(L, 1, "opts.file must be a string");
-  trace_free(L, lp);
-  tr = calloc(1, sizeof *tr);
-  if (!tr || !(tr->ring = malloc((size_t)limit * sizeof *tr->ring))) {
-    free(tr);
-    return luaL_error(L, "trace: not enough memory for %I events", limit);
-  }
-  tr->cap = (size_t)limit;
-  tr->t0 = casync__now_ns(lp);
-  lua_pushvalue(L, -1); /* the file, or nil */
-  tr->file_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+  tr = trace_start(L, lp, limit);
+  tr->file_ref = lua_isnil(L, -1) ? LUA_NOREF
                                   : luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  tr->tasks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  note_live_tasks(L, tr);
-  lp->trace = tr;
-  casync__observe(lp);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* ------------------------------------------------- the flight recorder */
+
+/* Debug mode keeps the last FLIGHT_LIMIT events (unless the program
+ * records on its own) for casync__flight_dump. */
+void casync__flight_start(lua_State *L, casync_ctx *lp) {
+  if (lp->trace) return;
+  trace_start(L, lp, FLIGHT_LIMIT)->flight = 1;
+}
+
+/* A run begins: its own dump, if it ends badly. */
+void casync__flight_rearm(casync_ctx *lp) {
+  if (lp->trace) lp->trace->dumped = 0;
+}
+
+void casync__flight_stop(lua_State *L, casync_ctx *lp) {
+  if (lp->trace && lp->trace->flight) trace_free(L, lp);
+}
+
+/* [1 recording][2 path] -> writes it */
+static int flight_write(lua_State *L) {
+  lua_pushvalue(L, 1);
+  write_file(L, 2);
+  return 0;
+}
+
+/* Something ended the run badly (why: "a deadlock", ...): the flight
+ * recording, the last events before it, is written to
+ * $CASYNC_PS_DIR/casync-<pid>-flight.json (/tmp by default), once per
+ * run, and stderr says where. */
+void casync__flight_dump(lua_State *L, casync_ctx *lp, const char *why) {
+  casync_trace *tr = lp->trace;
+  const char *dir = getenv("CASYNC_PS_DIR");
+  char path[512];
+  int top = lua_gettop(L);
+  if (!tr || !tr->flight || tr->dumped) return;
+  tr->dumped = 1;
+  if (lp->current) /* the task running now (the watchdog's): its run so far */
+    casync__trace_run(lp, lp->current, lp->run_start);
+  snprintf(path, sizeof path, "%s/casync-%d-flight.json",
+           dir && *dir ? dir : "/tmp", (int)getpid());
+  lua_pushcfunction(L, flight_write);
+  push_recording(L, lp, tr);
+  lua_pushstring(L, path);
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+    fprintf(stderr, "casync: %s: the last %d scheduler events before it are "
+            "in %s (Perfetto and chrome://tracing open it)\n", why,
+            (int)tr->count, path);
+  else
+    fprintf(stderr, "casync: %s: the flight recording could not be "
+            "written: %s\n", why, lua_tostring(L, -1));
+  fflush(stderr);
+  lua_settop(L, top);
 }
 
 /* casync._trace_span(kind, name, t, dur [, track]): records a span Lua

@@ -42,6 +42,7 @@ casync_task *casync__task_begin(lua_State *L, const char *fname) {
 static void on_deadline(casync_ctx *lp, casync_tnode *n) {
   casync_task *t = container_of(n, casync_task, timer);
   if (t->state != T_WAITING) return;
+  if (lp->trace) casync__trace_timer(lp, t->id);
   if (!t->wait->cancel || t->wait->cancel(lp, t, WAKE_TIMEOUT))
     casync__wake(lp, t, WAKE_TIMEOUT);
 }

@@ -141,6 +141,7 @@ static void wd_hook(lua_State *L, lua_Debug *ar) {
   if (!wd->has_callback) {
     fprintf(stderr, "%s\n", lua_tostring(L, top + 4));
     fflush(stderr);
+    casync__flight_dump(L, lp, "the watchdog saw a task block the loop");
     lua_settop(L, top);
     return;
   }

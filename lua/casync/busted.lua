@@ -15,6 +15,7 @@
 -- opts: timeout (seconds of real time, default 10), clock ("virtual" or
 -- "real"), seed, preempt (passed to casync.run), leaks = false (allow
 -- tasks left running: they are cancelled at the end, as casync.run does).
+local argcheck = require "casync.argcheck"
 local casync = require "casync"
 
 local M = {}
@@ -27,11 +28,7 @@ local function bad(n, fname, msg, depth)
   error(fmt("bad argument #%d to '%s' (%s)", n, fname, msg), (depth or 1) + 2)
 end
 
-local function is_callable(f)
-  if type(f) == "function" then return true end
-  local mt = getmetatable(f)
-  return mt ~= nil and mt.__call ~= nil
-end
+local is_callable = argcheck.is_callable
 
 -- Checks async's (fn, opts) at argument positions n, n + 1 of fname.
 local function check(fname, n, fn, opts)

@@ -9,25 +9,17 @@
 -- 1..i-1 have started; no task is spawned per item.  list.n, if present,
 -- gives the number of items (holes allowed), else #list.
 local core = require "casync.core"
+local argcheck = require "casync.argcheck"
 
 local spawn, gather = core.spawn, core.gather
 
 -- raise(msg): error(msg) positioned at the first caller outside this file
 -- (as Lua's own "bad argument" errors point at the caller)
-local SOURCE = debug.getinfo(1, "S").source
-local function raise(msg)
-  local level = 2
-  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
-  error(msg, level)
-end
+local raise = argcheck.raiser(debug.getinfo(1, "S").source)
 
 local MAX_ITEMS = 1 << 31 -- more than any Lua table holds
 
-local function is_callable(f)
-  if type(f) == "function" then return true end
-  local mt = getmetatable(f)
-  return mt ~= nil and mt.__call ~= nil
-end
+local is_callable = argcheck.is_callable
 
 local function bad(n, msg)
   raise(("bad argument #%d to 'map' (%s)"):format(n, msg))

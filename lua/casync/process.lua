@@ -17,6 +17,7 @@
 -- task:info().waiting_on says on which pool and worker; a recording gets a
 -- span per call on its worker's track ("process pool#1 worker 2").
 local core = require "casync.core"
+local argcheck = require "casync.argcheck"
 
 local P = core.process
 local spawn, now = core.spawn, core.now
@@ -25,12 +26,7 @@ local spack, sunpack = string.pack, string.unpack
 
 -- raise(msg): error(msg) positioned at the first caller outside this file
 -- (as Lua's own "bad argument" errors point at the caller)
-local SOURCE = debug.getinfo(1, "S").source
-local function raise(msg)
-  local level = 2
-  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
-  error(msg, level)
-end
+local raise = argcheck.raiser(debug.getinfo(1, "S").source)
 
 -- read_all(stream, parts) reads until the end of the stream into parts.
 local function read_all(stream, parts)

@@ -9,17 +9,13 @@
 --   if limiter:try_acquire() then ... end       -- or does not wait
 --   local get = limiter:wrap(fetch)    -- get(...): acquire, then fetch(...)
 local core = require "casync.core"
+local argcheck = require "casync.argcheck"
 
 local now, sleep, new_lock = core.now, core.sleep, core.lock
 
 -- raise(msg): error(msg) positioned at the first caller outside this file
 -- (as Lua's own "bad argument" errors point at the caller)
-local SOURCE = debug.getinfo(1, "S").source
-local function raise(msg)
-  local level = 2
-  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
-  error(msg, level)
-end
+local raise = argcheck.raiser(debug.getinfo(1, "S").source)
 
 local Limiter = {}
 Limiter.__index = Limiter
@@ -71,8 +67,7 @@ end
 -- limiter:wrap(fn) -> function(...) that acquires, then calls fn(...).
 function Limiter:wrap(fn)
   check_self(self, "wrap")
-  local mt = getmetatable(fn)
-  if type(fn) ~= "function" and not (mt and mt.__call) then
+  if not argcheck.is_callable(fn) then
     raise(("bad argument #1 to 'wrap' (function expected, got %s)")
           :format(type(fn)))
   end

@@ -18,23 +18,15 @@
 -- The waits are base, base*factor, base*factor^2, ...: 1 s, 2 s, 4 s with
 -- the defaults.  A cancellation is never retried: it propagates at once.
 local core = require "casync.core"
+local argcheck = require "casync.argcheck"
 
 local sleep, wait_for = core.sleep, core.wait_for
 
 -- raise(msg): error(msg) positioned at the first caller outside this file
 -- (as Lua's own "bad argument" errors point at the caller)
-local SOURCE = debug.getinfo(1, "S").source
-local function raise(msg)
-  local level = 2
-  while (debug.getinfo(level, "S") or {}).source == SOURCE do level = level + 1 end
-  error(msg, level)
-end
+local raise = argcheck.raiser(debug.getinfo(1, "S").source)
 
-local function is_callable(f)
-  if type(f) == "function" then return true end
-  local mt = getmetatable(f)
-  return mt ~= nil and mt.__call ~= nil
-end
+local is_callable = argcheck.is_callable
 
 local function is_cancel(err)
   return type(err) == "table" and err.kind == "cancelled"

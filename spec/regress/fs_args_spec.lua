@@ -10,15 +10,10 @@ local fs = casync.fs
 
 local errmsg = helper.errmsg
 
-local root
-before_each(function()
-  root = os.tmpname()
-  os.remove(root)
-  assert(os.execute("mkdir -p '" .. root .. "'"))
-end)
-after_each(function()
-  os.execute("rm -rf '" .. root .. "'")
-end)
+-- a fresh directory for each test, removed afterwards
+local dir = helper.fresh_dir()
+before_each(dir.make)
+after_each(dir.remove)
 
 -- Asserts that fn raises a message containing `want`.
 local function raises(want, fn)
@@ -30,7 +25,7 @@ local NAN, HUGE = 0 / 0, math.huge
 
 describe("fs arguments", function()
   it("chmod requires a mode: nil raises and leaves the file alone", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "x", {mode = "640"}))
     raises("bad argument #2 to 'chmod' (integer or octal string expected, got nil)",
            function() local _ = fs.chmod(p, nil) end)
@@ -42,12 +37,12 @@ describe("fs arguments", function()
   end))
 
   it("every permission argument rejects what is not a mode", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "x"))
     local calls = { -- name, argument number, how the value is passed
       {"chmod", 2, function(v) local _ = fs.chmod(p, v) end, "mode"},
-      {"mkdir", 2, function(v) local _ = fs.mkdir(root .. "/d", v) end, "mode"},
-      {"mkdir", 2, function(v) local _ = fs.mkdir(root .. "/d", {mode = v}) end, "opts.mode"},
+      {"mkdir", 2, function(v) local _ = fs.mkdir(dir() .. "/d", v) end, "mode"},
+      {"mkdir", 2, function(v) local _ = fs.mkdir(dir() .. "/d", {mode = v}) end, "opts.mode"},
       {"write_file", 3, function(v) local _ = fs.write_file(p, "x", {mode = v}) end, "opts.mode"},
       {"open", 3, function(v) local _ = fs.open(p, "r", v) end, "mode"},
     }
@@ -96,7 +91,7 @@ describe("fs arguments", function()
   end))
 
   it("write_file checks its data and options", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     raises("bad argument #2 to 'write_file' (string expected, got nil)",
            function() local _ = fs.write_file(p, nil) end)
     raises("bad argument #2 to 'write_file' (string expected, got table)",
@@ -108,7 +103,7 @@ describe("fs arguments", function()
   end))
 
   it("open checks its flags", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "x"))
     for _, v in ipairs({NAN, 1.5, HUGE}) do
       raises("bad argument #2 to 'open' (number has no integer representation)",
@@ -126,7 +121,7 @@ describe("fs arguments", function()
   end))
 
   it("file methods check counts, offsets, sizes and whence", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "0123456789"))
     local f <close> = assert(fs.open(p, "r+"))
     local function each(values, want, fn)
@@ -187,7 +182,7 @@ describe("fs arguments", function()
   end)
 
   it("closed files raise for every method but close, closed and tostring", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "x"))
     local f = assert(fs.open(p))
     f:close()

@@ -9,15 +9,11 @@
 local casync = require "casync"
 local fs = casync.fs
 
-local root
-before_each(function()
-  root = os.tmpname()
-  os.remove(root)
-  assert(os.execute("mkdir -p '" .. root .. "'"))
-end)
+local dir = helper.fresh_dir()
+before_each(dir.make)
 after_each(function()
   collectgarbage("restart")
-  os.execute("rm -rf '" .. root .. "'")
+  dir.remove()
 end)
 
 local function fd_count()
@@ -45,7 +41,7 @@ end
 
 describe("a cancelled fs request", function()
   it("fs.open: closes the descriptor when the open ends, without a GC", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, "x"))
     local before = fd_count()
     collectgarbage("stop")
@@ -61,7 +57,7 @@ describe("a cancelled fs request", function()
   end, 60))
 
   it("fs.read_file: frees its buffer and block when it ends, without a GC", async(function()
-    local p = root .. "/big"
+    local p = dir() .. "/big"
     assert(fs.write_file(p, ("r"):rep(4 << 20)))
     local before = fd_count()
     collectgarbage("stop")
@@ -81,16 +77,16 @@ describe("a cancelled fs request", function()
   it("fs.write_file, mkdir -p, remove: freed when they end", async(function()
     collectgarbage("stop")
     for i = 1, 50 do
-      assert.is_false(cancel_started(0, fs.write_file, root .. "/w" .. i, ("w"):rep(1 << 20)))
-      assert.is_false(cancel_started(0, fs.mkdir, root .. "/a" .. i .. "/b/c", {recursive = true}))
-      assert.is_false(cancel_started(0, fs.remove, root .. "/nothing" .. i))
-      assert.is_false(cancel_started(0, fs.stat, root))
+      assert.is_false(cancel_started(0, fs.write_file, dir() .. "/w" .. i, ("w"):rep(1 << 20)))
+      assert.is_false(cancel_started(0, fs.mkdir, dir() .. "/a" .. i .. "/b/c", {recursive = true}))
+      assert.is_false(cancel_started(0, fs.remove, dir() .. "/nothing" .. i))
+      assert.is_false(cancel_started(0, fs.stat, dir()))
     end
     assert.is_true(eventually(function() return fs._stats().blocks == 0 end))
   end, 30))
 
   it("file:read and file:write: freed when they end; the file stays usable", async(function()
-    local p = root .. "/f"
+    local p = dir() .. "/f"
     assert(fs.write_file(p, ("z"):rep(2 << 20)))
     local f <close> = assert(fs.open(p, "r+"))
     collectgarbage("stop")

@@ -9,18 +9,13 @@ local fs = casync.fs
 
 local quote = helper.quote
 
-local root
-before_each(function()
-  root = os.tmpname()
-  os.remove(root)
-  assert(os.execute("mkdir -p '" .. root .. "'"))
-end)
-after_each(function()
-  os.execute("rm -rf '" .. root .. "'")
-end)
+-- a fresh directory for each test, removed afterwards
+local dir = helper.fresh_dir()
+before_each(dir.make)
+after_each(dir.remove)
 
 local function mkfifo(name)
-  local p = root .. "/" .. name
+  local p = dir() .. "/" .. name
   assert(os.execute("mkfifo " .. quote(p)))
   return p
 end
@@ -79,7 +74,7 @@ describe("FIFOs", function()
         end, 5)
         io.write("all done\n")
       end)
-    ]]):format(root), 30)
+    ]]):format(dir()), 30)
     assert.equal(0, rc, err)
     assert.equal("all done\n", out)
     assert.is_true(took < 10, "took " .. took .. " s")
@@ -173,16 +168,16 @@ describe("FIFOs", function()
 
   it("copyfile refuses them (and character devices) instead of waiting", async(function()
     local p = mkfifo("p")
-    assert(fs.write_file(root .. "/f", "data"))
-    local r, err = fs.copyfile(p, root .. "/copy")
+    assert(fs.write_file(dir() .. "/f", "data"))
+    local r, err = fs.copyfile(p, dir() .. "/copy")
     assert.is_nil(r)
     assert.equal("EINVAL", err.code)
-    r, err = fs.copyfile(root .. "/f", p)
+    r, err = fs.copyfile(dir() .. "/f", p)
     assert.equal("EINVAL", err.code)
-    r, err = fs.copyfile("/dev/zero", root .. "/copy")
+    r, err = fs.copyfile("/dev/zero", dir() .. "/copy")
     assert.equal("EINVAL", err.code)
-    assert.is_true(fs.copyfile(root .. "/f", root .. "/copy"))
-    assert.equal("data", fs.read_file(root .. "/copy"))
+    assert.is_true(fs.copyfile(dir() .. "/f", dir() .. "/copy"))
+    assert.equal("data", fs.read_file(dir() .. "/copy"))
   end))
 
   it("devices the loop cannot watch still work (/dev/null, /dev/zero)", async(function()
