@@ -4,7 +4,10 @@
 # Release), counted by valgrind's callgrind.  Deterministic up to Lua's
 # string-hash seed (which moves a count by 1-3 %), so each figure is the
 # median of three runs, with the runner's start-up (an empty script)
-# subtracted; independent of what else runs on the machine.  For A/B work
+# subtracted; independent of what else runs on the machine.  W2 and W4
+# also move by up to ~5 % with where the GC's cycles fall against the
+# heap's growth (a bigger start-up heap shifts them): check a few-percent
+# change there at a second size (BENCH_N).  For A/B work
 # on a shared machine: build both sides and run this on each.
 #
 #   W1 per switch (200k), W2 per task (20k), W3 per message (100k round
