@@ -8,7 +8,9 @@ connections) for a warm-up second, then for $BENCH_W6_DURATION (5) seconds
 with --latency, and reads the server's user and system CPU time from
 /proc/PID/stat around the measured run. Reported: requests per second, the
 p50 and p99 latency wrk measured, and the server's user and system CPU time
-per request (all of its threads).
+per request (all of its threads, and its child processes: with
+BENCH_W6_WORKERS=n casync serves from n worker processes; give them the
+cores with BENCH_W6_SERVER_CPU=0,1).
 """
 import os
 import re
@@ -27,10 +29,21 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_ticks(pid):
-    """utime and stime of process pid (all threads), in clock ticks."""
-    with open("/proc/%d/stat" % pid) as f:
-        rest = f.read().rsplit(")", 1)[1].split()
-    return int(rest[11]), int(rest[12])
+    """utime and stime of process pid (all threads) and of its children
+    (a server's worker processes, casync's workers = n), in clock ticks."""
+    u = s = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(name) == pid or int(rest[1]) == pid:
+            u += int(rest[11])
+            s += int(rest[12])
+    return u, s
 
 
 def wait_port(proc, seconds=15):

@@ -284,6 +284,24 @@ describe("http.serve and http.request", function()
     srv:close()
   end))
 
+  it("joins repeated request headers (cookies with '; '), in short heads and long ones, request after request", hasync(function()
+    local srv = serve(function(req)
+      local h = req.headers
+      return table.concat({h["x-a"], h.cookie, h.host, tostring(h["x-none"]), h["x-b"]}, "|")
+    end)
+    local short = "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nCookie: a=1\r\nX-A: 2\r\n" ..
+                  "Cookie: b=2\r\nX-B: only\r\n\r\n"
+    local fill = {}
+    for i = 1, 20 do fill[#fill + 1] = ("X-F%d: %d\r\n"):format(i, i) end
+    local long = "GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n" .. table.concat(fill) ..
+                 "Cookie: a=1\r\nX-A: 2\r\nCookie: b=2\r\nX-B: only\r\nConnection: close\r\n\r\n"
+    -- three on one connection: the server has seen the names by the second
+    local out = raw(srv:port(), short .. short .. long)
+    assert.equal(3, select(2, out:gsub("HTTP/1%.1 200", "")), out)
+    assert.equal(3, select(2, out:gsub("\r\n\r\n1, 2|a=1; b=2|x|nil|only", "")), out)
+    srv:close()
+  end))
+
   it("sends 100 Continue to Expect: 100-continue, and HTTP/1.0 gets its own rules", hasync(function()
     local srv = serve(function(req)
       if req.path == "/stream" then

@@ -33,7 +33,7 @@ local file_layer = {
    "interrupt", "watchdog"},
   {"combinators", "channel", "queue", "select", "sync", "copy", "thread",
    "worker", "wrap"},
-  {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp",
+  {"net", "stream", "stream_read", "stream_write", "stdio", "server", "tcp", "workers",
    "pipe", "dns", "fs", "fs_chain", "file", "signal", "process", "tls", "udp",
    "tls_conf", "tls_lua", "connect", "stream_send"},
   {"http_parse", "http", "http_server", "http_conn", "http_respond", "http_scope", "ws"},

@@ -311,8 +311,8 @@ static int send_k(lua_State *L, int status, lua_KContext kc) {
 
 /* send and put, once their arguments are checked: the value at 2 (and a
  * priority queue's priority at 3) into c at 1. */
-int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
-  casync_ctx *lp = CASYNC_CTX(L);
+static int chan_send(lua_State *L, casync_ctx *lp, chan *c, int op,
+                     lua_Number prio) {
   const char *fname = op == OP_PUT ? "put" : "send";
   casync_task *t = casync__wait_begin_ctx(L, lp, fname);
   if (c->closed) return casync__chan_raise_closed(L, fname);
@@ -324,14 +324,19 @@ int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
                       send_k, (lua_KContext)t);
 }
 
+int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
+  return chan_send(L, CASYNC_CTX(L), c, op, prio);
+}
+
 /* ch:send(v): suspends until v is taken or buffered; an error of kind
  * "closed" if the channel is (or gets) closed first */
 static int meth_send(lua_State *L) {
-  chan *c = casync__chan_check(L, 1);
-  luaL_argcheck(L, !lua_isnoneornil(L, 2), 2,
+  casync_ctx *lp = CASYNC_CTX(L); /* once per call: each look costs */
+  chan *c = casync__check_class(L, 1, lp->chan_mt, CASYNC_CHANNEL_MT);
+  luaL_argcheck(L, lua_type(L, 2) > LUA_TNIL, 2,
                 "value expected (nil cannot be sent)");
-  lua_settop(L, 2);
-  return casync__chan_send(L, c, OP_SEND, 0);
+  /* values past 2 may stay: the value is read at 2 */
+  return chan_send(L, lp, c, OP_SEND, 0);
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext kc) {
@@ -349,12 +354,11 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 }
 
 /* recv and get: c at 1. */
-int casync__chan_recv(lua_State *L, chan *c, int op) {
-  casync_ctx *lp = CASYNC_CTX(L);
+static int chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op) {
   casync_task *t =
       casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
   int got;
-  lua_settop(L, 1);
+  if (lua_gettop(L) != 1) lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
     lua_pushboolean(L, got == 1);
     return 2;
@@ -366,8 +370,15 @@ int casync__chan_recv(lua_State *L, chan *c, int op) {
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
  * false once the channel is closed and drained */
+int casync__chan_recv(lua_State *L, chan *c, int op) {
+  return chan_recv(L, CASYNC_CTX(L), c, op);
+}
+
 static int meth_recv(lua_State *L) {
-  return casync__chan_recv(L, casync__chan_check(L, 1), OP_RECV);
+  casync_ctx *lp = CASYNC_CTX(L);
+  return chan_recv(L, lp,
+                   casync__check_class(L, 1, lp->chan_mt, CASYNC_CHANNEL_MT),
+                   OP_RECV);
 }
 
 /* ch:try_send(v) -> boolean: sends without suspending if a receiver waits

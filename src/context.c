@@ -27,14 +27,7 @@ static char ctx_key, extloop_key;
 /* The userdata at idx if its metatable is mt (compared by address: a
  * cheaper check than luaL_checkudata's look-up of the name, made on every
  * send, recv and wait), else luaL_checkudata's error naming the class. */
-void *casync__check_class(lua_State *L, int idx, const void *mt,
-                          const char *name) {
-  void *p = lua_touserdata(L, idx);
-  if (p && lua_getmetatable(L, idx)) {
-    int same = lua_topointer(L, -1) == mt;
-    lua_pop(L, 1);
-    if (same) return p;
-  }
+void *casync__check_class_slow(lua_State *L, int idx, const char *name) {
   return luaL_checkudata(L, idx, name);
 }
 
@@ -91,6 +84,15 @@ void casync__unpin(casync_ctx *ctx, int ref) {
 }
 
 /* Pushes a pinned value. */
+/* The same with the context at hand (no look-up of it by address). */
+void casync__push_pinned_lp(lua_State *L, casync_ctx *ctx, int ref) {
+  casync__ctx_push_lp(L, ctx);
+  lua_getiuservalue(L, -1, CTX_PINS);
+  lua_rawgeti(L, -1, ref);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+}
+
 void casync__push_pinned(lua_State *L, int ref) {
   casync__ctx_push(L);
   lua_getiuservalue(L, -1, CTX_PINS);
@@ -273,6 +275,9 @@ static int ctx_gc(lua_State *L) {
   ctx->alive = 0; /* no Lua from here on: late callbacks only free */
   free(ctx->scratch);
   ctx->scratch = NULL;
+  free(ctx->free_slots);
+  ctx->free_slots = NULL;
+  ctx->nfree_slots = ctx->cap_free_slots = 0;
   if (ctx->owns_loop) {
     uv_loop_t *loop = ctx->loop;
     uint64_t until = uv_hrtime() + (uint64_t)SHUTDOWN_MS * 1000000u;
@@ -350,7 +355,29 @@ int casync__ctx_init(lua_State *L) {
   *ud = ctx;
   lua_pushvalue(L, -1);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &ctx_key);
+  lua_pushvalue(L, -1);
+  ctx->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 1;
+}
+
+/* A free slot of CTX_TASKS, where a live task is anchored.  The free slots
+ * are kept here, in C, rather than in the table as luaL_ref keeps them
+ * (two table reads and writes less per task).  Never fails: a slot that
+ * cannot be remembered as free is just not used again. */
+int casync__slot_new(casync_ctx *ctx) {
+  if (ctx->nfree_slots > 0) return ctx->free_slots[--ctx->nfree_slots];
+  return ++ctx->top_slot;
+}
+
+void casync__slot_free(casync_ctx *ctx, int slot) {
+  if (ctx->nfree_slots == ctx->cap_free_slots) {
+    int cap = ctx->cap_free_slots ? 2 * ctx->cap_free_slots : 256;
+    int *a = realloc(ctx->free_slots, (size_t)cap * sizeof *a);
+    if (!a) return;
+    ctx->free_slots = a;
+    ctx->cap_free_slots = cap;
+  }
+  ctx->free_slots[ctx->nfree_slots++] = slot;
 }
 
 /* casync._debug() -> {open = {[class] = n}, closing = n, pins = n,

@@ -49,7 +49,9 @@ enum {
   CTX_POOL,      /* casync.thread's default pool, made on first use */
   CTX_STANDINS,  /* luv stand-ins by handle class (light userdata) */
   CTX_CONTEXT,   /* the root task-local context: {context =, context_shared =} */
-  CTX_NUSER = CTX_CONTEXT
+  CTX_TASK_MT,   /* the metatable casync.Task (set at spawn without a
+                    lookup by name) */
+  CTX_NUSER = CTX_TASK_MT
 };
 
 /* Parts of the state with something to stop at the end, in the order the
@@ -122,6 +124,10 @@ struct casync_ctx {
   int in_timer;             /* inside on_timer: rearm once at the end */
   lua_Integer next_id;
   lua_Integer next_obj_id;  /* channel#3, lock#1, ...: ids for dumps */
+  int self_ref;             /* the context userdata in the registry's
+                               array part (casync__ctx_push_lp) */
+  int *free_slots;          /* free slots of CTX_TASKS (a stack) */
+  int nfree_slots, cap_free_slots, top_slot;
   /* metatables, for casync__check_class */
   const void *task_mt, *chan_mt, *queue_mt;
   int live;                 /* tasks not yet ended */
@@ -175,15 +181,35 @@ struct casync_ctx {
 
 /* context.c */
 casync_ctx *casync__ctx_get(lua_State *L);
-void *casync__check_class(lua_State *L, int idx, const void *mt,
-                          const char *name);
+void *casync__check_class_slow(lua_State *L, int idx, const char *name);
+
+/* The userdata at idx if its metatable is mt (a metatable's address),
+ * else an argument error naming the class: luaL_checkudata without its
+ * look-up by name.  The usual case inline. */
+static inline void *casync__check_class(lua_State *L, int idx, const void *mt,
+                                        const char *name) {
+  void *p = lua_touserdata(L, idx);
+  if (p && lua_getmetatable(L, idx)) {
+    int same = lua_topointer(L, -1) == mt;
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return casync__check_class_slow(L, idx, name);
+}
 void casync__ctx_push(lua_State *L);
+/* The same with the context at hand: an index into the registry's array
+ * instead of a hashed look-up by address. */
+#define casync__ctx_push_lp(L, lp) \
+  ((void)lua_rawgeti((L), LUA_REGISTRYINDEX, (lp)->self_ref))
+int casync__slot_new(casync_ctx *ctx);
+void casync__slot_free(casync_ctx *ctx, int slot);
 int casync__ctx_init(lua_State *L);
 void casync__ctx_setfuncs(lua_State *L, const luaL_Reg *l);
 void casync__ctx_unref(casync_ctx *ctx);
 int casync__pin(lua_State *L, casync_ctx *ctx, int idx);
 void casync__unpin(casync_ctx *ctx, int ref);
 void casync__push_pinned(lua_State *L, int ref);
+void casync__push_pinned_lp(lua_State *L, casync_ctx *ctx, int ref);
 void casync__handle_init(casync_ctx *ctx, casync_handle *h,
                          const casync_hclass *cls, uv_handle_t *uvh);
 void casync__handle_close(casync_handle *h);

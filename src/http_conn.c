@@ -378,7 +378,7 @@ void casync__hconn_push_keys(lua_State *L) {
   static const char *const names[] = {"method",  "target", "path", "version",
                                       "headers", "body",   "1.1",  "1.0"};
   int i;
-  lua_createtable(L, K_METHODS + N_METHODS, 0);
+  lua_createtable(L, K_METHODS + N_METHODS + HNAME_SLOTS, 0);
   for (i = 0; i < K_METHODS - 1; i++) {
     lua_pushstring(L, names[i]);
     lua_rawseti(L, -2, i + 1);
@@ -391,11 +391,34 @@ void casync__hconn_push_keys(lua_State *L) {
   }
 }
 
-/* t[keys[k]] = the value on top, popped (t just below it). */
-static void set_key(lua_State *L, int kidx, int k) {
-  lua_rawgeti(L, kidx, k);
-  lua_insert(L, -2);
-  lua_rawset(L, -3);
+/* Where header names are kept in the keys table: K_NAMES + their slot. */
+#define K_NAMES (K_METHODS + N_METHODS)
+
+/* Pushes header name p (n bytes, lowercased): the string kept for it in
+ * the keys table at kidx when the server has seen it (its slot is a hash
+ * of the bytes), else a new one, kept if its slot is free. */
+static void push_name(lua_State *L, hserver *srv, int kidx, const char *p,
+                      uint32_t n) {
+  struct hname *h;
+  unsigned slot;
+  if (n == 0 || n >= sizeof h->name) {
+    lua_pushlstring(L, p, n);
+    return;
+  }
+  slot = (n * 7u + (unsigned char)p[0] * 3u + (unsigned char)p[n - 1] +
+          (unsigned char)p[n / 2]) % HNAME_SLOTS;
+  h = &srv->hnames[slot];
+  if (h->len == n && memcmp(h->name, p, n) == 0) {
+    lua_rawgeti(L, kidx, K_NAMES + (int)slot);
+    return;
+  }
+  lua_pushlstring(L, p, n);
+  if (h->len == 0) {
+    h->len = (uint8_t)n;
+    memcpy(h->name, p, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, kidx, K_NAMES + (int)slot);
+  }
 }
 
 /* The path of a request target: origin-form "/a?b" gives "/a"; the
@@ -426,6 +449,7 @@ static const char *target_path(const char *url, size_t ulen, size_t *plen) {
 /* Builds the request table of c's message; the keys (push_keys) are at
  * kidx.  [-0, +1] */
 static void push_request(lua_State *L, hconn *c, int kidx) {
+  const char *head;
   casync_hmsg *m = &c->msg;
   const char *url = m->head.data ? m->head.data : "", *path;
   size_t ulen = m->first_len, plen;
@@ -434,38 +458,59 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
   /* version (when "1.0") and body (when not empty) only when they say
    * something: the request metatable gives "1.1" and "" otherwise */
   lua_createtable(L, 0, v10 || m->body.len ? 8 : 4);
+  /* each key pushed before its value: no stack rotations */
+  lua_rawgeti(L, kidx, K_METHOD);
   if (lua_rawgeti(L, kidx, K_METHODS + (int)m->p.method) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushstring(L, casync__http_method_name(m->p.method));
   }
-  set_key(L, kidx, K_METHOD);
+  lua_rawset(L, -3);
   path = target_path(url, ulen, &plen);
-  lua_pushlstring(L, url, ulen); /* [req, target] */
+  lua_rawgeti(L, kidx, K_TARGET);
+  lua_pushlstring(L, url, ulen); /* [req, "target", target] */
   lua_rawgeti(L, kidx, K_PATH);
   if (path == url && plen == ulen)
     lua_pushvalue(L, -2); /* the same string */
   else
     lua_pushlstring(L, path, plen);
-  lua_rawset(L, -4);
-  set_key(L, kidx, K_TARGET);
+  lua_rawset(L, -5);
+  lua_rawset(L, -3);
   if (v10) {
+    lua_rawgeti(L, kidx, K_VERSION);
     lua_rawgeti(L, kidx, K_V10);
-    set_key(L, kidx, K_VERSION);
+    lua_rawset(L, -3);
   }
+  lua_rawgeti(L, kidx, K_HEADERS);
   lua_createtable(L, 0, (int)m->nfields);
+  head = m->head.data;
   for (i = 0; i < m->nfields; i++) {
     const casync_hfield *f = &m->fields[i];
-    if (f->nlen == 12 && memcmp(m->head.data + f->name, "x-request-id", 12) == 0) {
-      const char *v = m->head.data + f->value;
+    unsigned j = 0;
+    int seen;
+    if (f->nlen == 12 && memcmp(head + f->name, "x-request-id", 12) == 0) {
+      const char *v = head + f->value;
       c->rid_len = casync__hscope_sane_id(v, f->vlen) ? f->vlen : 0;
       if (c->rid_len) memcpy(c->rid, v, f->vlen);
     }
-    lua_pushlstring(L, m->head.data + f->name, f->nlen);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TNIL) {
+    /* seen before in this request?  (names are lowercased)  Compared here
+     * in a short head, asked of the table in a long one */
+    push_name(L, c->srv, kidx, head + f->name, f->nlen);
+    if (m->nfields <= 16) {
+      while (j < i && (m->fields[j].nlen != f->nlen ||
+                       memcmp(head + m->fields[j].name, head + f->name,
+                              f->nlen) != 0))
+        j++;
+      seen = j < i;
+    } else {
+      lua_pushvalue(L, -1);
+      seen = lua_rawget(L, -3) != LUA_TNIL;
       lua_pop(L, 1);
-      lua_pushlstring(L, m->head.data + f->value, f->vlen);
-    } else { /* repeated: joined as one list */
+    }
+    if (!seen)
+      lua_pushlstring(L, head + f->value, f->vlen);
+    else { /* repeated: joined as one list */
+      lua_pushvalue(L, -1);
+      lua_rawget(L, -3);
       lua_pushstring(L, f->nlen == 6 &&
                                 memcmp(m->head.data + f->name, "cookie", 6) == 0
                             ? "; "
@@ -475,10 +520,11 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
     }
     lua_rawset(L, -3);
   }
-  set_key(L, kidx, K_HEADERS);
+  lua_rawset(L, -3); /* req.headers */
   if (m->body.len) {
+    lua_rawgeti(L, kidx, K_BODY);
     lua_pushlstring(L, m->body.data, m->body.len);
-    set_key(L, kidx, K_BODY);
+    lua_rawset(L, -3);
   }
 }
 
@@ -501,7 +547,7 @@ static int dispatch_p(lua_State *L) {
   hconn *c = lua_touserdata(L, 1);
   hserver *srv = c->srv;
   casync_task *t;
-  casync__push_pinned(L, srv->pin_ref); /* 2: the server userdata */
+  casync__push_pinned_lp(L, srv->ctx, srv->pin_ref); /* 2: the server */
   lua_getiuservalue(L, 2, 5);               /* 3: the keys */
   lua_getiuservalue(L, 2, 3);               /* 4: the request body fn */
   lua_getiuservalue(L, 2, 1);               /* 5: the handler */
@@ -509,7 +555,7 @@ static int dispatch_p(lua_State *L) {
   lua_getiuservalue(L, 2, 2);
   lua_setmetatable(L, 6);
   lua_pushlightuserdata(L, c); /* 7: conn */
-  t = casync__spawn(L, srv->ctx, 4, 3, 0);
+  t = casync__spawn_c(L, srv->ctx, 4, 3);
   c->task = t;
   c->obs.notify = conn_task_ended;
   casync__obs_link(t, &c->obs);

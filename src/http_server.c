@@ -126,7 +126,8 @@ static void make_id_prefix(hserver *srv) {
  * max_body_size (1 MiB; 413), header_timeout (10 s; 408), body_timeout
  * (30 s; 408), keep_alive_timeout (5 s), write_timeout (30 s),
  * request_timeout (none: a deadline on each request's handler and answer;
- * 503 when it passes before the answer began), backlog. */
+ * 503 when it passes before the answer began), backlog; workers = n (> 1):
+ * n worker processes serve it (workers.c). */
 static int fn_serve(lua_State *L) {
   casync_ctx *ctx = CASYNC_CTX(L);
   const char *host = luaL_checkstring(L, 1);
@@ -138,7 +139,7 @@ static int fn_serve(lua_State *L) {
   uint64_t hms, bms, ims, wms;
   double rs;
   casync_tls_conf *tls = NULL;
-  int r;
+  int r, workers;
   luaL_argcheck(L, port >= 0 && port <= 65535, 2, "port must be in 0..65535");
   casync__check_callable(L, 3);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
@@ -155,6 +156,7 @@ static int fn_serve(lua_State *L) {
   bms = opt_ms(L, "body_timeout", 30);
   ims = opt_ms(L, "keep_alive_timeout", 5);
   wms = opt_ms(L, "write_timeout", 30);
+  workers = casync__workers_opt(L, 4);
   rs = casync__net_opt_seconds(L, 4, "request_timeout");
   /* opts.tls = {cert =, key =, ...}: HTTPS, through the TLS layer of each
    * connection's stream (tls.c) */
@@ -167,6 +169,12 @@ static int fn_serve(lua_State *L) {
     lua_replace(L, 5);
   }
   if ((r = casync__net_bind_addr(ctx, host, (int)port, &ss)) < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, "serve", r);
+    return 2;
+  }
+  /* with workers: returns in each worker only (or with an error) */
+  if ((r = casync__workers_start(L, ctx, workers, &ss, "serve")) < 0) {
     lua_pushnil(L);
     casync__error_uv(L, "serve", r);
     return 2;
@@ -221,8 +229,7 @@ static int fn_serve(lua_State *L) {
   lua_pushvalue(L, 7);
   lua_setiuservalue(L, 6, 6);
   casync__server_set_accept(srv->lsn, casync__hconn_accept, srv);
-  r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv->lsn),
-                  (struct sockaddr *)&ss, 0);
+  r = casync__tcp_bind((uv_tcp_t *)casync__server_handle(srv->lsn), &ss);
   if (r == 0) r = casync__server_listen(L, srv->lsn, 7, (int)backlog, NULL);
   if (r < 0) {
     server_close(L, srv, 0);

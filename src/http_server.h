@@ -59,6 +59,8 @@ typedef struct hserver_ud {
   hserver *block; /* NULL once the block is freed */
 } hserver_ud;
 
+#define HNAME_SLOTS 64
+
 struct hserver {
   casync_server *lsn; /* server.c's listener; NULL once closed */
   casync_tls_conf *tls; /* HTTPS: each connection's TLS settings */
@@ -78,6 +80,10 @@ struct hserver {
   int64_t date_sec; /* the Date header line, made once a second */
   char date[40];
   lua_Integer accepted, requests, rejected, bad;
+  /* header names seen, by a hash of their bytes: each one's Lua string is
+   * kept in the keys table (http_conn.c), so a request's header names are
+   * not interned again */
+  struct hname { uint8_t len; char name[31]; } hnames[HNAME_SLOTS];
 };
 
 struct hconn {

@@ -157,7 +157,15 @@ int casync__tcp_connect(lua_State *L, casync_task *t, const char *host,
                         int port, uint64_t deadline, double timeout,
                         lua_KFunction k, lua_KContext kc);
 int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
-                       int port, int hidx, int backlog);
+                       int port, int hidx, int backlog, int workers);
+
+/* workers.c: `workers = n` of tcp.listen and http.serve (worker processes
+ * on one address, SO_REUSEPORT, a supervisor) */
+int casync__workers_opt(lua_State *L, int opts);
+int casync__workers_start(lua_State *L, casync_ctx *ctx, int n,
+                          struct sockaddr_storage *ss, const char *fname);
+int casync__tcp_bind(uv_tcp_t *tcp, const struct sockaddr_storage *ss);
+void casync__workers_open(lua_State *L);
 void casync__tcp_open(lua_State *L);
 void casync__udp_open(lua_State *L);
 void casync__pipe_open(lua_State *L);

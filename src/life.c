@@ -165,37 +165,58 @@ static int task_entry(lua_State *co) {
 
 /* ------------------------------------------------------------ spawning */
 
+/* Anchors the task at tidx in CTX_TASKS (the context userdata at cidx):
+ * alive while it runs, whoever holds it. */
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
+                         casync_task *t, int tidx) {
+  tidx = lua_absindex(L, tidx);
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_pushvalue(L, tidx);
+  t->ref = casync__slot_new(lp);
+  lua_rawseti(L, -2, t->ref);
+  lua_pop(L, 1);
+}
+
+/* Lets task t go from CTX_TASKS (the context userdata at cidx). */
+void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
+                           casync_task *t) {
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, t->ref);
+  lua_pop(L, 1);
+  casync__slot_free(lp, t->ref);
+  t->ref = LUA_NOREF;
+}
+
 /* Makes a task of the callable at fidx with the nargs values after it,
  * not yet scheduled; pushes it.  nameidx (0 for none) names it. */
 static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
-                              int nargs, int nameidx) {
+                              int nargs, int nameidx, int from_c) {
   casync_task *t;
   lua_State *co;
   lua_Debug ar;
-  int tidx, i;
+  int tidx, cidx, i;
   fidx = lua_absindex(L, fidx);
   if (nameidx) nameidx = lua_absindex(L, nameidx);
   luaL_checkstack(L, 8, NULL);
+  casync__ctx_push_lp(L, lp); /* the context's user values, at cidx */
+  cidx = lua_gettop(L);
   t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   t->ref = LUA_NOREF;
-  luaL_setmetatable(L, CASYNC_TASK_MT);
+  lua_getiuservalue(L, cidx, CTX_TASK_MT);
+  lua_setmetatable(L, -2);
   tidx = lua_gettop(L);
   /* a recycled coroutine, or a new one */
-  co = NULL;
-  casync__ctx_push(L);
   if (lp->pool_len > 0) {
-    lua_getiuservalue(L, -1, CTX_COROS);
+    lua_getiuservalue(L, cidx, CTX_COROS);
     lua_rawgeti(L, -1, lp->pool_len);
     lua_pushnil(L);
     lua_rawseti(L, -3, lp->pool_len--);
     co = lua_tothread(L, -1);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
-  } else {
+    lua_remove(L, -2);
+  } else
     co = lua_newthread(L);
-    lua_replace(L, -2);
-  }
   lua_setiuservalue(L, tidx, 1);
   t->co = co;
   t->loop = lp;
@@ -206,7 +227,7 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   lua_xmove(L, co, 1);
   /* where it was spawned: the first Lua function calling (spawn, through a
    * C function or two like pcall or gather); none when only C called it */
-  for (i = 1; i <= 3 && lua_getstack(L, i, &ar); i++) {
+  for (i = 1; !from_c && i <= 3 && lua_getstack(L, i, &ar); i++) {
     lua_getinfo(L, "fl", &ar);
     if (ar.currentline > 0) {
       t->spawn_line = ar.currentline;
@@ -220,11 +241,9 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   for (i = 0; i <= nargs; i++) lua_pushvalue(L, fidx + i);
   lua_xmove(L, co, nargs + 1);
   /* anchored while it lives: nobody has to hold it for it to finish */
-  casync__ctx_push(L);
-  lua_getiuservalue(L, -1, CTX_TASKS);
-  lua_pushvalue(L, tidx);
-  t->ref = luaL_ref(L, -2);
-  lua_pop(L, 2);
+  casync__task_anchor(L, lp, cidx, t, tidx);
+  lua_remove(L, cidx); /* the task, on top */
+  tidx--;
   if (nameidx && !lua_isnil(L, nameidx)) {
     casync__extras(L, tidx);
     lua_pushvalue(L, nameidx);
@@ -248,7 +267,17 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
  * the index of its name. */
 casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
                            int nameidx) {
-  casync_task *t = make_task(L, lp, fidx, nargs, nameidx);
+  casync_task *t = make_task(L, lp, fidx, nargs, nameidx, 0);
+  casync__enqueue(lp, t);
+  return t;
+}
+
+/* The same for a task C spawns for what a callback brought (a connection,
+ * a request): no Lua code spawned it, so no spawner's line is looked for
+ * (the Lua frames below a callback are not where it came from). */
+casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
+                             int nargs) {
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 1);
   casync__enqueue(lp, t);
   return t;
 }
@@ -270,7 +299,7 @@ static const casync_wait_kind later_wait = {"call_later", "call_later",
  * waits on its timer (cancelling it calls the start off). */
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds) {
-  casync_task *t = make_task(L, lp, fidx, nargs, 0);
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 0);
   t->state = T_WAITING;
   t->wait = &later_wait;
   t->timer.fire = later_fire;
@@ -285,7 +314,7 @@ casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
 casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
                                   int nargs, const casync_wait_kind *kind,
                                   void *obj) {
-  casync_task *t = make_task(L, lp, fidx, nargs, 0);
+  casync_task *t = make_task(L, lp, fidx, nargs, 0, 0);
   t->state = T_WAITING;
   t->wait = kind;
   t->wait_obj = obj;
@@ -406,11 +435,9 @@ void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
   /* the callbacks kept it anchored; it may go now, unless a callback
    * added another one (then it is queued again and stays anchored) */
   if (t->ref != LUA_NOREF && !(t->flags & TF_HAS_CALLBACKS)) {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_TASKS);
-    luaL_unref(L, -1, t->ref);
-    t->ref = LUA_NOREF;
-    lua_pop(L, 2);
+    casync__ctx_push_lp(L, lp);
+    casync__task_unanchor(L, lp, lua_gettop(L), t);
+    lua_pop(L, 1);
   }
 }
 
@@ -420,13 +447,17 @@ void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t) {
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres) {
   lua_State *co = t->co;
-  int tidx, i;
+  int tidx, cidx, i;
   casync_obs *o;
   /* the coroutine may be freed from here on: not while the watchdog
    * thread is setting a hook on it */
   if (lp->wd) casync__watchdog_gate(lp);
   luaL_checkstack(L, nres + 8, NULL);
-  casync__push_task(L, lp, t);
+  casync__ctx_push_lp(L, lp); /* the context's user values, at cidx */
+  cidx = lua_gettop(L);
+  lua_getiuservalue(L, cidx, CTX_TASKS);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
   tidx = lua_gettop(L);
   if (status != LUA_OK) { /* failed outside the body's pcall */
     t->outcome = OUT_FAILED;
@@ -453,13 +484,15 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   lua_getiuservalue(L, tidx, 1);
   lua_insert(L, -2);
   lua_setiuservalue(L, tidx, 1);
-  if (status == LUA_OK && lp->pool_len < POOL_MAX &&
-      lua_resetthread(co) == LUA_OK) {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_COROS);
-    lua_pushvalue(L, -3);
+  if (status == LUA_OK && lp->pool_len < POOL_MAX) {
+    /* it returned normally (the body ran under a pcall): its stack only
+     * needs emptying.  lua_resetthread would also shrink the stack to its
+     * minimum, which the next task grows again. */
+    lua_settop(co, 0);
+    lua_getiuservalue(L, cidx, CTX_COROS);
+    lua_pushvalue(L, -2);
     lua_rawseti(L, -2, ++lp->pool_len);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
   }
   lua_pop(L, 1);
   if (t->cscope) casync__scope_task_ended(L, lp, t, tidx);
@@ -470,12 +503,20 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   t->wait_obj = NULL;
   lp->live--;
   if (t->outcome == OUT_FAILED && !(t->flags & TF_OBSERVED)) {
-    casync__ctx_push(L); /* remember it until observed or reported */
-    lua_getiuservalue(L, -1, CTX_FAILED);
+    /* remember it until observed or reported */
+    lua_getiuservalue(L, cidx, CTX_FAILED);
     lua_pushvalue(L, tidx);
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
+    /* reported when collected unobserved: by its sentinel (task.c) */
+    casync__extras(L, tidx);
+    lua_newuserdatauv(L, 0, 1);
+    luaL_setmetatable(L, CASYNC_FAILURE_MT);
+    lua_pushvalue(L, tidx);
+    lua_setiuservalue(L, -2, 1);
+    lua_setfield(L, -2, "unobserved");
+    lua_pop(L, 1);
   }
   /* wake who waits, first come first served; they only mark tasks ready
    * or cancel them (and may unlink other observers of t) */
@@ -485,11 +526,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
   }
   if (t->flags & TF_HAS_CALLBACKS) casync__enqueue(lp, t); /* stays anchored */
   else {
-    casync__ctx_push(L);
-    lua_getiuservalue(L, -1, CTX_TASKS);
-    luaL_unref(L, -1, t->ref);
-    t->ref = LUA_NOREF;
-    lua_pop(L, 2);
+    casync__task_unanchor(L, lp, cidx, t);
   }
   /* main ended: the tasks still ready do not run before run has cancelled
    * them; setting the queue aside ends this drain */
@@ -498,7 +535,7 @@ void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
     lp->held_tail = lp->qtail;
     lp->qhead = lp->qtail = NULL;
   }
-  lua_settop(L, tidx - 1);
+  lua_settop(L, cidx - 1);
 }
 
 /* A task cancelled before it ever ran ends without running its body. */

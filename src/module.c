@@ -37,6 +37,7 @@ CASYNC_API int luaopen_casync_core(lua_State *L) {
   casync__stdio_open(L);
   casync__server_open(L);
   casync__tcp_open(L);
+  casync__workers_open(L);
   casync__pipe_open(L);
   casync__dns_open(L);
   casync__tls_open(L);

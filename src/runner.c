@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <lualib.h>
+#include <valgrind/valgrind.h>
 #include "context.h"
 
 static const char *progname = "casync";
@@ -462,15 +463,158 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* ----------------------------------------------------- the allocator
+ * Lua's objects are small and many (a task: its coroutine, the coroutine's
+ * stack, a CallInfo per frame, the task's userdata, 100-700 bytes each),
+ * and a server or a fan-out makes and drops them by the hundred thousand.
+ * The runner gives its state a pool allocator: blocks of up to 1 KiB come
+ * from per-size free lists (16-byte classes) carved out of 64 KiB chunks,
+ * with no header per block; larger ones from malloc.  Lua passes the old
+ * size of every block it frees or resizes, so a block's class is known
+ * without a header.  Memory in the pool goes back to the system when the
+ * state closes.  Under valgrind or AddressSanitizer (which check Lua's
+ * blocks one by one), or with CASYNC_ALLOC=system, Lua's own allocator
+ * (malloc) is used; CASYNC_ALLOC=pool forces the pool (callgrind). */
+#define POOL_MAX 1024
+#define POOL_CLASSES (POOL_MAX / 16)
+#define POOL_CHUNK (64 * 1024)
+
+typedef struct pool {
+  void *free[POOL_CLASSES + 1]; /* class c: blocks of c * 16 bytes */
+  char *bump, *bump_end;        /* what is left of the newest chunk */
+  void *chunks;                 /* every chunk, linked by their first word */
+} pool;
+
+static void *pool_get(pool *p, size_t n) {
+  size_t c = (n + 15) >> 4;
+  void *b = p->free[c];
+  if (b) {
+    p->free[c] = *(void **)b;
+    return b;
+  }
+  if ((size_t)(p->bump_end - p->bump) < c << 4) {
+    char *chunk = malloc(POOL_CHUNK);
+    if (!chunk) return NULL;
+    *(void **)chunk = p->chunks;
+    p->chunks = chunk;
+    p->bump = chunk + 16;
+    p->bump_end = chunk + POOL_CHUNK;
+  }
+  b = p->bump;
+  p->bump += c << 4;
+  return b;
+}
+
+static void pool_put(pool *p, void *b, size_t n) {
+  size_t c = (n + 15) >> 4;
+  *(void **)b = p->free[c];
+  p->free[c] = b;
+}
+
+static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  pool *p = ud;
+  void *nb;
+  if (nsize == 0) {
+    if (!ptr) return NULL;
+    if (osize <= POOL_MAX) pool_put(p, ptr, osize);
+    else free(ptr);
+    return NULL;
+  }
+  if (!ptr) return nsize <= POOL_MAX ? pool_get(p, nsize) : malloc(nsize);
+  if (osize > POOL_MAX && nsize > POOL_MAX) return realloc(ptr, nsize);
+  if (osize <= POOL_MAX && nsize <= POOL_MAX &&
+      (osize + 15) >> 4 == (nsize + 15) >> 4)
+    return ptr; /* the same class */
+  nb = nsize <= POOL_MAX ? pool_get(p, nsize) : malloc(nsize);
+  if (!nb) return nsize < osize ? ptr : NULL; /* a shrink never fails: the
+                                                  block is big enough */
+  memcpy(nb, ptr, osize < nsize ? osize : nsize);
+  if (osize <= POOL_MAX) pool_put(p, ptr, osize);
+  else free(ptr);
+  return nb;
+}
+
+static pool the_pool;
+
+static int pool_wanted(void) {
+  const char *e = getenv("CASYNC_ALLOC");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 0;
+#else
+  if (e && strcmp(e, "pool") == 0) return 1; /* also under valgrind */
+  return !RUNNING_ON_VALGRIND && !(e && strcmp(e, "system") == 0);
+#endif
+}
+
+/* A state on the pool needs what luaL_newstate gives its states: a panic
+ * function and warnings (off until "@on"), as lauxlib has them. */
+static int runner_panic(lua_State *L) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n",
+          msg ? msg : "error object is not a string");
+  fflush(stderr);
+  return 0; /* then abort */
+}
+
+static void warn_off(void *ud, const char *msg, int tocont);
+static void warn_on(void *ud, const char *msg, int tocont);
+
+static int warn_control(lua_State *L, const char *msg, int tocont) {
+  if (tocont || *(msg++) != '@') return 0;
+  if (strcmp(msg, "off") == 0) lua_setwarnf(L, warn_off, L);
+  else if (strcmp(msg, "on") == 0) lua_setwarnf(L, warn_on, L);
+  return 1;
+}
+
+static void warn_off(void *ud, const char *msg, int tocont) {
+  warn_control(ud, msg, tocont);
+}
+
+static void warn_cont(void *ud, const char *msg, int tocont) {
+  fputs(msg, stderr);
+  if (tocont) lua_setwarnf(ud, warn_cont, ud);
+  else {
+    fputs("\n", stderr);
+    fflush(stderr);
+    lua_setwarnf(ud, warn_on, ud);
+  }
+}
+
+static void warn_on(void *ud, const char *msg, int tocont) {
+  if (warn_control(ud, msg, tocont)) return;
+  fputs("Lua warning: ", stderr);
+  warn_cont(ud, msg, tocont);
+}
+
+static lua_State *new_state(void) {
+  lua_State *L;
+  if (!pool_wanted()) return luaL_newstate();
+  if ((L = lua_newstate(pool_alloc, &the_pool)) != NULL) {
+    lua_atpanic(L, runner_panic);
+    lua_setwarnf(L, warn_off, L);
+  }
+  return L;
+}
+
+/* After lua_close: the pool's chunks go back to the system. */
+static void pool_release(void) {
+  void *c = the_pool.chunks, *next;
+  for (; c; c = next) {
+    next = *(void **)c;
+    free(c);
+  }
+  memset(&the_pool, 0, sizeof the_pool);
+}
 int casync__ps_wanted(int argc, char **argv);
 int casync__ps_main(const char *progname, int argc, char **argv);
 
 int main(int argc, char **argv) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = new_state();
   int status, ok;
   if (argv[0] && argv[0][0]) progname = argv[0];
   if (casync__ps_wanted(argc, argv)) { /* casync ps PID */
     if (L) lua_close(L);
+    pool_release();
     return casync__ps_main(progname, argc, argv);
   }
   if (!L) {
@@ -490,8 +634,10 @@ int main(int argc, char **argv) {
   if (status == LUA_OK && lua_isinteger(L, -1)) { /* an exit status */
     int code = (int)lua_tointeger(L, -1);
     lua_close(L);
+    pool_release();
     return code;
   }
   lua_close(L);
+  pool_release();
   return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -44,7 +44,7 @@ void casync__wake(casync_ctx *lp, casync_task *t, int wake) {
 
 /* Pushes the task userdata of a live (anchored) task. */
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t) {
-  casync__ctx_push(L);
+  casync__ctx_push_lp(L, lp);
   lua_getiuservalue(L, -1, CTX_TASKS);
   lua_rawgeti(L, -1, t->ref);
   lua_replace(L, -3);

@@ -7,6 +7,7 @@
 #include "context.h"
 
 #define CASYNC_TASK_MT "casync.Task"
+#define CASYNC_FAILURE_MT "casync.TaskFailure" /* a failed task's sentinel */
 
 typedef struct casync_task casync_task;
 typedef struct casync_tnode casync_tnode;
@@ -213,6 +214,8 @@ void casync__sched_open(lua_State *L, casync_ctx *lp);
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
 casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx,
                            int nargs, int opts_name_idx);
+casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
+                             int nargs);
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
 casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
@@ -220,6 +223,10 @@ casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
                                   void *obj);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres);
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
+                         casync_task *t, int tidx);
+void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
+                           casync_task *t);
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);

@@ -167,7 +167,7 @@ static int accept_one(lua_State *L) {
     srv->hook(L, srv->hook_data, s, 4);
     return 0;
   }
-  t = casync__spawn(L, ctx, 3, 1, 0);
+  t = casync__spawn_c(L, ctx, 3, 1);
   /* without its record (no memory) the connection is not counted, and its
    * stream is closed by the garbage collector instead of at the end */
   if ((c = malloc(sizeof *c)) == NULL) return 0;

@@ -214,10 +214,9 @@ static int meth_add_done_callback(lua_State *L) {
   t->flags |= TF_HAS_CALLBACKS;
   if (t->state == T_DONE && !(t->flags & TF_QUEUED)) {
     if (t->ref == LUA_NOREF) { /* anchor it until the callbacks ran */
-      casync__ctx_push(L);
-      lua_getiuservalue(L, -1, CTX_TASKS);
-      lua_pushvalue(L, 1);
-      t->ref = luaL_ref(L, -2);
+      casync__ctx_push_lp(L, lp);
+      casync__task_anchor(L, lp, lua_gettop(L), t, 1);
+      lua_pop(L, 1);
     }
     casync__enqueue(lp, t);
   }
@@ -265,12 +264,20 @@ static int meta_tostring(lua_State *L) {
   return 1;
 }
 
-/* Collected: detach from the scheduler; report a failure nobody saw. */
-static int meta_gc(lua_State *L) {
-  casync_task *t = luaL_checkudata(L, 1, CASYNC_TASK_MT); /* a hand call */
-  if (t->loop && t->timer.list)
-    casync__timer_remove(t->loop, &t->timer);
-  if (t->state == T_DONE) casync__report_unobserved(L, t, 1);
+/* A task has no finalizer: a finalizer costs every task a trip through
+ * the GC's list of objects to finalize, a call when it is collected and a
+ * GC cycle more alive.  A live task is anchored (so never collected with a
+ * timer armed; at the state's close the context stops the timers before
+ * anything is freed).  Only a failure nobody observed needs reporting when
+ * its task is collected: casync__finish gives such a task a sentinel, a
+ * userdata only the task references, whose finalizer reports it (the task
+ * is still there: what a finalized object references lives one cycle
+ * more). */
+static int failure_gc(lua_State *L) {
+  luaL_checkudata(L, 1, CASYNC_FAILURE_MT); /* a hand call */
+  lua_getiuservalue(L, 1, 1);
+  if (lua_type(L, -1) == LUA_TUSERDATA)
+    casync__report_unobserved(L, lua_touserdata(L, -1), -1);
   return 0;
 }
 
@@ -288,13 +295,19 @@ void casync__task_open(lua_State *L) {
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CASYNC_TASK_MT);
   casync__ctx_get(L)->task_mt = lua_topointer(L, -1);
+  casync__ctx_push(L);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, CTX_TASK_MT);
+  lua_pop(L, 1);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
   lua_setfield(L, -2, "__index");
   casync__ctx_push(L);
   lua_pushcclosure(L, meta_tostring, 1);
   lua_setfield(L, -2, "__tostring");
-  lua_pushcfunction(L, meta_gc);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, CASYNC_FAILURE_MT);
+  lua_pushcfunction(L, failure_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
 }

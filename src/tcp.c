@@ -46,15 +46,24 @@ static int fn_connect(lua_State *L) {
 #define L_PORT 2
 #define L_BACKLOG 3
 #define L_NAME 4
+#define L_WORKERS 5
 
 /* Binds and listens on ss; pushes the server or nil and the error. */
 static int do_listen(lua_State *L, int base, struct sockaddr_storage *ss) {
   casync_ctx *ctx = CASYNC_CTX(L);
   const char *fname = lua_tostring(L, base + L_NAME);
-  casync_server *srv = casync__server_new(L, ctx, CASYNC_TCP,
-                                          base + L_HANDLER);
-  int r = uv_tcp_bind((uv_tcp_t *)casync__server_handle(srv),
-                      (struct sockaddr *)ss, 0);
+  casync_server *srv;
+  int r;
+  /* with workers: returns in each worker only (or with an error) */
+  r = casync__workers_start(L, ctx, (int)lua_tointeger(L, base + L_WORKERS),
+                            ss, fname);
+  if (r < 0) {
+    lua_pushnil(L);
+    casync__error_uv(L, fname, r);
+    return 2;
+  }
+  srv = casync__server_new(L, ctx, CASYNC_TCP, base + L_HANDLER);
+  r = casync__tcp_bind((uv_tcp_t *)casync__server_handle(srv), ss);
   if (r == 0)
     r = casync__server_listen(L, srv, -1,
                               (int)lua_tointeger(L, base + L_BACKLOG), NULL);
@@ -90,7 +99,7 @@ static int listen_k(lua_State *L, int status, lua_KContext kc) {
  * host name is resolved first, suspending the task (a name outside a
  * task raises, naming fname). */
 int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
-                       int port, int hidx, int backlog) {
+                       int port, int hidx, int backlog, int workers) {
   struct sockaddr_storage ss;
   int base;
   hidx = lua_absindex(L, hidx);
@@ -99,6 +108,7 @@ int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
   lua_pushinteger(L, port);
   lua_pushinteger(L, backlog);
   lua_pushstring(L, fname);
+  lua_pushinteger(L, workers);
   if (casync__net_resolve(L, fname, host, port, &ss, listen_k, base) == 0)
     return do_listen(L, base, &ss);
   return 0; /* not reached: the task waits for the name */
@@ -106,19 +116,23 @@ int casync__tcp_listen(lua_State *L, const char *fname, const char *host,
 
 /* casync.tcp.listen(host, port, handler [, opts]) -> server | nil, err:
  * listens on host:port (port 0: a free one, see server:port()) and runs
- * handler(stream) in a new task for each connection; opts.backlog.  A host
- * name (not a numeric address) is resolved without blocking the loop, so
- * it needs a task. */
+ * handler(stream) in a new task for each connection; opts.backlog;
+ * opts.workers = n (> 1): n worker processes listen on it (workers.c).  A
+ * host name (not a numeric address) is resolved without blocking the
+ * loop, so it needs a task. */
 static int fn_listen(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   lua_Integer port = casync__net_check_port(L, 2), backlog;
+  int workers;
   casync__check_callable(L, 3);
   if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TTABLE);
   backlog = casync__net_opt_int(L, 4, "backlog", DEFAULT_BACKLOG);
   luaL_argcheck(L, backlog > 0 && backlog <= 0x7fffffff, 4,
                 "opts.backlog must be positive");
+  workers = casync__workers_opt(L, 4);
   lua_settop(L, 4);
-  return casync__tcp_listen(L, "listen", host, (int)port, 3, (int)backlog);
+  return casync__tcp_listen(L, "listen", host, (int)port, 3, (int)backlog,
+                            workers);
 }
 
 void casync__tcp_open(lua_State *L) {

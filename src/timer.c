@@ -351,8 +351,11 @@ static int sleep_k(lua_State *L, int status, lua_KContext kc) {
 /* casync.sleep(seconds): suspends the calling task for that long; sleep(0)
  * (or a negative time) lets every other ready task run first. */
 static int fn_sleep(lua_State *L) {
-  double s = casync__check_seconds(L, 1, 0);
-  casync_task *t = casync__wait_begin(L, "sleep");
+  int isnum;
+  double s = lua_tonumberx(L, 1, &isnum); /* luaL_checknumber's work, once */
+  casync_task *t;
+  if (!isnum || isnan(s)) s = casync__check_seconds(L, 1, 0); /* raises */
+  t = casync__wait_begin(L, "sleep");
   if (s <= 0) return casync__requeue(L, t, &sleep_wait, sleep_k, (lua_KContext)t);
   /* the sleep is the wait itself, not a deadline on one */
   t->timer.fire = sleep_fire;

@@ -203,7 +203,8 @@ static int fn_listen(lua_State *L) {
   lua_pushnumber(L, hs);
   lua_getfield(L, 4, "on_error");
   lua_pushcclosure(L, serve_conn, 5); /* 6 */
-  return casync__tcp_listen(L, "listen", host, (int)port, 6, (int)backlog);
+  return casync__tcp_listen(L, "listen", host, (int)port, 6, (int)backlog,
+                            1);
 }
 
 /* ======================================================= stream method */

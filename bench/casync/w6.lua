@@ -6,11 +6,14 @@
 local casync = require "casync"
 
 local port = tonumber(os.getenv("BENCH_PORT") or "8080")
+-- BENCH_W6_WORKERS = n: n worker processes (http.serve's workers option);
+-- give the server more than one core then (BENCH_W6_SERVER_CPU=0,1)
+local workers = tonumber(os.getenv("BENCH_W6_WORKERS") or "1")
 
 local function main()
   local srv = assert(casync.http.serve("127.0.0.1", port, function(req)
     return "Hello, World!"
-  end, {max_connections = 0}))
+  end, {max_connections = 0, workers = workers}))
   casync.sleep(1e9) -- until killed
   srv:close()
 end

@@ -56,6 +56,9 @@ local casync = {
   thread = core.thread,
   thread_pool = core.thread_pool,
 
+  -- worker processes of a server's `workers = n` (workers.c)
+  worker = core.worker,
+
   -- errors (error.c)
   new_error = core.new_error,
   is_error = core.is_error,

@@ -290,6 +290,11 @@ function casync.thread(fn, ...) end
 ---@return casync.ThreadPool
 function casync.thread_pool(opts) end
 
+---This process's worker number (1..n) under a server's `workers = n`, or nil in a process
+---that is not such a worker.
+---@return integer|nil n
+function casync.worker() end
+
 ---A pool of worker processes: opts.size (default: the CPUs), opts.command, opts.env.
 ---@param opts? {size: integer?, command: string[]?, env: table?}
 ---@return casync.ProcessPool
@@ -372,10 +377,12 @@ casync.tcp = {}
 function casync.tcp.connect(host, port, opts) end
 
 ---Listens on host:port (0: a free port) and runs handler(stream) in a new task per connection.
+---opts.workers = n (> 1): the caller becomes the supervisor of n worker processes that each
+---listen on the port (SO_REUSEPORT); the call returns in each worker (see casync.worker).
 ---@param host string
 ---@param port integer
 ---@param handler fun(stream: casync.Stream)
----@param opts? {backlog: integer?}
+---@param opts? {backlog: integer?, workers: integer?}
 ---@return casync.Server|nil server
 ---@return casync.Error? err
 function casync.tcp.listen(host, port, handler, opts) end
@@ -630,7 +637,8 @@ casync.http = {}
 ---@param host string
 ---@param port integer
 ---@param handler fun(req: casync.http.Request): any
----@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, request_timeout (a deadline on each request: 503), tls, ...
+---opts.workers = n (> 1): n worker processes serve it, as for casync.tcp.listen.
+---@param opts? table max_connections, max_body_size, header_timeout, keep_alive_timeout, request_timeout (a deadline on each request: 503), tls, workers, ...
 ---@return casync.HttpServer|nil server
 ---@return casync.Error? err
 function casync.http.serve(host, port, handler, opts) end
