@@ -106,6 +106,23 @@ describe("casync.trace", function()
     assert.is_true(timers[2].t >= t0 - rec.t0)
   end))
 
+  it("marks the end of each cycle of the collector", async(function()
+    casync.trace{}
+    for _ = 1, 3 do
+      local junk = {}
+      for i = 1, 10000 do junk[i] = {i} end
+      collectgarbage()
+      casync.sleep(0)
+    end
+    local rec = casync.trace(false)
+    local gcs = events(rec, nil, "gc")
+    assert.is_true(#gcs >= 3, "cycles " .. #gcs)
+    for _, e in ipairs(gcs) do assert.equal(0, e.dur) end
+    -- drawn on a row of their own
+    assert.matches("gc", require("casync.timeline").chart(rec, {width = 60}))
+    collectgarbage() -- the sentinel sees the recording stopped
+  end))
+
   it("keeps the last `limit` events", async(function()
     casync.trace{limit = 10}
     for _ = 1, 100 do casync.sleep(0) end

@@ -145,6 +145,7 @@ struct casync_ctx {
   int observing;            /* trace, preempted or debug: one test at
                                each resume (casync__observe) */
   int root_context;         /* code outside tasks has context values */
+  int trace_sentinel;       /* trace.c's collector sentinel is out there */
   /* makes the context of a TF_LAZY_CONTEXT task (http_scope.c) */
   void (*lazy_context)(lua_State *L, struct casync_task *t);
   /* published around each lua_resume for the watchdog thread: odd while

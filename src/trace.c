@@ -16,7 +16,7 @@
 #include "scheduler.h"
 
 enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB,
-       EV_TIMER };
+       EV_TIMER, EV_GC };
 
 typedef struct trace_ev {
   uint64_t t, dur;       /* ns on casync.now()'s clock */
@@ -254,6 +254,12 @@ static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
     set_str(L, "kind", "timer");
     set_num(L, "t", t);
     break;
+  case EV_GC: /* a cycle of the collector ended: an instant */
+    lua_createtable(L, 0, 4);
+    set_str(L, "kind", "gc");
+    set_num(L, "t", t);
+    set_num(L, "dur", 0);
+    break;
   case EV_JOB: /* on a track of its own: the worker's */
     lua_createtable(L, 0, 6);
     set_str(L, "kind", "job");
@@ -333,6 +339,35 @@ static void trace_free(lua_State *L, casync_ctx *lp) {
   free(tr);
 }
 
+/* ------------------------------------------------------ the collector
+ * Lua 5.4 has no hook into its collector: the steps it takes inside
+ * allocations cannot be timed from outside the VM.  What can be seen is
+ * the end of each cycle: a sentinel userdata that nothing references is
+ * finalized once per cycle, notes the time, and makes the next one. */
+
+static void new_sentinel(lua_State *L);
+
+static int sentinel_gc(lua_State *L) {
+  casync_ctx *lp = CASYNC_CTX(L);
+  if (!lp->alive || !lp->trace) { /* recording stopped: no more */
+    lp->trace_sentinel = 0;
+    return 0;
+  }
+  add(lp->trace, EV_GC, 0, casync__now_ns(lp)); /* (lua_gc is off here) */
+  new_sentinel(L);
+  return 0;
+}
+
+static void new_sentinel(lua_State *L) {
+  lua_newuserdatauv(L, 1, 0);
+  lua_createtable(L, 0, 1);
+  casync__ctx_push(L);
+  lua_pushcclosure(L, sentinel_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1); /* unreferenced: the next cycle finalizes it */
+}
+
 /* Starts recording the last `limit` events (replacing any recording). */
 static casync_trace *trace_start(lua_State *L, casync_ctx *lp,
                                  lua_Integer limit) {
@@ -352,6 +387,10 @@ static casync_trace *trace_start(lua_State *L, casync_ctx *lp,
   lua_newtable(L);
   tr->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   note_live_tasks(L, tr);
+  if (!lp->trace_sentinel) { /* one a cycle, whatever the recording */
+    lp->trace_sentinel = 1;
+    new_sentinel(L);
+  }
   lp->trace = tr;
   casync__observe(lp);
   return tr;

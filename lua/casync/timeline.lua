@@ -15,7 +15,10 @@
 --     {kind = "end",  task =, t =, outcome = "ok" | "failed" | "cancelled"}
 --     {kind = "job",  track =, t =, dur =, task =}  a thread or process job
 --     {kind = "http", task =, t =, dur =, name =}   an HTTP request
---     {kind = "gc",   t =, dur =}                   a collector pause
+--     {kind = "gc",   t =, dur =}                   the collector: casync.trace
+--                                                   marks each cycle's end
+--                                                   (dur 0: Lua 5.4 cannot
+--                                                   time its steps)
 --     {kind = "timer", task =, t =}                 a timer fired
 --   Events of other kinds are skipped, so newer recorders stay readable.
 --
