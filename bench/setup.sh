@@ -1,9 +1,11 @@
 #!/bin/sh
-# Install the Debian packages the benchmark peers need; does nothing when they are there.
+# Install the Debian packages the benchmark peers and the casync build need (W7: the
+# openssl command makes its certificate); does nothing when they are there.
 set -eu
 PKGS="lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-cqueues python3 python3-uvloop
 golang-go nodejs build-essential cmake pkg-config
-wrk python3-aiohttp libhttp-parser-dev lua-cjson"
+wrk python3-aiohttp libhttp-parser-dev lua-cjson
+lua-luv-dev node-llhttp libssl-dev openssl"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -1,5 +1,6 @@
 """W6 (issue #4): an HTTP/1.1 keep-alive server answering "Hello, World!",
-loaded with wrk on loopback. Used by bench/run.
+loaded with wrk on loopback. Used by bench/run; W7 (bench/w7.py, the same
+over TLS) runs through the same code with its own Load.
 
 Each run starts the server pinned to one core (taskset -c $BENCH_W6_SERVER_CPU,
 default 0), waits for its port, loads it with wrk pinned to another core
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 PORT = int(os.environ.get("BENCH_W6_PORT", "18086"))
@@ -26,6 +28,34 @@ WRK_CPU = os.environ.get("BENCH_W6_WRK_CPU", "1")
 CONNS = os.environ.get("BENCH_W6_CONNS", "64")
 DURATION = int(os.environ.get("BENCH_W6_DURATION", "5"))
 HZ = os.sysconf("SC_CLK_TCK")
+
+
+class Load:
+    """One server-under-wrk workload: its name, URL scheme and port, and
+    what it adds to the server's and wrk's environment. W6 is this class as
+    it is; W7 (bench/w7.py) overrides the hooks for TLS."""
+
+    def __init__(self, name, scheme, port):
+        self.name, self.scheme, self.port = name, scheme, port
+
+    def url(self):
+        return "%s://127.0.0.1:%d/" % (self.scheme, self.port)
+
+    def server_env(self):
+        """(extra environment for the server, None) or (None, error)."""
+        return {}, None
+
+    def wrk_env(self):
+        """Extra environment for wrk."""
+        return {}
+
+    def probe(self):
+        """Called once the server listens, before the warm-up: (facts to
+        store in the sample, None) or (None, error)."""
+        return {}, None
+
+
+W6 = Load("W6", "http", PORT)
 
 
 def cpu_ticks(pid):
@@ -46,13 +76,13 @@ def cpu_ticks(pid):
     return u, s
 
 
-def wait_port(proc, seconds=15):
+def wait_port(proc, port, seconds=15):
     end = time.time() + seconds
     while time.time() < end:
         if proc.poll() is not None:
             return False
         try:
-            socket.create_connection(("127.0.0.1", PORT), 0.2).close()
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
             return True
         except OSError:
             time.sleep(0.05)
@@ -68,12 +98,13 @@ def ms(v):
     return x / 1000 if m.group(2) == "us" else x * 1000 if m.group(2) == "s" else x
 
 
-def wrk(seconds, latency):
+def wrk(load, seconds, latency):
     cmd = ["taskset", "-c", WRK_CPU, "wrk", "-t1", "-c" + CONNS, "-d%ds" % seconds]
     if latency:
         cmd.append("--latency")
-    cmd.append("http://127.0.0.1:%d/" % PORT)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
+    cmd.append(load.url())
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30,
+                          env={**os.environ, **load.wrk_env()}).stdout
 
 
 def stop(proc):
@@ -89,31 +120,47 @@ def stop(proc):
             pass
 
 
-def run(argv, extra, timeout, quick):
+def last_line(f):
+    f.seek(0)
+    lines = f.read().decode(errors="replace").strip().splitlines()
+    return (lines or ["?"])[-1][:300]
+
+
+def run(argv, extra, timeout, quick, load=W6):
     """One measurement of the server argv: (dict, None) or (None, error)."""
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
             return None, "`%s` not installed" % tool
+    senv, err = load.server_env()
+    if err:
+        return None, err
     env = dict(os.environ)
     env.pop("BENCH_N", None)
     env.update(extra)
-    env["BENCH_PORT"] = str(PORT)
-    proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        if not wait_port(proc):
-            err = proc.stderr.read().decode(errors="replace") if proc.poll() is not None else ""
-            return None, "the server did not listen: " + (err.strip().splitlines() or ["?"])[-1][:300]
-        dur = 1 if quick else DURATION
-        wrk(1, False)  # warm-up: JITs, caches, connection set-up
-        u0, s0 = cpu_ticks(proc.pid)
-        out = wrk(dur, True)
-        u1, s1 = cpu_ticks(proc.pid)
-    except (OSError, subprocess.TimeoutExpired) as ex:
-        return None, str(ex)
-    finally:
-        stop(proc)
+    env.update(senv)
+    env["BENCH_PORT"] = str(load.port)
+    # the server's stderr goes to a file: a pipe nobody reads could fill up
+    # (Go logs every failed TLS handshake) and stop the server
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv, env=env,
+                                stdout=subprocess.DEVNULL, stderr=errf,
+                                start_new_session=True)
+        try:
+            if not wait_port(proc, load.port):
+                return None, "the server did not listen: " + (
+                    last_line(errf) if proc.poll() is not None else "?")
+            facts, err = load.probe()
+            if err:
+                return None, err
+            dur = 1 if quick else DURATION
+            wrk(load, 1, False)  # warm-up: JITs, caches, connection set-up
+            u0, s0 = cpu_ticks(proc.pid)
+            out = wrk(load, dur, True)
+            u1, s1 = cpu_ticks(proc.pid)
+        except (OSError, subprocess.TimeoutExpired) as ex:
+            return None, str(ex)
+        finally:
+            stop(proc)
     m = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
@@ -128,13 +175,16 @@ def run(argv, extra, timeout, quick):
     e = re.search(r"Socket errors: (.*)", out)
     if e:
         errors.append("socket errors: " + e.group(1).strip())
-    return {
-        "workload": "W6", "requests": n, "seconds": dur,
+    d = {
+        "workload": load.name, "requests": n, "seconds": dur,
         "rps": float(rps.group(1)), "p50_ms": ms(p50.group(1)), "p99_ms": ms(p99.group(1)),
         "user_us_per_req": (u1 - u0) / HZ * 1e6 / n,
         "sys_us_per_req": (s1 - s0) / HZ * 1e6 / n,
         "errors": "; ".join(errors),
-    }, None
+    }
+    d["cpu_us_per_req"] = d["user_us_per_req"] + d["sys_us_per_req"]
+    d.update(facts)
+    return d, None
 
 
 def summary(d):
@@ -143,39 +193,51 @@ def summary(d):
         " (%s)" % d["errors"] if d.get("errors") else "")
 
 
-def render(A, rows, status, samples, targets, med, spread, fmt_ratio):
-    """The W6 section of the report; appends casync's targets."""
-    secs = max([x["seconds"] for (rt, w), v in samples.items() if w == "W6" for x in v]
+def method(samples, w):
+    """The paragraph saying how a server-under-wrk workload is measured."""
+    secs = max([x["seconds"] for (rt, ww), v in samples.items() if ww == w for x in v]
                or [DURATION])
-    A("## W6 HTTP: a keep-alive server answering \"Hello, World!\", loaded by wrk")
-    A("")
-    A("Server pinned to core %s, wrk (one thread, %s connections, %d s after a 1 s warm-up) "
-      "to core %s; CPU time per request = the server's user (or system) time from "
-      "/proc/PID/stat over the measured run / requests served. wrk on one core saturates "
-      "before a fast server does, so requests per second tops out for the fast ones; "
-      "rank those by CPU per request." % (SERVER_CPU, CONNS, secs, WRK_CPU))
-    A("")
-    n = max([len(v) for (rt, w), v in samples.items() if w == "W6"] or [0])
+    return ("Server pinned to core %s, wrk (one thread, %s connections, %d s after a 1 s "
+            "warm-up) to core %s; CPU time per request = the server's user (or system) time "
+            "from /proc/PID/stat over the measured run / requests served. wrk on one core "
+            "saturates before a fast server does, so requests per second tops out for the "
+            "fast ones; rank those by CPU per request." % (SERVER_CPU, CONNS, secs, WRK_CPU))
+
+
+def table(A, w, rows, status, samples, med, spread, extra):
+    """The table of a server-under-wrk workload w: requests/s, latency, CPU per
+    request; extra = [(header, function(samples) -> cell)] columns after those."""
+    n = max([len(v) for (rt, ww), v in samples.items() if ww == w] or [0])
     A("Repetitions: %d per runtime (medians shown, min–max in brackets)." % n)
     A("")
-    A("| runtime | requests/s | p50 ms | p99 ms | user µs/req | sys µs/req | user × C |")
-    A("|---|---:|---:|---:|---:|---:|---:|")
-    ref = samples.get(("c", "W6"))
-    refv = med(ref, "user_us_per_req") if ref and not status("c", "W6") else None
+    A("| runtime | requests/s | p50 ms | p99 ms | user µs/req | sys µs/req |"
+      + "".join(" %s |" % h for h, _ in extra))
+    A("|---|---:|---:|---:|---:|---:|" + "---:|" * len(extra))
     for rt in rows:
-        st = status(rt, "W6")
+        st = status(rt, w)
         if st:
-            A("| %s | %s | | | | | |" % (rt, st))
+            A("| %s | %s | | | | |" % (rt, st) + " |" * len(extra))
             continue
-        s = samples[(rt, "W6")]
-        u = med(s, "user_us_per_req")
+        s = samples[(rt, w)]
         errs = [x["errors"] for x in s if x.get("errors")]
-        A("| %s%s | %.0f (%s) | %.2f | %.2f (%s) | %.2f (%s) | %.2f | %s |" % (
+        A("| %s%s | %.0f (%s) | %.2f | %.2f (%s) | %.2f (%s) | %.2f |" % (
             rt, " (wrk: %s)" % errs[0] if errs else "",
             med(s, "rps"), spread(s, "rps", "%.0f"), med(s, "p50_ms"),
             med(s, "p99_ms"), spread(s, "p99_ms", "%.2f"),
-            u, spread(s, "user_us_per_req", "%.2f"), med(s, "sys_us_per_req"),
-            fmt_ratio(u / refv if refv else None)))
+            med(s, "user_us_per_req"), spread(s, "user_us_per_req", "%.2f"),
+            med(s, "sys_us_per_req")) + "".join(" %s |" % f(s) for _, f in extra))
+
+
+def render(A, rows, status, samples, targets, med, spread, fmt_ratio):
+    """The W6 section of the report; appends casync's targets."""
+    A("## W6 HTTP: a keep-alive server answering \"Hello, World!\", loaded by wrk")
+    A("")
+    A(method(samples, "W6"))
+    A("")
+    ref = samples.get(("c", "W6"))
+    refv = med(ref, "user_us_per_req") if ref and not status("c", "W6") else None
+    table(A, "W6", rows, status, samples, med, spread, [
+        ("user × C", lambda s: fmt_ratio(med(s, "user_us_per_req") / refv if refv else None))])
     c = samples.get(("casync", "W6"))
     ok = c and not status("casync", "W6")
     targets.append(("W6 server user CPU per request vs plain C on libuv", "≤ 2.20×",
