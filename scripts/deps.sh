@@ -4,7 +4,8 @@
 set -euo pipefail
 PKGS=(lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted
       pkg-config cmake make gcc libc6-dev valgrind
-      node-llhttp lua-cjson libssl-dev openssl python3-websockets nodejs)
+      node-llhttp lua-cjson libssl-dev openssl python3-websockets nodejs
+      clang-format)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

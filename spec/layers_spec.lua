@@ -1,6 +1,6 @@
 -- The house rules ARCHITECTURE.md states, checked on the sources: layers
 -- (each file includes casync headers of its own layer or below, so it can
--- call nothing above it) and file sizes.
+-- call nothing above it), file sizes, and the C style (.clang-format).
 local function read(path)
   local f = assert(io.open(path))
   local s = f:read("a")
@@ -93,5 +93,23 @@ describe("the layers", function()
         end
       end
     end
+  end)
+
+  it("the C sources are laid out as .clang-format says (clang-format -i src/*.[ch] fixes them)",
+     function()
+    if os.execute("command -v clang-format >/dev/null") ~= true then
+      pending("clang-format is not installed (scripts/deps.sh installs it)")
+      return
+    end
+    local off = {}
+    for _, ext in ipairs({"h", "c"}) do
+      for _, path in ipairs(src_files(ext)) do
+        local p = io.popen("clang-format --style=file " .. path)
+        local formatted = p:read("a")
+        p:close()
+        if formatted ~= read(path) then off[#off + 1] = path end
+      end
+    end
+    assert(#off == 0, "not as clang-format lays them out: " .. table.concat(off, " "))
   end)
 end)

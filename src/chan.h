@@ -27,7 +27,6 @@ typedef struct chan {
   int is_queue;
 } chan;
 
-
 void casync__chan_take_from(lua_State *L, casync_wnode *w);
 chan *casync__chan_check(lua_State *L, int idx);
 chan *casync__queue_check(lua_State *L, int idx);
@@ -37,8 +36,7 @@ int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
 int casync__chan_try_recv(lua_State *L, casync_ctx *lp, chan *c, int chidx);
 void casync__chan_close(casync_ctx *lp, chan *c);
 int casync__chan_cancel(casync_ctx *lp, casync_task *t, int why);
-void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
-                         int valslot);
+void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op, int valslot);
 int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio);
 int casync__chan_recv(lua_State *L, chan *c, int op);
 int casync__chan_poll_recv(lua_State *L, chan *c);
@@ -48,7 +46,7 @@ chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
                        const char *mt);
 void casync__chan_describe(lua_State *L, chan *c, const char *op);
 const void *casync__chan_new_type(lua_State *L, const char *name,
-                           const luaL_Reg *methods, lua_CFunction tostring,
-                           lua_CFunction len);
+                                  const luaL_Reg *methods,
+                                  lua_CFunction tostring, lua_CFunction len);
 
 #endif

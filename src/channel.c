@@ -184,10 +184,8 @@ int casync__chan_try_send(lua_State *L, casync_ctx *lp, chan *c, int chidx,
   if (r) {
     give_to(L, r);
     casync__wq_serve(lp, r, WN_OK);
-  } else if (c->count < c->cap)
-    buf_push(L, c, chidx, prio);
-  else
-    return 0;
+  } else if (c->count < c->cap) buf_push(L, c, chidx, prio);
+  else return 0;
   c->unfinished++;
   return 1;
 }
@@ -202,7 +200,8 @@ int casync__chan_try_recv(lua_State *L, casync_ctx *lp, chan *c, int chidx) {
     /* a waiting sender moves into the freed slot, in order */
     if ((s = casync__wq_pop(&c->senders)) != NULL) {
       lua_Number prio = c->order == ORDER_PRIORITY
-                            ? lua_tonumber(s->task->co, s->valslot + 1) : 0;
+                            ? lua_tonumber(s->task->co, s->valslot + 1)
+                            : 0;
       casync__chan_take_from(L, s);
       buf_push(L, c, chidx, prio);
       c->unfinished++;
@@ -229,8 +228,10 @@ void casync__chan_close(casync_ctx *lp, chan *c) {
   casync_wnode *w;
   if (c->closed) return;
   c->closed = 1;
-  while ((w = casync__wq_pop(&c->receivers)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
-  while ((w = casync__wq_pop(&c->senders)) != NULL) casync__wq_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->receivers)) != NULL)
+    casync__wq_serve(lp, w, WN_CLOSED);
+  while ((w = casync__wq_pop(&c->senders)) != NULL)
+    casync__wq_serve(lp, w, WN_CLOSED);
 }
 
 /* ----------------------------------------------------- send and recv */
@@ -280,14 +281,18 @@ static void get_describe(lua_State *L, casync_task *t) {
   casync__chan_describe(L, t->wait_obj, "get");
 }
 
-static const casync_wait_kind send_wait = {"send", "channel send",
-  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, send_describe};
-static const casync_wait_kind put_wait = {"put", "queue put",
-  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, put_describe};
-static const casync_wait_kind recv_wait = {"recv", "channel recv",
-  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, recv_describe};
-static const casync_wait_kind get_wait = {"get", "queue get",
-  casync__chan_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, get_describe};
+static const casync_wait_kind send_wait = {
+    "send", "channel send", casync__chan_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, send_describe};
+static const casync_wait_kind put_wait = {
+    "put", "queue put", casync__chan_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, put_describe};
+static const casync_wait_kind recv_wait = {
+    "recv", "channel recv", casync__chan_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, recv_describe};
+static const casync_wait_kind get_wait = {
+    "get", "queue get", casync__chan_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, get_describe};
 
 /* Queues t's wait node for op on q. */
 void casync__chan_enlist(casync_task *t, casync_wqueue *q, int op,
@@ -320,8 +325,8 @@ static int chan_send(lua_State *L, casync_ctx *lp, chan *c, int op,
   if (casync__chan_try_send(L, lp, c, 1, prio)) return 0;
   lua_pop(L, 1);
   casync__chan_enlist(t, &c->senders, op, 2);
-  return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0,
-                      send_k, (lua_KContext)t);
+  return casync__park(L, t, op == OP_PUT ? &put_wait : &send_wait, c, 0, send_k,
+                      (lua_KContext)t);
 }
 
 int casync__chan_send(lua_State *L, chan *c, int op, lua_Number prio) {
@@ -355,8 +360,7 @@ static int recv_k(lua_State *L, int status, lua_KContext kc) {
 
 /* recv and get: c at 1. */
 static int chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op) {
-  casync_task *t =
-      casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
+  casync_task *t = casync__wait_begin_ctx(L, lp, op == OP_GET ? "get" : "recv");
   int got;
   if (lua_gettop(L) != 1) lua_settop(L, 1);
   if ((got = casync__chan_try_recv(L, lp, c, 1)) != 0) {
@@ -364,8 +368,8 @@ static int chan_recv(lua_State *L, casync_ctx *lp, chan *c, int op) {
     return 2;
   }
   casync__chan_enlist(t, &c->receivers, op, 0);
-  return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0,
-                      recv_k, (lua_KContext)t);
+  return casync__park(L, t, op == OP_GET ? &get_wait : &recv_wait, c, 0, recv_k,
+                      (lua_KContext)t);
 }
 
 /* ch:recv() -> v, true | nil, false: suspends until a value comes; nil,
@@ -452,7 +456,8 @@ static int meta_tostring(lua_State *L) {
 
 /* Checks a capacity argument: none/nil gives 0; else a whole number in
  * 0..MAX_CAPACITY. */
-lua_Integer casync__chan_check_capacity(lua_State *L, int arg, const char *what) {
+lua_Integer casync__chan_check_capacity(lua_State *L, int arg,
+                                        const char *what) {
   lua_Integer cap;
   int isint;
   if (lua_isnoneornil(L, arg)) return 0;
@@ -462,10 +467,14 @@ lua_Integer casync__chan_check_capacity(lua_State *L, int arg, const char *what)
     if (lua_type(L, arg) != LUA_TNUMBER) luaL_typeerror(L, arg, "integer");
     /* a whole float too large for an integer (2^63, math.huge) */
     if (x == floor(x))
-      luaL_argerror(L, arg, lua_pushfstring(L, x < 0 ? "%s must not be "
-                    "negative" : "%s is too large", what));
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a whole number",
-                                          what));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L,
+                                    x < 0 ? "%s must not be "
+                                            "negative"
+                                          : "%s is too large",
+                                    what));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "%s must be a whole number", what));
   }
   if (cap < 0)
     luaL_argerror(L, arg, lua_pushfstring(L, "%s must not be negative", what));
@@ -476,7 +485,7 @@ lua_Integer casync__chan_check_capacity(lua_State *L, int arg, const char *what)
 
 /* Pushes a new channel or queue with its buffer table(s); cap > 0. */
 chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
-                      const char *mt) {
+                       const char *mt) {
   chan *c = lua_newuserdatauv(L, sizeof *c, order == ORDER_PRIORITY ? 2 : 1);
   memset(c, 0, sizeof *c);
   c->id = ++CASYNC_CTX(L)->next_obj_id;
@@ -498,7 +507,7 @@ chan *casync__chan_new(lua_State *L, lua_Integer cap, int order,
  * rendezvous; n > 0 buffers n values */
 static int fn_channel(lua_State *L) {
   casync__chan_new(L, casync__chan_check_capacity(L, 1, "capacity"), ORDER_FIFO,
-           CASYNC_CHANNEL_MT);
+                   CASYNC_CHANNEL_MT);
   return 1;
 }
 
@@ -525,10 +534,11 @@ const void *casync__chan_new_type(lua_State *L, const char *name,
 void casync__channel_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"channel", fn_channel}, {NULL, NULL}};
   static const luaL_Reg methods[] = {
-    {"send", meth_send}, {"recv", meth_recv}, {"try_send", meth_try_send},
-    {"try_recv", meth_try_recv}, {"close", meth_close}, {"iter", meth_iter},
-    {"len", meth_len}, {"cap", meth_cap}, {"closed", meth_closed},
-    {NULL, NULL}};
+      {"send", meth_send},         {"recv", meth_recv},
+      {"try_send", meth_try_send}, {"try_recv", meth_try_recv},
+      {"close", meth_close},       {"iter", meth_iter},
+      {"len", meth_len},           {"cap", meth_cap},
+      {"closed", meth_closed},     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   casync__ctx_get(L)->chan_mt = casync__chan_new_type(
       L, CASYNC_CHANNEL_MT, methods, meta_tostring, meth_len);

@@ -11,11 +11,18 @@
 #include <string.h>
 #include "prim.h"
 
-enum { M_GATHER, M_SETTLED, M_RACE, M_WAIT_ALL, M_WAIT_FIRST,
-       M_WAIT_ERROR, M_WAIT_FOR };
+enum {
+  M_GATHER,
+  M_SETTLED,
+  M_RACE,
+  M_WAIT_ALL,
+  M_WAIT_FIRST,
+  M_WAIT_ERROR,
+  M_WAIT_FOR
+};
 
 static const char *const mode_names[] = {
-  "gather", "all_settled", "race", "wait", "wait", "wait", "wait_for"};
+    "gather", "all_settled", "race", "wait", "wait", "wait", "wait_for"};
 
 typedef struct group group;
 
@@ -58,8 +65,8 @@ static void unlink_all(group *g) {
 
 static int rule_met(group *g) {
   if (g->pending == 0) return 1;
-  if (g->outer_cancel || g->timed_out) return g->mode < M_WAIT_ALL ||
-                                              g->mode == M_WAIT_FOR ? 0 : 1;
+  if (g->outer_cancel || g->timed_out)
+    return g->mode < M_WAIT_ALL || g->mode == M_WAIT_FOR ? 0 : 1;
   return (g->mode == M_WAIT_FIRST || g->mode == M_WAIT_ERROR) && g->first >= 0;
 }
 
@@ -88,14 +95,11 @@ static void member_ended(group *g, int idx) {
       g->first = idx;
       cancel_members(g);
       break;
-    case M_WAIT_FIRST:
-      g->first = idx;
-      break;
+    case M_WAIT_FIRST: g->first = idx; break;
     case M_WAIT_ERROR:
       if (t->outcome != OUT_OK) g->first = idx;
       break;
-    default:
-      break;
+    default: break;
     }
   maybe_wake(g);
 }
@@ -151,12 +155,14 @@ static int group_blockers(lua_State *L, casync_task *t, casync_task **out,
   return n;
 }
 
-#define GROUP(name) {name, name, group_cancel, \
-                     CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, \
-                     group_describe, group_blockers}
+#define GROUP(name)                                                 \
+  {                                                                 \
+    name, name, group_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, \
+        group_describe, group_blockers                              \
+  }
 static const casync_wait_kind group_waits[] = {
-  GROUP("gather"), GROUP("all_settled"), GROUP("race"), GROUP("wait"),
-  GROUP("wait"), GROUP("wait"), GROUP("wait_for")};
+    GROUP("gather"), GROUP("all_settled"), GROUP("race"),    GROUP("wait"),
+    GROUP("wait"),   GROUP("wait"),        GROUP("wait_for")};
 #undef GROUP
 
 /* ------------------------------------------------------------- results */
@@ -196,10 +202,8 @@ static int outcome_kept(group *g) {
       if (g->m[i].task->outcome != OUT_OK) return 0;
     return 1;
   case M_RACE:
-  case M_WAIT_FOR:
-    return g->first_ok >= 0;
-  default:
-    return 0;
+  case M_WAIT_FOR: return g->first_ok >= 0;
+  default: return 0;
   }
 }
 
@@ -304,11 +308,13 @@ static void collect(lua_State *L, casync_ctx *lp, casync_task *self,
     else lua_rawgeti(L, list, i);
     ok = luaL_testudata(L, -1, CASYNC_TASK_MT) || casync__is_callable(L, -1);
     if (!ok) {
-      if (is_varargs)
-        luaL_typeerror(L, i, "task or function");
+      if (is_varargs) luaL_typeerror(L, i, "task or function");
       else
-        luaL_argerror(L, arg, lua_pushfstring(L, "entry %d is not a task or "
-                      "function (%s)", i, luaL_typename(L, -1)));
+        luaL_argerror(L, arg,
+                      lua_pushfstring(L,
+                                      "entry %d is not a task or "
+                                      "function (%s)",
+                                      i, luaL_typename(L, -1)));
     }
     if (lua_touserdata(L, -1) == self)
       luaL_error(L, "%s: a task cannot wait for itself", fname);
@@ -331,7 +337,8 @@ static void collect(lua_State *L, casync_ctx *lp, casync_task *self,
 static int start(lua_State *L, casync_ctx *lp, casync_task *self, int mode,
                  double timeout, int varargs) {
   int tasks = lua_gettop(L), n = (int)lua_rawlen(L, tasks), i, gidx;
-  group *g = lua_newuserdatauv(L, sizeof(group) + (size_t)n * sizeof(member), 0);
+  group *g =
+      lua_newuserdatauv(L, sizeof(group) + (size_t)n * sizeof(member), 0);
   memset(g, 0, sizeof(group));
   g->lp = lp;
   g->waiter = self;
@@ -386,9 +393,9 @@ static int front(lua_State *L, int mode, int allow_varargs, int nargs_keep,
   casync_ctx *lp = CASYNC_CTX(L);
   casync_task *self;
   const char *name = mode_names[mode];
-  int varargs = allow_varargs &&
-                !(lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TTABLE &&
-                  !casync__is_callable(L, 1));
+  int varargs =
+      allow_varargs && !(lua_gettop(L) == 1 && lua_type(L, 1) == LUA_TTABLE &&
+                         !casync__is_callable(L, 1));
   int n;
   if (varargs) n = lua_gettop(L);
   else {
@@ -421,8 +428,8 @@ static int fn_race(lua_State *L) { return front(L, M_RACE, 0, 1, -1); }
  * ("all_completed" default, "first_completed", "first_error") and
  * opts.timeout; cancels nothing */
 static int fn_wait(lua_State *L) {
-  static const char *const whens[] = {
-    "all_completed", "first_completed", "first_error", NULL};
+  static const char *const whens[] = {"all_completed", "first_completed",
+                                      "first_error", NULL};
   int mode = M_WAIT_ALL;
   double timeout = -1;
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -471,8 +478,7 @@ static int fn_wait_for(lua_State *L) {
 
 void casync__combinators_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"gather", fn_gather}, {"all_settled", fn_all_settled},
-    {"race", fn_race}, {"wait", fn_wait}, {"wait_for", fn_wait_for},
-    {NULL, NULL}};
+      {"gather", fn_gather}, {"all_settled", fn_all_settled}, {"race", fn_race},
+      {"wait", fn_wait},     {"wait_for", fn_wait_for},       {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
 }

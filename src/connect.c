@@ -20,19 +20,19 @@
 #define HE_MAX 16     /* addresses tried at most */
 
 /* The stack above base while connecting: */
-#define R_RACE 1      /* the race */
-#define R_LOOKUP 2    /* the name's lookup, or nil */
-#define R_STREAMS 3   /* the attempts' streams, by index + 1 */
+#define R_RACE 1    /* the race */
+#define R_LOOKUP 2  /* the name's lookup, or nil */
+#define R_STREAMS 3 /* the attempts' streams, by index + 1 */
 
 typedef struct he_race {
-  casync_tnode stagger;     /* the next attempt's start */
+  casync_tnode stagger; /* the next attempt's start */
   casync_ctx *ctx;
-  casync_task *task;        /* the waiting task, NULL once it is over */
+  casync_task *task; /* the waiting task, NULL once it is over */
   int base;
   int naddr, next, running, winner, lasterr, port;
   double timeout;
   uint64_t deadline;
-  lua_KFunction k;          /* the caller's continuation */
+  lua_KFunction k; /* the caller's continuation */
   lua_KContext kc;
   casync_stream *att[HE_MAX];
   struct sockaddr_storage addr[HE_MAX];
@@ -112,8 +112,8 @@ static int race_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A won race hands over its stream: kept (closed on a late cancel). */
-static const casync_wait_kind race_wait = {"connect", "connect", race_cancel,
-                                           CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+static const casync_wait_kind race_wait = {
+    "connect", "connect", race_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Leaves the stack as the caller had it plus the results, and goes on in
  * the caller's continuation. */
@@ -192,8 +192,7 @@ static void add_addr(he_race *r, const struct sockaddr *sa, int port) {
   memcpy(&ss, sa, len);
   if (ss.ss_family == AF_INET6)
     ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-  else
-    ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+  else ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
   for (i = 0; i < r->naddr; i++)
     if (memcmp(&r->addr[i], &ss, len) == 0) return;
   r->addr[r->naddr++] = ss;
@@ -265,6 +264,6 @@ int casync__tcp_connect(lua_State *L, casync_task *t, const char *host,
     return race_start(L, t, r);
   }
   snprintf(service, sizeof service, "%d", port);
-  return casync__dns_lookup(L, t, host, service, AF_UNSPEC, deadline,
-                            lookup_k, (lua_KContext)base);
+  return casync__dns_lookup(L, t, host, service, AF_UNSPEC, deadline, lookup_k,
+                            (lua_KContext)base);
 }

@@ -213,10 +213,8 @@ static int placeholder_index(lua_State *L) {
   if (!k) return 0;
   if (!strcmp(k, "is_closing") || !strcmp(k, "is_active"))
     lua_pushcfunction(L, placeholder_true);
-  else if (!strcmp(k, "has_ref"))
-    lua_pushcfunction(L, placeholder_false);
-  else if (!strcmp(k, "get_type"))
-    lua_pushcfunction(L, placeholder_type);
+  else if (!strcmp(k, "has_ref")) lua_pushcfunction(L, placeholder_false);
+  else if (!strcmp(k, "get_type")) lua_pushcfunction(L, placeholder_type);
   else /* close, ref, unref, ...: nothing to do */
     lua_pushcfunction(L, placeholder_none);
   return 1;
@@ -245,10 +243,11 @@ static void on_core_closed(uv_handle_t *h) {
 /* Prints what the shutdown could not close. */
 static void report_open(casync_ctx *ctx) {
   casync_handle *h;
-  fprintf(stderr, "casync: %d handle%s still open when the Lua state "
-          "closed:", ctx->nhandles, ctx->nhandles > 1 ? "s" : "");
-  for (h = ctx->handles; h; h = h->next)
-    fprintf(stderr, " %s", h->cls->name);
+  fprintf(stderr,
+          "casync: %d handle%s still open when the Lua state "
+          "closed:",
+          ctx->nhandles, ctx->nhandles > 1 ? "s" : "");
+  for (h = ctx->handles; h; h = h->next) fprintf(stderr, " %s", h->cls->name);
   fprintf(stderr, "\n");
   fflush(stderr);
 }
@@ -283,8 +282,7 @@ static int ctx_gc(lua_State *L) {
     uint64_t until = uv_hrtime() + (uint64_t)SHUTDOWN_MS * 1000000u;
     ctx->refs++; /* this function's own hold */
     while ((ctx->nhandles > 0 || ctx->core_open > 0) && uv_hrtime() < until)
-      if (!uv_run(loop, UV_RUN_NOWAIT) && ctx->nhandles > 0)
-        uv_sleep(1);
+      if (!uv_run(loop, UV_RUN_NOWAIT) && ctx->nhandles > 0) uv_sleep(1);
     if (ctx->nhandles > 0) report_open(ctx);
     if (uv_loop_close(loop) == 0) free(loop);
     /* NOTE: a loop still busy (luv handles nobody closed, a request
@@ -328,8 +326,7 @@ int casync__ctx_init(lua_State *L) {
   luv = luv_context(L);
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &extloop_key) == LUA_TLIGHTUSERDATA)
     ctx->loop = lua_touserdata(L, -1);
-  else if (luv->loop)
-    ctx->loop = luv->loop;
+  else if (luv->loop) ctx->loop = luv->loop;
   lua_pop(L, 1);
   if (!ctx->loop) {
     ctx->loop = malloc(sizeof *ctx->loop);

@@ -16,14 +16,22 @@
 #include <string.h>
 #include "prim.h"
 
-#define MAX_DEPTH 100                    /* nested tables, each way */
-#define MAX_BYTES ((size_t)1 << 30)      /* 1 GiB of encoded data */
+#define MAX_DEPTH 100               /* nested tables, each way */
+#define MAX_BYTES ((size_t)1 << 30) /* 1 GiB of encoded data */
 
 /* Tags of the encoding.  A table or function gets the next reference
  * number when it is first seen; later sightings are written as a REF. */
 enum {
-  X_NIL = 'n', X_FALSE = 'f', X_TRUE = 't', X_INT = 'i', X_FLT = 'd',
-  X_STR = 's', X_TABLE = 'T', X_END = 'e', X_REF = 'R', X_FUNC = 'F'
+  X_NIL = 'n',
+  X_FALSE = 'f',
+  X_TRUE = 't',
+  X_INT = 'i',
+  X_FLT = 'd',
+  X_STR = 's',
+  X_TABLE = 'T',
+  X_END = 'e',
+  X_REF = 'R',
+  X_FUNC = 'F'
 };
 
 void casync__buf_free(casync_buf *b) {
@@ -37,14 +45,14 @@ void casync__buf_free(casync_buf *b) {
 typedef struct enc {
   lua_State *L;
   casync_buf *b;
-  int seen;           /* stack index: table or function -> its reference */
+  int seen; /* stack index: table or function -> its reference */
   int nrefs;
   int depth;
   int keys[MAX_DEPTH + 1]; /* stack index of the key at each depth */
-  int msg;            /* stack index of the slot for the error message */
-  const char *root;   /* the value's root name: "fn", "args", "results" */
-  lua_Integer rootidx;   /* its index under root, or 0 for none */
-  int room;           /* reserve's verdict when lua_dump's writer failed */
+  int msg;                 /* stack index of the slot for the error message */
+  const char *root;        /* the value's root name: "fn", "args", "results" */
+  lua_Integer rootidx;     /* its index under root, or 0 for none */
+  int room;                /* reserve's verdict when lua_dump's writer failed */
 } enc;
 
 /* Grows the buffer to hold n more bytes: 1, or 0 when out of memory, -1
@@ -118,7 +126,7 @@ static int fail(enc *e, int upto, const char *why, const char *arg) {
   }
   for (d = 0; d < upto; d++) path_key(L, &B, e->keys[d]);
   luaL_addstring(&B, ": ");
-  lua_pushvalue(L, -2);  /* the reason, under the buffer's box */
+  lua_pushvalue(L, -2); /* the reason, under the buffer's box */
   luaL_addvalue(&B);
   luaL_pushresult(&B);
   lua_replace(L, e->msg);
@@ -127,8 +135,8 @@ static int fail(enc *e, int upto, const char *why, const char *arg) {
 }
 
 static int no_room(enc *e, int why) {
-  return fail(e, e->depth, "%s", why < 0 ? "more than 1 GiB of data"
-                                         : "not enough memory");
+  return fail(e, e->depth, "%s",
+              why < 0 ? "more than 1 GiB of data" : "not enough memory");
 }
 
 static int put(enc *e, const void *p, size_t n) {
@@ -257,8 +265,7 @@ static int encode(enc *e, int idx) {
   lua_State *L = e->L;
   int t = lua_type(L, idx);
   switch (t) {
-  case LUA_TNIL:
-    return put_byte(e, X_NIL);
+  case LUA_TNIL: return put_byte(e, X_NIL);
   case LUA_TBOOLEAN:
     return put_byte(e, lua_toboolean(L, idx) ? X_TRUE : X_FALSE);
   case LUA_TNUMBER:
@@ -289,19 +296,17 @@ static int encode(enc *e, int idx) {
     lua_rawset(L, e->seen);
     return t == LUA_TTABLE ? encode_table(e, idx) : encode_function(e, idx);
   }
-  case LUA_TTHREAD:
-    return fail(e, e->depth, "%s", "coroutine");
-  default:
-    return fail(e, e->depth, "%s", luaL_typename(L, idx));
+  case LUA_TTHREAD: return fail(e, e->depth, "%s", "coroutine");
+  default: return fail(e, e->depth, "%s", luaL_typename(L, idx));
   }
 }
 
 typedef struct encode_args {
   casync_buf *b;
   const char *root;
-  lua_Integer first;  /* index under root of the first value after fn */
-  int fn_first;       /* the first value is "fn", the rest root[first..] */
-  int failed;         /* 1-based position of the value that failed */
+  lua_Integer first; /* index under root of the first value after fn */
+  int fn_first;      /* the first value is "fn", the rest root[first..] */
+  int failed;        /* 1-based position of the value that failed */
 } encode_args;
 
 /* Protected: [1 args][2 msg slot][3..] the values. */
@@ -371,14 +376,12 @@ int casync__copy_encode(lua_State *L, int idx, int n, casync_buf *b,
 typedef struct dec {
   lua_State *L;
   const unsigned char *p, *end;
-  int refs;     /* stack index: reference number -> table or function */
+  int refs; /* stack index: reference number -> table or function */
   int nrefs;
   int depth;
 } dec;
 
-static void corrupt(dec *d) {
-  luaL_error(d->L, "casync: corrupt copy buffer");
-}
+static void corrupt(dec *d) { luaL_error(d->L, "casync: corrupt copy buffer"); }
 
 static void get(dec *d, void *out, size_t n) {
   if ((size_t)(d->end - d->p) < n) corrupt(d);
@@ -399,7 +402,10 @@ static size_t get_size(dec *d) {
   }
 }
 
-typedef struct { const char *p; size_t n; } chunk;
+typedef struct {
+  const char *p;
+  size_t n;
+} chunk;
 
 static const char *reader(lua_State *L, void *ud, size_t *size) {
   chunk *c = ud;

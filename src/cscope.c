@@ -87,13 +87,11 @@ void casync__cs_open(casync_task *t, casync_cscope *s) {
 
 /* Task t, in cancelled scope s that closes, has not run yet: it would
  * never see the cancellation at a wait inside s, so it takes it along. */
-static void cancel_unstarted(casync_ctx *lp, casync_cscope *s,
-                             casync_task *t) {
+static void cancel_unstarted(casync_ctx *lp, casync_cscope *s, casync_task *t) {
   lua_State *L = lp->L;
   if (s->flags & CS_BY_DEADLINE)
     lua_pushfstring(L, "cancelled: the deadline of %f s passed", s->seconds);
-  else
-    lua_pushliteral(L, "cancelled: its scope was cancelled");
+  else lua_pushliteral(L, "cancelled: its scope was cancelled");
   casync__cancel(L, lp, t, -1);
   lua_pop(L, 1);
 }
@@ -179,8 +177,7 @@ static void on_deadline(casync_ctx *lp, casync_tnode *n) {
 }
 
 /* Gives s a deadline `seconds` from now (or cancels it at once). */
-void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
-                             double seconds) {
+void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s, double seconds) {
   s->seconds = seconds;
   s->timer.fire = on_deadline;
   if (seconds <= 0) casync__cs_cancel(lp, s, 1);
@@ -191,9 +188,12 @@ void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
 int casync__cs_error(lua_State *L, const casync_task *t) {
   const casync_cscope *s = cause(t);
   if (s && (s->flags & CS_BY_DEADLINE))
-    return casync__error_push(L, "cancelled", NULL, "cancelled: the deadline "
-                              "of %f s passed", s->seconds);
-  return casync__error_push(L, "cancelled", NULL, "cancelled: its scope "
+    return casync__error_push(L, "cancelled", NULL,
+                              "cancelled: the deadline "
+                              "of %f s passed",
+                              s->seconds);
+  return casync__error_push(L, "cancelled", NULL,
+                            "cancelled: its scope "
                             "was cancelled");
 }
 

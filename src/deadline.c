@@ -197,8 +197,7 @@ static int fn_deadline(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   casync_task *t = lp->current;
   uint64_t d;
-  if (!t || t->co != L || !t->cscope || !(d = casync__cs_deadline(t)))
-    return 0;
+  if (!t || t->co != L || !t->cscope || !(d = casync__cs_deadline(t))) return 0;
   lua_pushnumber(L, (lua_Number)d / 1e9);
   return 1;
 }
@@ -228,23 +227,27 @@ static int fn_checkpoint(lua_State *L) {
 static int fn_join_scope(lua_State *L) {
   casync_ctx *lp = CASYNC_CTX(L);
   casync_task *t = casync__check_task(L, 1), *by = lp->current;
-  luaL_argcheck(L, !t->cscope && !(t->flags & TF_STARTED) &&
-                t->state != T_DONE, 1, "a task not started and in no "
+  luaL_argcheck(L, !t->cscope && !(t->flags & TF_STARTED) && t->state != T_DONE,
+                1,
+                "a task not started and in no "
                 "scope expected");
   if (by && by->cscope) casync__cs_attach(t, by->cscope);
   return 0;
 }
 
 void casync__cscope_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"timeout", fn_timeout}, {"fail_after", fn_fail_after},
-    {"move_on_after", fn_move_on_after}, {"shield", fn_shield},
-    {"deadline", fn_deadline}, {"checkpoint", fn_checkpoint},
-    {"_join_scope", fn_join_scope}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"timeout", fn_timeout},
+                                 {"fail_after", fn_fail_after},
+                                 {"move_on_after", fn_move_on_after},
+                                 {"shield", fn_shield},
+                                 {"deadline", fn_deadline},
+                                 {"checkpoint", fn_checkpoint},
+                                 {"_join_scope", fn_join_scope},
+                                 {NULL, NULL}};
   static const luaL_Reg methods[] = {
-    {"close", meth_close}, {"cancel", meth_cancel},
-    {"cancelled", meth_cancelled}, {"expired", meth_expired},
-    {"deadline", meth_deadline}, {NULL, NULL}};
+      {"close", meth_close},         {"cancel", meth_cancel},
+      {"cancelled", meth_cancelled}, {"expired", meth_expired},
+      {"deadline", meth_deadline},   {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CSCOPE_MT);
   lua_newtable(L);

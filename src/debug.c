@@ -62,8 +62,7 @@ void casync__push_waiting_on(lua_State *L, casync_task *t) {
   casync__push_task(L, t->loop, t);
   if (lua_getiuservalue(L, -1, 2) == LUA_TTABLE &&
       lua_getfield(L, -1, "doing") == LUA_TSTRING) {
-    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1),
-                    lua_tostring(L, top + 1));
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -1), lua_tostring(L, top + 1));
     lua_replace(L, top + 1);
   }
   lua_settop(L, top + 1);
@@ -171,7 +170,10 @@ static int meth_info(lua_State *L) {
 
 /* ------------------------------------------------------------- dumps */
 
-typedef struct out { int tbl; lua_Integer n; } out; /* pieces, concatenated */
+typedef struct out {
+  int tbl;
+  lua_Integer n;
+} out; /* pieces, concatenated */
 
 static void put(lua_State *L, out *o) { /* the string on top */
   lua_rawseti(L, o->tbl, ++o->n);
@@ -204,8 +206,7 @@ static void dump_task(lua_State *L, out *o, int kids, casync_task *t,
     lua_pushfstring(L, " (spawned at %s)", lua_tostring(L, -1));
     lua_remove(L, -2);
     put(L, o);
-  } else
-    lua_pop(L, 1);
+  } else lua_pop(L, 1);
   if (t->loop->debug) {
     char num[32];
     snprintf(num, sizeof num, "%.3f", (double)t->cpu_ns / 1e6);
@@ -382,8 +383,7 @@ static int push_cycle(lua_State *L, casync_task *t, int tracebacks) {
       casync__push_task_label(L, path[i]);
       if (co == L || lua_status(co) == LUA_YIELD)
         luaL_traceback(L, co, NULL, 0);
-      else
-        lua_pushliteral(L, "(no traceback)");
+      else lua_pushliteral(L, "(no traceback)");
       lua_pushfstring(L, "\n%s:\n%s", lua_tostring(L, -2), lua_tostring(L, -1));
       lua_replace(L, -3);
       lua_pop(L, 1);
@@ -457,7 +457,7 @@ void casync__report_leaks(lua_State *L, casync_ctx *lp) {
     if (!t || t->state != T_WAITING || (t->flags & TF_MAIN)) continue;
     if (n++ == 0)
       fprintf(stderr, "casync: tasks still blocked when run returned "
-              "(cancelled now):\n");
+                      "(cancelled now):\n");
     casync__push_task_label(L, t);
     casync__push_waiting_on(L, t);
     casync__push_spawned_at(L, t);
@@ -479,7 +479,7 @@ typedef struct dbg_handle {
     uv_signal_t sig;
     uv_pipe_t pipe;
   } u;
-  char *out;          /* a client: the dump being written */
+  char *out; /* a client: the dump being written */
   uv_write_t wreq;
   char path[SOCK_MAX]; /* the listener: its socket file, removed at close */
 } dbg_handle;
@@ -630,9 +630,11 @@ static int fn_doing(lua_State *L) {
 }
 
 void casync__debug_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"tasks", fn_tasks}, {"dump", fn_dump}, {"debug", fn_debug},
-    {"_doing", fn_doing}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"tasks", fn_tasks},
+                                 {"dump", fn_dump},
+                                 {"debug", fn_debug},
+                                 {"_doing", fn_doing},
+                                 {NULL, NULL}};
   casync_ctx *lp = casync__ctx_get(L);
   const char *env = getenv("CASYNC_DEBUG");
   casync__ctx_setfuncs(L, fns);

@@ -15,15 +15,15 @@
 typedef struct gai_ud gai_ud;
 typedef struct gai_req {
   uv_getaddrinfo_t req;
-  casync_ctx *ctx;      /* referenced until the request is freed */
-  gai_ud *ud;           /* NULL once Lua let go */
-  casync_task *task;    /* the waiting task, NULL once it stopped waiting */
+  casync_ctx *ctx;   /* referenced until the request is freed */
+  gai_ud *ud;        /* NULL once Lua let go */
+  casync_task *task; /* the waiting task, NULL once it stopped waiting */
   struct addrinfo *res;
   int status, done;
 } gai_req;
 
 struct gai_ud {
-  gai_req *r;           /* NULL once freed */
+  gai_req *r; /* NULL once freed */
 };
 
 static void free_req(gai_req *r) {
@@ -55,8 +55,7 @@ static int gai_gc(lua_State *L) {
   if (!r) return 0;
   u->r = NULL;
   if (r->done) free_req(r);
-  else { /* the callback frees it */
-    r->ud = NULL;
+  else { /* the callback frees it */ r->ud = NULL;
     r->task = NULL;
     uv_cancel((uv_req_t *)&r->req);
   }
@@ -205,8 +204,8 @@ static int fn_resolve(lua_State *L) {
   }
   lua_settop(L, 2);
   t = casync__wait_begin(L, "resolve");
-  return casync__dns_lookup(L, t, host, NULL, family,
-                            casync__deadline(timeout), resolve_k, 0);
+  return casync__dns_lookup(L, t, host, NULL, family, casync__deadline(timeout),
+                            resolve_k, 0);
 }
 
 void casync__dns_open(lua_State *L) {

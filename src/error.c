@@ -37,7 +37,8 @@ int casync__error_is(lua_State *L, int idx, const char *kind) {
   lua_pop(L, 2);
   if (yes && kind) {
     lua_getfield(L, idx, "kind");
-    yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), kind) == 0;
+    yes = lua_type(L, -1) == LUA_TSTRING &&
+          strcmp(lua_tostring(L, -1), kind) == 0;
     lua_pop(L, 1);
   }
   return yes;
@@ -115,7 +116,7 @@ static int fn_is_error(lua_State *L) {
 
 void casync__error_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"new_error", fn_new_error}, {"is_error", fn_is_error}, {NULL, NULL}};
+      {"new_error", fn_new_error}, {"is_error", fn_is_error}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_ERROR_MT);
   lua_pushcfunction(L, meta_tostring);
   lua_setfield(L, -2, "__tostring");

@@ -202,7 +202,8 @@ static void fs_describe(lua_State *L, casync_task *t) {
 }
 
 static const casync_wait_kind fs_wait = {"fs", "file operation", fs_cancel,
-  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, fs_describe};
+                                         CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+                                         fs_describe};
 
 /* Suspends the running task t until request r (its userdata at index ctx
  * of L) ends, then continues in k; at once if it already ended (its first

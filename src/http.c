@@ -54,9 +54,7 @@ static int fn_parser(lua_State *L) {
  * answer. */
 static int push_state(lua_State *L, casync_hmsg *m) {
   switch (m->state) {
-  case HM_DONE:
-    lua_pushliteral(L, "done");
-    break;
+  case HM_DONE: lua_pushliteral(L, "done"); break;
   case HM_ERROR:
     lua_pushnil(L);
     casync__error_push(L, m->status == 413 ? "limit" : "http",
@@ -65,11 +63,8 @@ static int push_state(lua_State *L, casync_hmsg *m) {
     lua_pushinteger(L, m->status);
     lua_setfield(L, -2, "status");
     return 2;
-  case HM_IDLE:
-    lua_pushliteral(L, "idle");
-    break;
-  default:
-    lua_pushliteral(L, "more");
+  case HM_IDLE: lua_pushliteral(L, "idle"); break;
+  default: lua_pushliteral(L, "more");
   }
   return 1;
 }

@@ -29,10 +29,8 @@ static void conn_uncount(hconn *c) {
 static void conn_unlist(hconn *c) {
   hserver *srv = c->srv;
   conn_uncount(c);
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    srv->conns = c->next;
+  if (c->prev) c->prev->next = c->next;
+  else srv->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->next = c->prev = NULL;
 }
@@ -71,10 +69,8 @@ void casync__hconn_orphan(hconn *c) {
     c->writer = NULL;
   }
   c->flags |= CF_ORPHAN;
-  if (c->s)
-    casync__stream_close(c->s, 0); /* calls on_stream_closed */
-  else
-    conn_maybe_free(c);
+  if (c->s) casync__stream_close(c->s, 0); /* calls on_stream_closed */
+  else conn_maybe_free(c);
 }
 
 /* The stream closed (by casync__hconn_close, or with the Lua state).  The
@@ -97,14 +93,12 @@ static void on_stream_closed(casync_stream *s, void *arg) {
   if (!c->task) casync__timer_add(ctx, &c->timer, 0);
 }
 
-
 /* Hands c's stream to the request task (req:websocket()): from now on Lua
  * reads and writes it; it is closed when that task ends.  Returns the
  * stream, whose userdata it pushes, or NULL (pushing nothing) when c has
  * begun an answer or is closing. */
 casync_stream *casync__hconn_upgrade(lua_State *L, hconn *c) {
-  if (c->flags & (CF_CLOSING | CF_SENT | CF_UPGRADED | CF_LINGER))
-    return NULL;
+  if (c->flags & (CF_CLOSING | CF_SENT | CF_UPGRADED | CF_LINGER)) return NULL;
   c->flags |= CF_UPGRADED;
   c->s->on_data = NULL; /* Lua reads from now on; the close is still ours */
   casync__timer_remove(c->srv->ctx, &c->timer);
@@ -214,10 +208,8 @@ static void conn_parse(hconn *c) {
     return;
   }
   if (c->flags & CF_EOF) { /* a half request, then the end */
-    if (m->state == HM_IDLE)
-      casync__hconn_close(c);
-    else
-      casync__hconn_error(c, 400);
+    if (m->state == HM_IDLE) casync__hconn_close(c);
+    else casync__hconn_error(c, 400);
     return;
   }
   if (m->state == HM_HEAD && began) casync__hconn_deadline(c, srv->header_ms);
@@ -306,10 +298,8 @@ static void on_conn_timer(casync_ctx *lp, casync_tnode *n) {
     c->timer_at = c->deadline;
     return;
   }
-  if ((c->flags & CF_LINGER) || c->msg.state == HM_IDLE)
-    casync__hconn_close(c);
-  else
-    casync__hconn_error(c, 408);
+  if ((c->flags & CF_LINGER) || c->msg.state == HM_IDLE) casync__hconn_close(c);
+  else casync__hconn_error(c, 408);
 }
 
 /* server.c's listener accepted stream s (userdata at sidx) for server
@@ -406,7 +396,8 @@ static void push_name(lua_State *L, hserver *srv, int kidx, const char *p,
     return;
   }
   slot = (n * 7u + (unsigned char)p[0] * 3u + (unsigned char)p[n - 1] +
-          (unsigned char)p[n / 2]) % HNAME_SLOTS;
+          (unsigned char)p[n / 2]) %
+         HNAME_SLOTS;
   h = &srv->hnames[slot];
   if (h->len == n && memcmp(h->name, p, n) == 0) {
     lua_rawgeti(L, kidx, K_NAMES + (int)slot);
@@ -430,18 +421,15 @@ static const char *target_path(const char *url, size_t ulen, size_t *plen) {
     const char *colon = memchr(url, ':', ulen);
     if (colon && end - colon > 2 && colon[1] == '/' && colon[2] == '/') {
       p = colon + 3;
-      while (p < end && *p != '/' && *p != '?' && *p != '#')
-        p++;
+      while (p < end && *p != '/' && *p != '?' && *p != '#') p++;
       if (p == end || *p != '/') {
         *plen = 1;
         return "/";
       }
-    } else
-      p = url;
+    } else p = url;
   }
   q = p;
-  while (q < end && *q != '?' && *q != '#')
-    q++;
+  while (q < end && *q != '?' && *q != '#') q++;
   *plen = (size_t)(q - p);
   return p;
 }
@@ -469,10 +457,8 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
   lua_rawgeti(L, kidx, K_TARGET);
   lua_pushlstring(L, url, ulen); /* [req, "target", target] */
   lua_rawgeti(L, kidx, K_PATH);
-  if (path == url && plen == ulen)
-    lua_pushvalue(L, -2); /* the same string */
-  else
-    lua_pushlstring(L, path, plen);
+  if (path == url && plen == ulen) lua_pushvalue(L, -2); /* the same string */
+  else lua_pushlstring(L, path, plen);
   lua_rawset(L, -5);
   lua_rawset(L, -3);
   if (v10) {
@@ -496,9 +482,9 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
      * in a short head, asked of the table in a long one */
     push_name(L, c->srv, kidx, head + f->name, f->nlen);
     if (m->nfields <= 16) {
-      while (j < i && (m->fields[j].nlen != f->nlen ||
-                       memcmp(head + m->fields[j].name, head + f->name,
-                              f->nlen) != 0))
+      while (j < i &&
+             (m->fields[j].nlen != f->nlen ||
+              memcmp(head + m->fields[j].name, head + f->name, f->nlen) != 0))
         j++;
       seen = j < i;
     } else {
@@ -506,10 +492,8 @@ static void push_request(lua_State *L, hconn *c, int kidx) {
       seen = lua_rawget(L, -3) != LUA_TNIL;
       lua_pop(L, 1);
     }
-    if (!seen)
-      lua_pushlstring(L, head + f->value, f->vlen);
-    else { /* repeated: joined as one list */
-      lua_pushvalue(L, -1);
+    if (!seen) lua_pushlstring(L, head + f->value, f->vlen);
+    else { /* repeated: joined as one list */ lua_pushvalue(L, -1);
       lua_rawget(L, -3);
       lua_pushstring(L, f->nlen == 6 &&
                                 memcmp(m->head.data + f->name, "cookie", 6) == 0
@@ -548,10 +532,10 @@ static int dispatch_p(lua_State *L) {
   hserver *srv = c->srv;
   casync_task *t;
   casync__push_pinned_lp(L, srv->ctx, srv->pin_ref); /* 2: the server */
-  lua_getiuservalue(L, 2, 5);               /* 3: the keys */
-  lua_getiuservalue(L, 2, 3);               /* 4: the request body fn */
-  lua_getiuservalue(L, 2, 1);               /* 5: the handler */
-  push_request(L, c, 3);                    /* 6: req */
+  lua_getiuservalue(L, 2, 5);                        /* 3: the keys */
+  lua_getiuservalue(L, 2, 3); /* 4: the request body fn */
+  lua_getiuservalue(L, 2, 1); /* 5: the handler */
+  push_request(L, c, 3);      /* 6: req */
   lua_getiuservalue(L, 2, 2);
   lua_setmetatable(L, 6);
   lua_pushlightuserdata(L, c); /* 7: conn */
@@ -599,10 +583,8 @@ static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   c->task = NULL;
   c->writer = NULL;
   if (c->flags & CF_UPGRADED) { /* the WebSocket ends with its handler */
-    if (c->flags & CF_CLOSING)
-      conn_maybe_free(c);
-    else
-      casync__hconn_close(c); /* freed from the timer */
+    if (c->flags & CF_CLOSING) conn_maybe_free(c);
+    else casync__hconn_close(c); /* freed from the timer */
     return;
   }
   if (c->flags & CF_CLOSING) {
@@ -612,16 +594,13 @@ static void conn_task_ended(casync_ctx *lp, casync_obs *o, casync_task *t) {
   if (c->flags & CF_CUT) { /* its scope: the client left, or the deadline */
     if ((c->flags & (CF_TIMED_OUT | CF_SENT)) == CF_TIMED_OUT)
       casync__hconn_error(c, 503);
-    else
-      casync__hconn_close(c);
+    else casync__hconn_close(c);
     return;
   }
   if (!(c->flags & CF_RESPONDED)) {
     /* it failed (the scheduler reports it) or was cancelled */
-    if (t->outcome == OUT_CANCELLED)
-      casync__hconn_close(c);
-    else
-      casync__hconn_error(c, 500);
+    if (t->outcome == OUT_CANCELLED) casync__hconn_close(c);
+    else casync__hconn_error(c, 500);
     return;
   }
   if ((c->flags & CF_CLOSE_AFTER) || c->srv->pin_ref == LUA_NOREF) {

@@ -15,9 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http_parse.h"
-#define KEEP_CAP                                                               \
-  (64u * 1024u) /* buffers larger than this are freed on reset                 \
-                 */
+/* buffers larger than this are freed on reset */
+#define KEEP_CAP (64u * 1024u)
 
 /* ============================================================== buffers */
 
@@ -27,8 +26,7 @@ int casync__hbuf_reserve(casync_hbuf *b, size_t more) {
   if (b->cap - b->len >= more) return 1;
   if (more > SIZE_MAX / 2 - b->len) return 0;
   cap = b->cap ? b->cap : 256;
-  while (cap < b->len + more)
-    cap *= 2;
+  while (cap < b->len + more) cap *= 2;
   nd = realloc(b->data, cap);
   if (!nd) return 0;
   b->data = nd;
@@ -81,8 +79,7 @@ static void hbuf_clear(casync_hbuf *b) {
 /* ============================================================ callbacks */
 
 /* Marks m failed with an HTTP status; returns -1 (stops llhttp). */
-static int fail(casync_hmsg *m, int status, const char *code,
-                const char *why) {
+static int fail(casync_hmsg *m, int status, const char *code, const char *why) {
   m->state = HM_ERROR;
   m->status = status;
   m->code = code;
@@ -123,8 +120,9 @@ static int on_first(llhttp_t *p, const char *at, size_t n) {
    * 3): llhttp lets more spaces through */
   if (m->type == HTTP_REQUEST && m->first_len == 0 &&
       m->fed + (uint64_t)(at - m->feed_at) != m->method_end + 1)
-    return fail(m, 400, "HPE_INVALID_URL", "more than one space before "
-                                           "the request target");
+    return fail(m, 400, "HPE_INVALID_URL",
+                "more than one space before "
+                "the request target");
   if (count_head(m, n)) return -1;
   if (!casync__hbuf_add(&m->head, at, n))
     return fail(m, 500, "ENOMEM", "out of memory");
@@ -287,8 +285,8 @@ static int on_message_complete(llhttp_t *p) {
   casync_hmsg *m = p->data;
   if (m->state == HM_ERROR) return -1;
   m->state = HM_DONE;
-  m->keep_alive = (unsigned char)(llhttp_should_keep_alive(p) &&
-                                  !m->both_lengths);
+  m->keep_alive =
+      (unsigned char)(llhttp_should_keep_alive(p) && !m->both_lengths);
   return HPE_PAUSED; /* the rest belongs to the next message */
 }
 
@@ -371,8 +369,7 @@ size_t casync__hmsg_feed(casync_hmsg *m, const char *data, size_t len) {
   err = llhttp_execute(&m->p, data, len);
   m->fed += len;
   if (m->state == HM_DONE)
-    return err == HPE_OK ? len
-                         : (size_t)(llhttp_get_error_pos(&m->p) - data);
+    return err == HPE_OK ? len : (size_t)(llhttp_get_error_pos(&m->p) - data);
   if (m->state == HM_ERROR) return len;
   if (err != HPE_OK) {
     fail(m, status_of(err), llhttp_errno_name(err),
@@ -411,7 +408,7 @@ const char *casync__hmsg_header(const casync_hmsg *m, const char *name,
 
 const char *casync__http_method_name(int method) {
   switch (method) {
-#define METHOD_NAME(num, name, string)                                        \
+#define METHOD_NAME(num, name, string) \
   case num: return #string;
     HTTP_ALL_METHOD_MAP(METHOD_NAME)
 #undef METHOD_NAME

@@ -64,8 +64,8 @@ typedef struct casync_hmsg {
   unsigned char both_lengths; /* a response with Content-Length and
                                  Transfer-Encoding: read as chunked, and
                                  the connection is not reused */
-  const char *code; /* on HM_ERROR: llhttp's error name, or casync's */
-  const char *feed_at; /* the bytes being fed, and how many came before */
+  const char *code;         /* on HM_ERROR: llhttp's error name, or casync's */
+  const char *feed_at;      /* the bytes being fed, and how many came before */
   uint64_t fed, method_end; /* (where the method ended, in those terms) */
   uint64_t value_end;       /* (where the last value piece ended) */
 } casync_hmsg;

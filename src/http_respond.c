@@ -57,8 +57,9 @@ static void write_describe(lua_State *L, casync_task *t) {
 
 /* A woken write is done: its fate is kept. */
 static const casync_wait_kind resp_write_wait = {
-    "write", "http response write", write_cancel,
-    CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, write_describe, NULL};
+    "write",        "http response write",
+    write_cancel,   CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+    write_describe, NULL};
 
 static int resp_k(lua_State *L, int status, lua_KContext kc);
 
@@ -104,8 +105,7 @@ static int send_chunk(hconn *c, const char *p, size_t len) {
       tmp[i++] = "0123456789abcdef"[v & 15];
       v >>= 4;
     } while (v);
-    while (i > 0)
-      size[k++] = tmp[--i];
+    while (i > 0) size[k++] = tmp[--i];
     size[k++] = '\r';
     size[k++] = '\n';
   }
@@ -285,9 +285,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
     code = 204;
     lua_pushnil(L);
     break;
-  case LUA_TSTRING:
-    lua_pushvalue(L, R_RESULT);
-    break;
+  case LUA_TSTRING: lua_pushvalue(L, R_RESULT); break;
   case LUA_TTABLE: {
     int isint;
     if (lua_getfield(L, R_RESULT, "status") != LUA_TNIL) {
@@ -304,8 +302,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
       lua_call(L, 1, 1);
       json = 1;
       lua_replace(L, -2);
-    } else if (lua_gettop(L) > R_BODY)
-      lua_pop(L, 1);
+    } else if (lua_gettop(L) > R_BODY) lua_pop(L, 1);
     break;
   }
   default:
@@ -318,8 +315,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
   if (lua_type(L, R_BODY) == LUA_TNUMBER) lua_tostring(L, R_BODY);
   if (lua_type(L, R_BODY) == LUA_TSTRING)
     body = lua_tolstring(L, R_BODY, &blen);
-  else if (casync__is_callable(L, R_BODY))
-    stream = 1;
+  else if (casync__is_callable(L, R_BODY)) stream = 1;
   else if (!lua_isnil(L, R_BODY))
     return luaL_error(L,
                       "http response: body must be a string, a function "
@@ -327,10 +323,8 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
                       luaL_typename(L, R_BODY));
   nobody = code < 200 || code == 204 || code == 304;
   if (!casync__hbuf_reserve(b, 256)) return luaL_error(L, "not enough memory");
-  if (code == 200)
-    ADDLIT(b, "HTTP/1.1 200 OK\r\n");
-  else
-    casync__http_status_line(b, (int)code, NULL);
+  if (code == 200) ADDLIT(b, "HTTP/1.1 200 OK\r\n");
+  else casync__http_status_line(b, (int)code, NULL);
   if (lua_type(L, R_RESULT) == LUA_TTABLE &&
       lua_getfield(L, R_RESULT, "headers") != LUA_TNIL) {
     int hidx = lua_gettop(L);
@@ -349,8 +343,7 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
                                ? "Content-Type: application/json\r\n"
                                : "Content-Type: text/plain; charset=utf-8\r\n");
     if (stream) {
-      if (c->flags & CF_HTTP10)
-        c->flags |= CF_CLOSE_AFTER; /* to the end */
+      if (c->flags & CF_HTTP10) c->flags |= CF_CLOSE_AFTER; /* to the end */
       else {
         ADDLIT(b, "Transfer-Encoding: chunked\r\n");
         c->flags |= CF_CHUNKED;
@@ -364,10 +357,8 @@ static int handler_k(lua_State *L, int status, lua_KContext kc) {
   if (!(bits & HAS_DATE)) {
     casync__hbuf_add(b, casync__hserver_date(c->srv), 37);
   }
-  if (c->flags & CF_CLOSE_AFTER)
-    ADDLIT(b, "Connection: close\r\n");
-  else if (c->flags & CF_HTTP10)
-    ADDLIT(b, "Connection: keep-alive\r\n");
+  if (c->flags & CF_CLOSE_AFTER) ADDLIT(b, "Connection: close\r\n");
+  else if (c->flags & CF_HTTP10) ADDLIT(b, "Connection: keep-alive\r\n");
   if (!casync__hbuf_add(b, "\r\n", 2))
     return luaL_error(L, "not enough memory");
   bufs[0] = uv_buf_init(b->data, (unsigned)b->len);
@@ -392,4 +383,3 @@ int casync__hresp_request_body(lua_State *L) {
   lua_callk(L, 1, 1, 0, handler_k);
   return handler_k(L, LUA_OK, 0);
 }
-

@@ -38,10 +38,8 @@ static void lazy_context(lua_State *L, casync_task *t) {
   hconn *c = casync__hconn_of_task(t);
   if (!c) return;
   lua_pushliteral(L, "request_id");
-  if (c->rid_len)
-    lua_pushlstring(L, c->rid, c->rid_len);
-  else
-    lua_pushfstring(L, "%s-%I", c->srv->id_prefix, c->req_no);
+  if (c->rid_len) lua_pushlstring(L, c->rid, c->rid_len);
+  else lua_pushfstring(L, "%s-%I", c->srv->id_prefix, c->req_no);
   casync__context_set(L, t, -2, -1);
   lua_pop(L, 2);
 }
@@ -62,8 +60,7 @@ static void scope_open(hconn *c, casync_task *t) {
 /* The client went away (why: a reset, or its end while the handler runs):
  * the request's scope is cancelled. */
 void casync__hscope_gone(hconn *c, int reset) {
-  if (!c->task || !(c->flags & CF_SCOPED) || (c->flags & CF_UPGRADED))
-    return;
+  if (!c->task || !(c->flags & CF_SCOPED) || (c->flags & CF_UPGRADED)) return;
   if (!reset && !(c->flags & CF_HANDLING)) return; /* the answer goes on */
   if (!(c->rscope.flags & (CS_CANCELLED | CS_CLOSED)))
     casync__cs_cancel(c->srv->ctx, &c->rscope, 0);

@@ -65,14 +65,10 @@ static void server_close(lua_State *L, hserver *srv, int cancel) {
   }
   for (c = srv->conns; c; c = next) {
     next = c->next;
-    if (c->flags & CF_CLOSING)
-      continue;
-    if (!c->task)
-      casync__hconn_close(c);
-    else if (cancel && ctx->alive)
-      casync__cancel(L, ctx, c->task, 0);
-    else
-      c->flags |= CF_CLOSE_AFTER;
+    if (c->flags & CF_CLOSING) continue;
+    if (!c->task) casync__hconn_close(c);
+    else if (cancel && ctx->alive) casync__cancel(L, ctx, c->task, 0);
+    else c->flags |= CF_CLOSE_AFTER;
   }
   if (srv->lsn) {
     casync__server_close(L, srv->lsn, 0);
@@ -316,10 +312,9 @@ static int meth_url(lua_State *L) {
   if (meth_address(L) != 2 || lua_isnil(L, -2))
     return luaL_error(L, "url: the server has no address");
   host = lua_tostring(L, -2);
-  lua_pushfstring(
-      L, strchr(host, ':') ? "%s://[%s]:%d%s%s" : "%s://%s:%d%s%s",
-      check_open(L, "url")->tls ? "https" : "http", host,
-      (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/", path);
+  lua_pushfstring(L, strchr(host, ':') ? "%s://[%s]:%d%s%s" : "%s://%s:%d%s%s",
+                  check_open(L, "url")->tls ? "https" : "http", host,
+                  (int)lua_tointeger(L, -1), path[0] == '/' ? "" : "/", path);
   return 1;
 }
 

@@ -28,22 +28,22 @@
 #define CF_RESPONDED 0x0008u /* the request task answered in full */
 #define CF_SENT 0x0010u      /* some of the answer went out */
 #define CF_CLOSE_AFTER 0x0020u
-#define CF_HEAD 0x0040u      /* the request is a HEAD */
-#define CF_HTTP10 0x0080u    /* ... an HTTP/1.0 one */
-#define CF_CONTINUED 0x0100u /* the body's own deadline is set */
-#define CF_LINGER 0x0200u    /* answered and closing: reading to drop */
-#define CF_STOPPED 0x0400u   /* reading paused (a handler runs, data waits) */
-#define CF_KICK 0x0800u      /* buffered requests to go on with */
-#define CF_REJECTED 0x1000u  /* over max_connections: answered 503 */
-#define CF_CHUNKED 0x2000u   /* the answer's body is chunked */
-#define CF_UPGRADED 0x4000u  /* handed to a WebSocket: not HTTP any more */
-#define CF_COUNTED 0x8000u   /* counted in srv->nconn */
-#define CF_ORPHAN 0x10000u   /* the Lua state is closing: free it when done */
-#define CF_SCOPED 0x20000u   /* the request's scope is open (http_scope.c) */
-#define CF_HANDLING 0x40000u /* the handler runs (not yet the answer) */
-#define CF_CUT 0x80000u      /* the request's scope cut it short */
+#define CF_HEAD 0x0040u        /* the request is a HEAD */
+#define CF_HTTP10 0x0080u      /* ... an HTTP/1.0 one */
+#define CF_CONTINUED 0x0100u   /* the body's own deadline is set */
+#define CF_LINGER 0x0200u      /* answered and closing: reading to drop */
+#define CF_STOPPED 0x0400u     /* reading paused (a handler runs, data waits) */
+#define CF_KICK 0x0800u        /* buffered requests to go on with */
+#define CF_REJECTED 0x1000u    /* over max_connections: answered 503 */
+#define CF_CHUNKED 0x2000u     /* the answer's body is chunked */
+#define CF_UPGRADED 0x4000u    /* handed to a WebSocket: not HTTP any more */
+#define CF_COUNTED 0x8000u     /* counted in srv->nconn */
+#define CF_ORPHAN 0x10000u     /* the Lua state is closing: free it when done */
+#define CF_SCOPED 0x20000u     /* the request's scope is open (http_scope.c) */
+#define CF_HANDLING 0x40000u   /* the handler runs (not yet the answer) */
+#define CF_CUT 0x80000u        /* the request's scope cut it short */
 #define CF_TIMED_OUT 0x100000u /* ... because request_timeout passed */
-#define HTTP_MAX_ID 128 /* a longer X-Request-Id is replaced */
+#define HTTP_MAX_ID 128        /* a longer X-Request-Id is replaced */
 
 #define CF_PER_REQUEST                                                        \
   (CF_RESPONDED | CF_SENT | CF_HEAD | CF_HTTP10 | CF_CONTINUED | CF_CHUNKED | \
@@ -62,28 +62,31 @@ typedef struct hserver_ud {
 #define HNAME_SLOTS 64
 
 struct hserver {
-  casync_server *lsn; /* server.c's listener; NULL once closed */
+  casync_server *lsn;   /* server.c's listener; NULL once closed */
   casync_tls_conf *tls; /* HTTPS: each connection's TLS settings */
   casync_ctx *ctx;
-  hserver_ud *ud; /* NULL once Lua let go */
-  int pin_ref;    /* the userdata, while it listens */
-  hconn *conns;   /* every connection block not yet freed */
-  int nconn;      /* open connections (rejected ones not counted) */
-  int blocks;     /* connection blocks, +1 until it is closed */
+  hserver_ud *ud;   /* NULL once Lua let go */
+  int pin_ref;      /* the userdata, while it listens */
+  hconn *conns;     /* every connection block not yet freed */
+  int nconn;        /* open connections (rejected ones not counted) */
+  int blocks;       /* connection blocks, +1 until it is closed */
   hserver **ublock; /* the userdata's pointer to it, cleared when freed */
   lua_Integer max_conn;
   size_t max_head, max_body;
   unsigned max_headers;
   uint64_t header_ms, body_ms, idle_ms, write_ms;
-  double request_s; /* opts.request_timeout; 0: none */
+  double request_s;   /* opts.request_timeout; 0: none */
   char id_prefix[12]; /* of the request ids it makes (random) */
-  int64_t date_sec; /* the Date header line, made once a second */
+  int64_t date_sec;   /* the Date header line, made once a second */
   char date[40];
   lua_Integer accepted, requests, rejected, bad;
   /* header names seen, by a hash of their bytes: each one's Lua string is
    * kept in the keys table (http_conn.c), so a request's header names are
    * not interned again */
-  struct hname { uint8_t len; char name[31]; } hnames[HNAME_SLOTS];
+  struct hname {
+    uint8_t len;
+    char name[31];
+  } hnames[HNAME_SLOTS];
 };
 
 struct hconn {
@@ -102,7 +105,7 @@ struct hconn {
   int wstatus;         /* the last write's outcome */
   size_t wqueue;       /* bytes queued when the write timer was set */
   uv_shutdown_t sreq;
-  casync_hbuf out; /* the head of the answer */
+  casync_hbuf out;      /* the head of the answer */
   casync_cscope rscope; /* the request's scope (http_scope.c) */
   lua_Integer req_no;   /* the request's number on its server */
   size_t rid_len;       /* its X-Request-Id, when that is a plain token */
@@ -114,8 +117,7 @@ const char *casync__hserver_date(hserver *srv);
 void casync__hserver_unref(hserver *srv);
 
 /* http_conn.c */
-void casync__hconn_accept(lua_State *L, void *srv, casync_stream *s,
-                          int sidx);
+void casync__hconn_accept(lua_State *L, void *srv, casync_stream *s, int sidx);
 void casync__hconn_close(hconn *c);
 void casync__hconn_linger(hconn *c);
 void casync__hconn_error(hconn *c, int status);

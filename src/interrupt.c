@@ -18,15 +18,16 @@
  * the same), or, when no task runs, ends the process the default way.
  * One casync.run at a time owns it (another state on another thread runs
  * without it). */
-static atomic_int raw_claimed;         /* someone owns the chained handler */
-static _Atomic(casync_ctx *) raw_lp;   /* its loop context */
-static struct sigaction uv_action;     /* libuv's SIGINT action */
-static atomic_int raw_count;           /* SIGINTs seen by the handler */
+static atomic_int raw_claimed;       /* someone owns the chained handler */
+static _Atomic(casync_ctx *) raw_lp; /* its loop context */
+static struct sigaction uv_action;   /* libuv's SIGINT action */
+static atomic_int raw_count;         /* SIGINTs seen by the handler */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  casync__error_push(L, "interrupted", "SIGINT", "interrupted by SIGINT "
+  casync__error_push(L, "interrupted", "SIGINT",
+                     "interrupted by SIGINT "
                      "while running without suspending");
   lua_error(L);
 }

@@ -22,7 +22,7 @@ void casync__process_open(lua_State *L);
 #define CASYNC_SERVER_MT "casync.Server"
 typedef struct casync_stream casync_stream;
 typedef struct casync_server casync_server;
-typedef struct casync_tls casync_tls;           /* tls.c: a stream's TLS layer */
+typedef struct casync_tls casync_tls; /* tls.c: a stream's TLS layer */
 typedef struct casync_tls_conf casync_tls_conf; /* tls_conf.c: its settings */
 
 /* A stream status (s->rerr, a connect's or write's outcome) that is no
@@ -41,18 +41,18 @@ struct casync_stream {
     uv_pipe_t pipe;
     uv_tty_t tty;
   } u;
-  void *ud;                 /* the Lua userdata, NULL once Lua let go */
+  void *ud; /* the Lua userdata, NULL once Lua let go */
   int kind;
   unsigned flags;
-  char *rbuf;               /* read buffer: bytes [rhead, rtail) of rcap */
+  char *rbuf; /* read buffer: bytes [rhead, rtail) of rcap */
   size_t rhead, rtail, rcap;
-  size_t rscan;             /* bytes already searched for the delimiter */
-  int rerr;                 /* sticky: UV_EOF or the read error, 0 = none */
-  int rmode;                /* what the waiting reader needs: */
+  size_t rscan; /* bytes already searched for the delimiter */
+  int rerr;     /* sticky: UV_EOF or the read error, 0 = none */
+  int rmode;    /* what the waiting reader needs: */
   size_t rn, rmax, dlen;
-  const char *delim;        /* (on the waiting reader's stack) */
+  const char *delim; /* (on the waiting reader's stack) */
   casync_task *reader, *writer, *shutter, *connecter; /* waiting tasks */
-  void *wwait;              /* the write request the writer waits on */
+  void *wwait; /* the write request the writer waits on */
   uv_connect_t creq;
   uv_shutdown_t sreq;
   /* told when the stream closes (a server's connection) */
@@ -64,7 +64,7 @@ struct casync_stream {
    * casync__stream_consume */
   void (*on_data)(casync_stream *s, void *arg);
   int stdio_fd, stdio_flags; /* fd 0-2: file flags to restore at close */
-  casync_tls *tls;          /* the TLS layer, NULL for a plain stream */
+  casync_tls *tls;           /* the TLS layer, NULL for a plain stream */
 };
 
 /* net.c */
@@ -79,8 +79,8 @@ int casync__net_parse_ip(const char *host, int port,
 int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
                           struct sockaddr_storage *ss);
 int casync__net_resolve(lua_State *L, const char *fname, const char *host,
-                        int port, struct sockaddr_storage *ss,
-                        lua_KFunction k, lua_KContext kc);
+                        int port, struct sockaddr_storage *ss, lua_KFunction k,
+                        lua_KContext kc);
 int casync__net_lookup_addr(lua_State *L, int idx, int port,
                             struct sockaddr_storage *ss);
 lua_Integer casync__net_check_port(lua_State *L, int arg);
@@ -94,12 +94,10 @@ casync_stream *casync__stream_of(lua_State *L, int idx);
 void casync__stream_close(casync_stream *s, int wake);
 int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
                            const struct sockaddr *addr, const char *path,
-                           uint64_t deadline, lua_KFunction k,
-                           lua_KContext kc);
+                           uint64_t deadline, lua_KFunction k, lua_KContext kc);
 int casync__stream_connect_status(lua_State *L, int sidx);
 int casync__stream_count(casync_ctx *ctx);
-int casync__stream_err(lua_State *L, casync_stream *s, const char *op,
-                       int err);
+int casync__stream_err(lua_State *L, casync_stream *s, const char *op, int err);
 void casync__stream_open(lua_State *L);
 void casync__stream_consume(casync_stream *s, size_t n);
 int casync__stream_read_start(casync_stream *s);
@@ -122,8 +120,7 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
                                   const char *fname);
 int casync__tls_start(casync_stream *s, casync_tls_conf *c, const char *host);
 int casync__tls_handshake(lua_State *L, casync_task *t, int sidx,
-                          uint64_t deadline, lua_KFunction k,
-                          lua_KContext kc);
+                          uint64_t deadline, lua_KFunction k, lua_KContext kc);
 int casync__tls_handshake_result(lua_State *L, casync_task *t, int sidx,
                                  const char *op, double timeout);
 int casync__tls_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,

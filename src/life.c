@@ -10,7 +10,7 @@
 #include <string.h>
 #include "scheduler.h"
 
-#define POOL_MAX 1024            /* coroutines kept for reuse */
+#define POOL_MAX 1024 /* coroutines kept for reuse */
 
 /* Coroutine stack of a task: [1 task][2 spawner][3 msgh][4 body][5.. args] */
 #define ENTRY_BODY 4
@@ -137,7 +137,8 @@ static int task_entry_k(lua_State *co, int status, lua_KContext ctx) {
     t->outcome = OUT_OK;
     return lua_gettop(co) - (ENTRY_BODY - 1);
   }
-  t->outcome = casync__error_is(co, -1, "cancelled") ? OUT_CANCELLED : OUT_FAILED;
+  t->outcome =
+      casync__error_is(co, -1, "cancelled") ? OUT_CANCELLED : OUT_FAILED;
   /* add where it was spawned to the traceback */
   casync__extras(co, 1);
   lua_getfield(co, -1, "traceback");
@@ -146,9 +147,8 @@ static int task_entry_k(lua_State *co, int status, lua_KContext ctx) {
   if (lua_isfunction(co, -2)) {
     lua_pushvalue(co, -2);
     lua_getinfo(co, ">S", &ar);
-    lua_pushfstring(co, "%s\n(%s was spawned at %s:%d)",
-                    tb_or(co, -3), lua_tostring(co, -1), ar.short_src,
-                    t->spawn_line);
+    lua_pushfstring(co, "%s\n(%s was spawned at %s:%d)", tb_or(co, -3),
+                    lua_tostring(co, -1), ar.short_src, t->spawn_line);
   } else
     lua_pushfstring(co, "%s\n(%s was spawned from C)", tb_or(co, -3),
                     lua_tostring(co, -1));
@@ -167,8 +167,8 @@ static int task_entry(lua_State *co) {
 
 /* Anchors the task at tidx in CTX_TASKS (the context userdata at cidx):
  * alive while it runs, whoever holds it. */
-void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
-                         casync_task *t, int tidx) {
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx, casync_task *t,
+                         int tidx) {
   tidx = lua_absindex(L, tidx);
   lua_getiuservalue(L, cidx, CTX_TASKS);
   lua_pushvalue(L, tidx);
@@ -190,8 +190,8 @@ void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
 
 /* Makes a task of the callable at fidx with the nargs values after it,
  * not yet scheduled; pushes it.  nameidx (0 for none) names it. */
-static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
-                              int nargs, int nameidx, int from_c) {
+static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx, int nargs,
+                              int nameidx, int from_c) {
   casync_task *t;
   lua_State *co;
   lua_Debug ar;
@@ -215,13 +215,13 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
     lua_rawseti(L, -3, lp->pool_len--);
     co = lua_tothread(L, -1);
     lua_remove(L, -2);
-  } else
-    co = lua_newthread(L);
+  } else co = lua_newthread(L);
   lua_setiuservalue(L, tidx, 1);
   t->co = co;
   t->loop = lp;
   t->id = ++lp->next_id;
-  if (!lua_checkstack(co, nargs + 8)) luaL_error(L, "spawn: too many arguments");
+  if (!lua_checkstack(co, nargs + 8))
+    luaL_error(L, "spawn: too many arguments");
   lua_pushcfunction(co, task_entry);
   lua_pushvalue(L, tidx);
   lua_xmove(L, co, 1);
@@ -255,7 +255,8 @@ static casync_task *make_task(lua_State *L, casync_ctx *lp, int fidx,
   { /* the spawner's task-local context, shared until one of them writes */
     casync_task *by = lp->current;
     t->parent_id = by ? by->id : 0;
-    if (by ? (by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT)) != 0 : lp->root_context)
+    if (by ? (by->flags & (TF_CONTEXT | TF_LAZY_CONTEXT)) != 0
+           : lp->root_context)
       casync__context_inherit(L, by, t, tidx);
     if (lp->trace) casync__trace_spawn(L, lp, t, tidx, by);
   }
@@ -381,7 +382,8 @@ static int hand_over(lua_State *L, int tidx, int eidx, const char *tb,
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
   const char *err, *tb = NULL;
   int top = lua_gettop(L), eidx;
-  if (t->flags & (TF_OBSERVED | TF_REPORTED) || t->outcome != OUT_FAILED) return;
+  if (t->flags & (TF_OBSERVED | TF_REPORTED) || t->outcome != OUT_FAILED)
+    return;
   t->flags |= TF_REPORTED;
   tidx = lua_absindex(L, tidx);
   lua_getiuservalue(L, tidx, 1);

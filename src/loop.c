@@ -22,8 +22,7 @@ static void push_deadlock(lua_State *L, casync_ctx *lp, casync_task *main) {
   casync_task *t = main;
   int hops = 0, top = lua_gettop(L);
   lua_pushfstring(L, "the main task waits in %s", casync__waiting_in(main));
-  while (t->wait && strcmp(t->wait->what, "task:wait()") == 0 &&
-         hops++ < 5) {
+  while (t->wait && strcmp(t->wait->what, "task:wait()") == 0 && hops++ < 5) {
     t = t->wait_obj;
     if (t == main) {
       lua_pushstring(L, " for the main task itself");
@@ -85,8 +84,10 @@ static void unwind(casync_ctx *lp) {
     if (!uv_run(lp->loop, UV_RUN_ONCE) && !lp->qhead) break;
   uv_timer_stop(&lp->grace);
   if (lp->live > 0) {
-    fprintf(stderr, "casync: %d task%s still running after being cancelled "
-            "at the end of run\n", lp->live, lp->live > 1 ? "s" : "");
+    fprintf(stderr,
+            "casync: %d task%s still running after being cancelled "
+            "at the end of run\n",
+            lp->live, lp->live > 1 ? "s" : "");
     fflush(stderr);
   }
 }
@@ -207,9 +208,10 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
   lp->clock_offset = 0; /* virtual time lasts for its run */
   lp->preempt_ns = 0;
   if (lp->seeded && (deadlock || main->outcome != OUT_OK)) {
-    fprintf(stderr, "casync: the run failed under seed %llu "
-            "(CASYNC_SEED=%llu replays it)\n", (unsigned long long)lp->seed,
-            (unsigned long long)lp->seed);
+    fprintf(stderr,
+            "casync: the run failed under seed %llu "
+            "(CASYNC_SEED=%llu replays it)\n",
+            (unsigned long long)lp->seed, (unsigned long long)lp->seed);
     fflush(stderr);
   }
   lp->seeded = 0;
@@ -217,7 +219,7 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
   if (interrupted) { /* whatever main did with the cancellation */
     lua_pushboolean(L, 0);
     casync__error_push(L, "interrupted", "SIGINT",
-                      "the main task was cancelled by SIGINT");
+                       "the main task was cancelled by SIGINT");
     lua_pushnil(L);
     return lua_gettop(L) - base;
   }
@@ -236,8 +238,7 @@ static int run_main(lua_State *L, casync_ctx *lp, int host) {
   lua_getiuservalue(L, midx, 1);
   if (lua_getiuservalue(L, midx, 2) == LUA_TTABLE)
     lua_getfield(L, -1, "traceback");
-  else
-    lua_pushnil(L);
+  else lua_pushnil(L);
   lua_remove(L, -2);
   return lua_gettop(L) - base;
 }
@@ -264,8 +265,8 @@ static int fn_run(lua_State *L) {
     casync__check_callable(L, 1);
     if (is_options(L, 2)) /* the runner's loop already runs, as it was set */
       return luaL_error(L, "run: options (clock, seed, preempt) cannot apply "
-                        "in the casync runner's main task, where the loop "
-                        "already runs; run the script with lua5.4");
+                           "in the casync runner's main task, where the loop "
+                           "already runs; run the script with lua5.4");
     lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, run_in_place_k);
     return run_in_place_k(L, LUA_OK, 0);
   }
@@ -295,9 +296,7 @@ static int fn_run(lua_State *L) {
 /* casync._run_report(fn, ...) -> true, ... | false, err, traceback: run for
  * hosts (the casync runner) that print the failure themselves; casync.run
  * called directly in this main task runs in place */
-static int fn_run_report(lua_State *L) {
-  return run_main(L, CASYNC_CTX(L), 1);
-}
+static int fn_run_report(lua_State *L) { return run_main(L, CASYNC_CTX(L), 1); }
 
 /* casync._stats() -> counts for tests: live tasks, ready, timers, pool */
 static int fn_stats(lua_State *L) {
@@ -318,9 +317,10 @@ static int fn_stats(lua_State *L) {
 }
 
 void casync__loop_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"run", fn_run}, {"_run_report", fn_run_report}, {"_stats", fn_stats},
-    {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"run", fn_run},
+                                 {"_run_report", fn_run_report},
+                                 {"_stats", fn_stats},
+                                 {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
 }
 

@@ -15,8 +15,8 @@ double casync__net_opt_seconds(lua_State *L, int arg, const char *field) {
   if (lua_getfield(L, arg, field) != LUA_TNIL) {
     v = lua_tonumberx(L, -1, &isnum);
     if (!isnum || v != v)
-      luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be a number",
-                                            field));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L, "opts.%s must be a number", field));
     if (v < 0) v = 0;
   }
   lua_pop(L, 1);
@@ -32,8 +32,8 @@ lua_Integer casync__net_opt_int(lua_State *L, int arg, const char *field,
   if (lua_getfield(L, arg, field) != LUA_TNIL) {
     v = lua_tointegerx(L, -1, &isint);
     if (!isint)
-      luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be an integer",
-                                            field));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L, "opts.%s must be an integer", field));
   }
   lua_pop(L, 1);
   return v;
@@ -82,8 +82,7 @@ int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
   uv_freeaddrinfo(req.addrinfo);
   if (ss->ss_family == AF_INET)
     ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-  else
-    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  else ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
   return 0;
 }
 
@@ -93,15 +92,17 @@ int casync__net_bind_addr(casync_ctx *ctx, const char *host, int port,
  * otherwise): the lookup is pushed, the task suspends and k(kc) goes on,
  * where casync__net_lookup_addr gives the address.  Does not return then. */
 int casync__net_resolve(lua_State *L, const char *fname, const char *host,
-                        int port, struct sockaddr_storage *ss,
-                        lua_KFunction k, lua_KContext kc) {
+                        int port, struct sockaddr_storage *ss, lua_KFunction k,
+                        lua_KContext kc) {
   casync_ctx *ctx = CASYNC_CTX(L);
   casync_task *t;
   if (casync__net_parse_ip(host, port, ss)) return 0;
   if (!ctx->current || ctx->current->co != L)
-    return luaL_error(L, "%s: a host name is resolved without blocking the "
+    return luaL_error(L,
+                      "%s: a host name is resolved without blocking the "
                       "loop, so it needs a task (or give a numeric address "
-                      "such as \"127.0.0.1\")", fname);
+                      "such as \"127.0.0.1\")",
+                      fname);
   t = casync__wait_begin(L, fname);
   return casync__dns_lookup(L, t, host, NULL, AF_UNSPEC, 0, k, kc);
 }
@@ -119,8 +120,7 @@ int casync__net_lookup_addr(lua_State *L, int idx, int port,
   memcpy(ss, ai->ai_addr, ai->ai_addrlen);
   if (ss->ss_family == AF_INET)
     ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-  else
-    ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+  else ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
   return 0;
 }
 

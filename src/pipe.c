@@ -65,8 +65,8 @@ static int fn_connect(lua_State *L) {
     casync__error_uv(L, "connect", r);
     return 2;
   }
-  return casync__stream_connect(L, t, 3, NULL, path,
-                                casync__deadline(timeout), connect_k, 0);
+  return casync__stream_connect(L, t, 3, NULL, path, casync__deadline(timeout),
+                                connect_k, 0);
 }
 
 /* casync.pipe.listen(path, handler [, opts]) -> server | nil, err: listens
@@ -101,7 +101,7 @@ static int fn_listen(lua_State *L) {
 
 void casync__pipe_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
+      {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "pipe");

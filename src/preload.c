@@ -1,8 +1,8 @@
 /* preload.c: casync_preload, the Lua front end compiled into the binary.
  * The runner and libcasync.so carry lua/casync/*.lua (embedded at build
- * time by cmake/embed_lua.cmake); casync_preload registers them and the C
- * core in package.preload, so `require "casync"` in that Lua state loads
- * this build's casync, whatever LUA_PATH says. */
+                                                  * time by cmake/embed_lua.cmake); casync_preload registers them and the C
+                                                  * core in package.preload, so `require "casync"` in that Lua state loads
+                                                  * this build's casync, whatever LUA_PATH says. */
 #include <lauxlib.h>
 #include "casync.h"
 

@@ -15,7 +15,10 @@ void casync__sync_open(lua_State *L);
 void casync__combinators_open(lua_State *L);
 
 /* copy.c: values copied between Lua states */
-typedef struct casync_buf { char *data; size_t len, cap; } casync_buf;
+typedef struct casync_buf {
+  char *data;
+  size_t len, cap;
+} casync_buf;
 void casync__buf_free(casync_buf *b);
 int casync__copy_encode(lua_State *L, int idx, int n, casync_buf *b,
                         const char *root, lua_Integer first, int fn_first);

@@ -25,23 +25,21 @@ typedef struct proc_ud proc_ud;
 typedef struct proc_blk {
   casync_handle hd;
   uv_process_t h;
-  proc_ud *ud;          /* the Lua side, NULL once collected */
+  proc_ud *ud;           /* the Lua side, NULL once collected */
   casync_wqueue waiters; /* tasks in proc:wait() */
 } proc_blk;
 
 struct proc_ud {
-  proc_blk *b;          /* NULL once the child exited (or never ran) */
+  proc_blk *b; /* NULL once the child exited (or never ran) */
   int pid;
-  int exited;           /* the exit status is here */
+  int exited; /* the exit status is here */
   int64_t status;
   int term_signal;
 };
 
 /* ============================================================== the block */
 
-static void proc_free(casync_handle *h) {
-  free(container_of(h, proc_blk, hd));
-}
+static void proc_free(casync_handle *h) { free(container_of(h, proc_blk, hd)); }
 
 static const casync_hclass proc_class = {"process", NULL, proc_free};
 
@@ -110,14 +108,16 @@ static void check_stdio(lua_State *L, int vidx, const char *what) {
   } else if (lua_isinteger(L, vidx)) {
     lua_Integer v = lua_tointeger(L, vidx);
     if (v >= 0 && v <= 0x7fffffff) return;
-  } else if (casync__fs_fileno(L, vidx) >= 0)
-    return;
+  } else if (casync__fs_fileno(L, vidx) >= 0) return;
   else if (luaL_testudata(L, vidx, CASYNC_STREAM_MT)) {
     if (casync__stream_of(L, vidx)) return;
     luaL_argerror(L, 2, lua_pushfstring(L, "%s is a closed stream", what));
   }
-  luaL_argerror(L, 2, lua_pushfstring(L, "%s must be \"pipe\", \"inherit\", "
-                "\"ignore\", a descriptor, a file or a stream", what));
+  luaL_argerror(L, 2,
+                lua_pushfstring(L,
+                                "%s must be \"pipe\", \"inherit\", "
+                                "\"ignore\", a descriptor, a file or a stream",
+                                what));
 }
 
 /* Fills slot c (descriptor fd of the child) from the checked value at
@@ -135,10 +135,10 @@ static int set_stdio(lua_State *L, casync_ctx *ctx, uv_stdio_container_t *c,
   else if (lua_type(L, vidx) == LUA_TSTRING) { /* "pipe" */
     casync_stream *st = casync__stream_new(L, ctx, CASYNC_PIPE, uverr);
     if (!st) return -1;
-    c->flags = UV_CREATE_PIPE |
-               (fd == 0 ? UV_READABLE_PIPE
-                : fd <= 2 ? UV_WRITABLE_PIPE
-                          : UV_READABLE_PIPE | UV_WRITABLE_PIPE);
+    c->flags =
+        UV_CREATE_PIPE | (fd == 0   ? UV_READABLE_PIPE
+                          : fd <= 2 ? UV_WRITABLE_PIPE
+                                    : UV_READABLE_PIPE | UV_WRITABLE_PIPE);
     c->data.stream = &st->u.s;
     return 1;
   } else if (lua_isinteger(L, vidx)) {
@@ -156,8 +156,8 @@ static int set_stdio(lua_State *L, casync_ctx *ctx, uv_stdio_container_t *c,
 
 /* Pushes the value asked for slot i (opts at 2, opts.fds at fidx or 0). */
 static void push_slot(lua_State *L, int i, int fidx) {
-  if (i < 3) lua_getfield(L, 2, i == 0 ? "stdin" : i == 1 ? "stdout"
-                                                          : "stderr");
+  if (i < 3)
+    lua_getfield(L, 2, i == 0 ? "stdin" : i == 1 ? "stdout" : "stderr");
   else if (fidx) lua_rawgeti(L, fidx, i);
   else lua_pushnil(L);
 }
@@ -169,7 +169,8 @@ static char **build_argv(lua_State *L, int shell) {
   char **args;
   if (lua_type(L, 1) == LUA_TSTRING) {
     if (!shell)
-      luaL_argerror(L, 1, "argv must be a list of strings (a command line "
+      luaL_argerror(L, 1,
+                    "argv must be a list of strings (a command line "
                     "needs opts.shell = true)");
     luaL_argcheck(L, strlen(lua_tostring(L, 1)) == lua_rawlen(L, 1), 1,
                   "the command line contains a zero byte");
@@ -193,12 +194,18 @@ static char **build_argv(lua_State *L, int shell) {
     size_t len;
     const char *s;
     if (lua_rawgeti(L, 1, i) != LUA_TSTRING)
-      luaL_argerror(L, 1, lua_pushfstring(L, "argv[%I] must be a string, "
-                    "not %s", i, luaL_typename(L, -1)));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L,
+                                    "argv[%I] must be a string, "
+                                    "not %s",
+                                    i, luaL_typename(L, -1)));
     s = lua_tolstring(L, -1, &len);
     if (strlen(s) != len)
-      luaL_argerror(L, 1, lua_pushfstring(L, "argv[%I] contains a zero "
-                    "byte", i));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L,
+                                    "argv[%I] contains a zero "
+                                    "byte",
+                                    i));
     args[extra + i - 1] = (char *)s; /* the list keeps it alive */
     lua_pop(L, 1);
   }
@@ -233,8 +240,11 @@ static char **build_env(lua_State *L, int eidx, int clear) {
         luaL_argerror(L, 2, "opts.env keys must be strings");
       k = lua_tolstring(L, -2, &klen);
       if (klen == 0 || strchr(k, '=') || strlen(k) != klen)
-        luaL_argerror(L, 2, lua_pushfstring(L, "opts.env: bad variable "
-                                            "name '%s'", k));
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L,
+                                      "opts.env: bad variable "
+                                      "name '%s'",
+                                      k));
       lua_pushvalue(L, -2);
       if (lua_type(L, -2) == LUA_TBOOLEAN && !lua_toboolean(L, -2))
         lua_pushnil(L); /* false: remove it */
@@ -243,13 +253,18 @@ static char **build_env(lua_State *L, int eidx, int clear) {
         size_t vlen;
         const char *v = lua_tolstring(L, -2, &vlen);
         if (strlen(v) != vlen)
-          luaL_argerror(L, 2, lua_pushfstring(L, "opts.env.%s contains a "
-                        "zero byte", k));
+          luaL_argerror(L, 2,
+                        lua_pushfstring(L,
+                                        "opts.env.%s contains a "
+                                        "zero byte",
+                                        k));
         lua_pushfstring(L, "%s=%s", k, v);
-      }
-      else
-        luaL_argerror(L, 2, lua_pushfstring(L, "opts.env.%s must be a string"
-                      ", a number or false", k));
+      } else
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L,
+                                      "opts.env.%s must be a string"
+                                      ", a number or false",
+                                      k));
       lua_rawset(L, tidx);
       lua_pop(L, 1);
     }
@@ -368,8 +383,7 @@ static int fn_spawn(lua_State *L) {
     if (rc == 1) {
       lua_remove(L, -2);
       slot_idx[i] = lua_gettop(L);
-    } else
-      lua_pop(L, 1);
+    } else lua_pop(L, 1);
   }
   /* the process userdata, closed until spawned */
   u = lua_newuserdatauv(L, sizeof *u, 1);
@@ -385,8 +399,7 @@ static int fn_spawn(lua_State *L) {
       uverr = uv_spawn(ctx->loop, &b->h, &o);
       /* the handle is initialized even when uv_spawn fails: closed then */
       casync__handle_init(ctx, &b->hd, &proc_class, (uv_handle_t *)&b->h);
-      if (uverr < 0)
-        casync__handle_close(&b->hd);
+      if (uverr < 0) casync__handle_close(&b->hd);
       else {
         b->ud = u;
         u->b = b;
@@ -440,8 +453,9 @@ static void proc_describe(lua_State *L, casync_task *t) {
   lua_pushfstring(L, "wait for process %d", ((proc_blk *)t->wait_obj)->h.pid);
 }
 
-static const casync_wait_kind proc_wait = {"wait", "process wait",
-  wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, proc_describe};
+static const casync_wait_kind proc_wait = {"wait", "process wait", wait_cancel,
+                                           CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+                                           proc_describe};
 
 static int wait_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -470,8 +484,8 @@ static int meth_wait(lua_State *L) {
   memset(&t->u.wn, 0, sizeof t->u.wn);
   t->u.wn.task = t;
   casync__wq_push(&u->b->waiters, &t->u.wn);
-  return casync__park(L, t, &proc_wait, u->b, casync__deadline(timeout),
-                      wait_k, 0);
+  return casync__park(L, t, &proc_wait, u->b, casync__deadline(timeout), wait_k,
+                      0);
 }
 
 /* proc:poll() -> nil (still running) | code, signal (as wait); does not
@@ -556,8 +570,7 @@ static int meta_index(lua_State *L) {
 
 static int meta_tostring(lua_State *L) {
   proc_ud *u = check_proc(L, 1);
-  if (u->exited) lua_pushfstring(L, "casync.Process (pid %d, exited)",
-                                    u->pid);
+  if (u->exited) lua_pushfstring(L, "casync.Process (pid %d, exited)", u->pid);
   else lua_pushfstring(L, "casync.Process (pid %d)", u->pid);
   return 1;
 }
@@ -641,14 +654,20 @@ static int fn_decode(lua_State *L) {
 }
 
 void casync__process_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"wait", meth_wait}, {"poll", meth_poll}, {"kill", meth_kill},
-    {"close", meth_close}, {NULL, NULL}};
-  static const luaL_Reg fns[] = {
-    {"spawn", fn_spawn}, {"cpu_count", fn_cpu_count},
-    {"exepath", fn_exepath}, {"pid", fn_pid}, {"_encode", fn_encode},
-    {"_encode_at", fn_encode_at}, {"_encode_fn", fn_encode_fn},
-    {"_decode", fn_decode}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"wait", meth_wait},
+                                     {"poll", meth_poll},
+                                     {"kill", meth_kill},
+                                     {"close", meth_close},
+                                     {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"spawn", fn_spawn},
+                                 {"cpu_count", fn_cpu_count},
+                                 {"exepath", fn_exepath},
+                                 {"pid", fn_pid},
+                                 {"_encode", fn_encode},
+                                 {"_encode_at", fn_encode_at},
+                                 {"_encode_fn", fn_encode_fn},
+                                 {"_decode", fn_decode},
+                                 {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_PROCESS_MT);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);

@@ -63,7 +63,8 @@ static int meth_task_done(lua_State *L) {
   if (c->unfinished <= 0)
     return luaL_error(L, "task_done: called more times than items were put");
   if (--c->unfinished > 0) return 0;
-  while ((w = casync__wq_pop(&c->joiners)) != NULL) casync__wq_serve(lp, w, WN_OK);
+  while ((w = casync__wq_pop(&c->joiners)) != NULL)
+    casync__wq_serve(lp, w, WN_OK);
   return 0;
 }
 
@@ -73,10 +74,9 @@ static void join_describe(lua_State *L, casync_task *t) {
   lua_pushfstring(L, "join on queue#%I (%I unfinished)", c->id, c->unfinished);
 }
 
-static const casync_wait_kind join_wait = {"join", "queue join",
-                                           casync__chan_cancel,
-                                           CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
-                                           join_describe};
+static const casync_wait_kind join_wait = {
+    "join", "queue join", casync__chan_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, join_describe};
 
 static int join_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -178,14 +178,22 @@ static int fn_queue(lua_State *L) {
 
 void casync__queue_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"queue", fn_queue}, {NULL, NULL}};
-  static const luaL_Reg queue_methods[] = {
-    {"put", meth_put}, {"get", meth_get}, {"try_put", meth_try_put},
-    {"try_get", meth_try_get}, {"task_done", meth_task_done},
-    {"join", meth_join}, {"close", meth_q_close}, {"iter", meth_q_iter},
-    {"qsize", meth_qsize}, {"len", meth_qsize}, {"empty", meth_empty},
-    {"full", meth_full}, {"maxsize", meth_maxsize},
-    {"unfinished", meth_unfinished}, {"closed", meth_q_closed},
-    {NULL, NULL}};
+  static const luaL_Reg queue_methods[] = {{"put", meth_put},
+                                           {"get", meth_get},
+                                           {"try_put", meth_try_put},
+                                           {"try_get", meth_try_get},
+                                           {"task_done", meth_task_done},
+                                           {"join", meth_join},
+                                           {"close", meth_q_close},
+                                           {"iter", meth_q_iter},
+                                           {"qsize", meth_qsize},
+                                           {"len", meth_qsize},
+                                           {"empty", meth_empty},
+                                           {"full", meth_full},
+                                           {"maxsize", meth_maxsize},
+                                           {"unfinished", meth_unfinished},
+                                           {"closed", meth_q_closed},
+                                           {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   casync__ctx_get(L)->queue_mt = casync__chan_new_type(
       L, CASYNC_QUEUE_MT, queue_methods, meta_q_tostring, meth_qsize);

@@ -34,39 +34,40 @@
 static const char *progname = "casync";
 
 static void usage(FILE *f) {
-  fprintf(f,
-    "usage: %s [options] [script [args]]\n"
-    "Runs a Lua 5.4 script as the main task of casync.run: it may suspend\n"
-    "(casync.sleep, task:wait(), ...) at top level; the global casync is set.\n"
-    "Available options are:\n"
-    "  -e stat   execute string 'stat' (in the main task)\n"
-    "  -i        enter interactive mode after executing 'script'\n"
-    "            (each line runs as a task)\n"
-    "  -l mod    require library 'mod' into global 'mod'\n"
-    "  -l g=mod  require library 'mod' into global 'g'\n"
-    "  -v        show version information\n"
-    "  -E        ignore environment variables\n"
-    "  -W        turn warnings on\n"
-    "  -h        show this help (also --help)\n"
-    "  --version show version information and exit\n"
-    "  --trace file\n"
-    "            record what the tasks do (casync.trace) and write it\n"
-    "            to file as Chrome trace-event JSON (Perfetto opens it)\n"
-    "  --timeline\n"
-    "            at the end, print a chart of the tasks on stderr: a row\n"
-    "            a task, time across, and the concurrency figure\n"
-    "  --timeline=file.svg\n"
-    "            at the end, write that chart as an SVG file\n"
-    "  --        stop handling options\n"
-    "Or: %s ps PID  print the task tree of casync process PID (one in\n"
-    "            debug mode: CASYNC_DEBUG=1), what each task waits on\n"
-    "  -         stop handling options and execute stdin\n"
-    "Environment: CASYNC_DEBUG=1 turns the watchdog and debug mode on (a dump\n"
-    "of the task tree on SIGUSR1); CASYNC_SEED=n orders the ready tasks by a\n"
-    "seed; LUA_INIT_5_4 or LUA_INIT, LUA_PATH_5_4 or LUA_PATH, LUA_CPATH_5_4\n"
-    "or LUA_CPATH as for lua.\n"
-    "Exit status: 0, 1 when the script fails, 130 after Ctrl-C, or os.exit's.\n",
-    progname, progname);
+  fprintf(
+      f,
+      "usage: %s [options] [script [args]]\n"
+      "Runs a Lua 5.4 script as the main task of casync.run: it may suspend\n"
+      "(casync.sleep, task:wait(), ...) at top level; the global casync is set.\n"
+      "Available options are:\n"
+      "  -e stat   execute string 'stat' (in the main task)\n"
+      "  -i        enter interactive mode after executing 'script'\n"
+      "            (each line runs as a task)\n"
+      "  -l mod    require library 'mod' into global 'mod'\n"
+      "  -l g=mod  require library 'mod' into global 'g'\n"
+      "  -v        show version information\n"
+      "  -E        ignore environment variables\n"
+      "  -W        turn warnings on\n"
+      "  -h        show this help (also --help)\n"
+      "  --version show version information and exit\n"
+      "  --trace file\n"
+      "            record what the tasks do (casync.trace) and write it\n"
+      "            to file as Chrome trace-event JSON (Perfetto opens it)\n"
+      "  --timeline\n"
+      "            at the end, print a chart of the tasks on stderr: a row\n"
+      "            a task, time across, and the concurrency figure\n"
+      "  --timeline=file.svg\n"
+      "            at the end, write that chart as an SVG file\n"
+      "  --        stop handling options\n"
+      "Or: %s ps PID  print the task tree of casync process PID (one in\n"
+      "            debug mode: CASYNC_DEBUG=1), what each task waits on\n"
+      "  -         stop handling options and execute stdin\n"
+      "Environment: CASYNC_DEBUG=1 turns the watchdog and debug mode on (a dump\n"
+      "of the task tree on SIGUSR1); CASYNC_SEED=n orders the ready tasks by a\n"
+      "seed; LUA_INIT_5_4 or LUA_INIT, LUA_PATH_5_4 or LUA_PATH, LUA_CPATH_5_4\n"
+      "or LUA_CPATH as for lua.\n"
+      "Exit status: 0, 1 when the script fails, 130 after Ctrl-C, or os.exit's.\n",
+      progname, progname);
   fflush(f);
 }
 
@@ -118,20 +119,20 @@ static void trace_begin(lua_State *L) {
 /* At the end: stops recording (which writes --trace's file) and draws
  * the chart (on stderr, as wide as the terminal) or the SVG. */
 static const char trace_end_lua[] =
-  "local casync, svg_file, show, width = ...\n"
-  "local rec = casync.trace(false)\n"
-  "if not (show and rec) then return end\n"
-  "local timeline = require 'casync.timeline'\n"
-  "if svg_file then\n"
-  "  local f, err = io.open(svg_file, 'w')\n"
-  "  if not f then error('--timeline: ' .. err, 0) end\n"
-  "  local name = arg and arg[0] and arg[0]:match('[^/]*$') or 'casync'\n"
-  "  f:write(timeline.svg(rec, {title = 'casync timeline of ' .. name}))\n"
-  "  f:close()\n"
-  "else\n"
-  "  io.stdout:flush()\n"
-  "  io.stderr:write(timeline.chart(rec, {width = width}))\n"
-  "end\n";
+    "local casync, svg_file, show, width = ...\n"
+    "local rec = casync.trace(false)\n"
+    "if not (show and rec) then return end\n"
+    "local timeline = require 'casync.timeline'\n"
+    "if svg_file then\n"
+    "  local f, err = io.open(svg_file, 'w')\n"
+    "  if not f then error('--timeline: ' .. err, 0) end\n"
+    "  local name = arg and arg[0] and arg[0]:match('[^/]*$') or 'casync'\n"
+    "  f:write(timeline.svg(rec, {title = 'casync timeline of ' .. name}))\n"
+    "  f:close()\n"
+    "else\n"
+    "  io.stdout:flush()\n"
+    "  io.stderr:write(timeline.chart(rec, {width = width}))\n"
+    "end\n";
 
 /* Runs trace_end_lua; returns 0 and prints why if it failed. */
 static int trace_end(lua_State *L) {
@@ -141,10 +142,9 @@ static int trace_end(lua_State *L) {
   if (!trace_file && !timeline) return 1;
   if (isatty(2) && ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 30)
     width = ws.ws_col;
-  else if (cols && atoi(cols) >= 30)
-    width = atoi(cols);
-  if (luaL_loadbuffer(L, trace_end_lua, sizeof trace_end_lua - 1,
-                      "=casync") != LUA_OK)
+  else if (cols && atoi(cols) >= 30) width = atoi(cols);
+  if (luaL_loadbuffer(L, trace_end_lua, sizeof trace_end_lua - 1, "=casync") !=
+      LUA_OK)
     return lua_error(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "casync");
@@ -173,28 +173,28 @@ static int msgh(lua_State *L) {
  * syntax error, a missing script or module) fails with a `quiet` error,
  * printed without a traceback (none would help). */
 static const char driver[] =
-  "local steps, args, quiet, repl = ...\n"
-  "local function fail(msg) error(setmetatable({msg = msg}, quiet), 0) end\n"
-  "local function loaded(f, err) if not f then fail(err) end return f end\n"
-  "for i = 1, #steps do -- (not ipairs: a return in it is no tail call)\n"
-  "  local s = steps[i]\n"
-  "  if s.code then loaded(load(s.code, s.chunkname))()\n"
-  "  elseif s.file then loaded(loadfile(s.file))()\n"
-  "  elseif s.lib then\n"
-  "    local ok, m = pcall(require, s.lib)\n"
-  "    if not ok then\n"
-  "      if type(m) == 'string' and m:find(\"^module '[^']*' not found\") then\n"
-  "        fail(m)\n"
-  "      end\n"
-  "      error(m, 0)\n"
-  "    end\n"
-  "    _G[s.global] = m\n"
-  "  elseif s.script then\n"
-  "    local f = loaded(loadfile(s.path))\n"
-  "    if i == #steps then return f(table.unpack(args, 1, args.n)) end\n"
-  "    f(table.unpack(args, 1, args.n))\n"
-  "  elseif s.repl then repl() end\n"
-  "end\n";
+    "local steps, args, quiet, repl = ...\n"
+    "local function fail(msg) error(setmetatable({msg = msg}, quiet), 0) end\n"
+    "local function loaded(f, err) if not f then fail(err) end return f end\n"
+    "for i = 1, #steps do -- (not ipairs: a return in it is no tail call)\n"
+    "  local s = steps[i]\n"
+    "  if s.code then loaded(load(s.code, s.chunkname))()\n"
+    "  elseif s.file then loaded(loadfile(s.file))()\n"
+    "  elseif s.lib then\n"
+    "    local ok, m = pcall(require, s.lib)\n"
+    "    if not ok then\n"
+    "      if type(m) == 'string' and m:find(\"^module '[^']*' not found\") then\n"
+    "        fail(m)\n"
+    "      end\n"
+    "      error(m, 0)\n"
+    "    end\n"
+    "    _G[s.global] = m\n"
+    "  elseif s.script then\n"
+    "    local f = loaded(loadfile(s.path))\n"
+    "    if i == #steps then return f(table.unpack(args, 1, args.n)) end\n"
+    "    f(table.unpack(args, 1, args.n))\n"
+    "  elseif s.repl then repl() end\n"
+    "end\n";
 
 /* The interactive prompt (-i): reads lines from stdin (a casync stream when
  * it is a pipe or a TTY, so other tasks run while it waits), compiles them
@@ -202,44 +202,44 @@ static const char driver[] =
  * chunk is incomplete), and runs each chunk as a task, printing its
  * results or its error.  Ends at the end of the input. */
 static const char repl[] =
-  "local casync = require 'casync'\n"
-  "local stdin = casync.stdin()\n"
-  "local function readline(prompt)\n"
-  "  io.stdout:write(prompt)\n"
-  "  io.stdout:flush()\n"
-  "  if stdin then return stdin:read_line() end\n"
-  "  return io.read('l')\n"
-  "end\n"
-  "local function prompt(n)\n"
-  "  local p = n == 1 and _PROMPT or n == 2 and _PROMPT2\n"
-  "  return p and tostring(p) or (n == 1 and '> ' or '>> ')\n"
-  "end\n"
-  "while true do\n"
-  "  local line = readline(prompt(1))\n"
-  "  if not line then break end\n"
-  "  local src = line\n"
-  "  local f, err = load('return ' .. src, '=stdin')\n"
-  "  if not f then\n"
-  "    f, err = load(src, '=stdin')\n"
-  "    while not f and err:find('<eof>$') do\n"
-  "      local more = readline(prompt(2))\n"
-  "      if not more then break end\n"
-  "      src = src .. '\\n' .. more\n"
-  "      f, err = load(src, '=stdin')\n"
-  "    end\n"
-  "  end\n"
-  "  if not f then\n"
-  "    io.stderr:write(err, '\\n')\n"
-  "  else\n"
-  "    local t = casync.spawn({name = 'stdin'}, f)\n"
-  "    local r = table.pack(pcall(t.wait, t))\n"
-  "    if not r[1] then io.stderr:write(tostring(r[2]), '\\n')\n"
-  "    elseif r.n > 1 then print(table.unpack(r, 2, r.n)) end\n"
-  "  end\n"
-  "  io.stderr:flush()\n"
-  "end\n"
-  "io.stdout:write('\\n')\n"
-  "if stdin then stdin:close() end\n";
+    "local casync = require 'casync'\n"
+    "local stdin = casync.stdin()\n"
+    "local function readline(prompt)\n"
+    "  io.stdout:write(prompt)\n"
+    "  io.stdout:flush()\n"
+    "  if stdin then return stdin:read_line() end\n"
+    "  return io.read('l')\n"
+    "end\n"
+    "local function prompt(n)\n"
+    "  local p = n == 1 and _PROMPT or n == 2 and _PROMPT2\n"
+    "  return p and tostring(p) or (n == 1 and '> ' or '>> ')\n"
+    "end\n"
+    "while true do\n"
+    "  local line = readline(prompt(1))\n"
+    "  if not line then break end\n"
+    "  local src = line\n"
+    "  local f, err = load('return ' .. src, '=stdin')\n"
+    "  if not f then\n"
+    "    f, err = load(src, '=stdin')\n"
+    "    while not f and err:find('<eof>$') do\n"
+    "      local more = readline(prompt(2))\n"
+    "      if not more then break end\n"
+    "      src = src .. '\\n' .. more\n"
+    "      f, err = load(src, '=stdin')\n"
+    "    end\n"
+    "  end\n"
+    "  if not f then\n"
+    "    io.stderr:write(err, '\\n')\n"
+    "  else\n"
+    "    local t = casync.spawn({name = 'stdin'}, f)\n"
+    "    local r = table.pack(pcall(t.wait, t))\n"
+    "    if not r[1] then io.stderr:write(tostring(r[2]), '\\n')\n"
+    "    elseif r.n > 1 then print(table.unpack(r, 2, r.n)) end\n"
+    "  end\n"
+    "  io.stderr:flush()\n"
+    "end\n"
+    "io.stdout:write('\\n')\n"
+    "if stdin then stdin:close() end\n";
 
 /* steps[#steps + 1] = the table on top */
 static void add_step(lua_State *L, int steps) {
@@ -305,9 +305,18 @@ static int collect_args(int argc, char **argv, int *script, const char **bad) {
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     *bad = a;
-    if (a[0] != '-') { *script = i; return flags; }
-    if (strcmp(a, "-") == 0) { *script = i; return flags; }
-    if (strcmp(a, "--") == 0) { *script = i + 1 < argc ? i + 1 : 0; return flags; }
+    if (a[0] != '-') {
+      *script = i;
+      return flags;
+    }
+    if (strcmp(a, "-") == 0) {
+      *script = i;
+      return flags;
+    }
+    if (strcmp(a, "--") == 0) {
+      *script = i + 1 < argc ? i + 1 : 0;
+      return flags;
+    }
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return -2;
     if (strcmp(a, "--version") == 0) return -3;
     switch (trace_option(argv, argc, &i)) {
@@ -316,20 +325,25 @@ static int collect_args(int argc, char **argv, int *script, const char **bad) {
     default: break;
     }
     switch (a[1]) {
-    case 'i': case 'v': case 'E': case 'W':
+    case 'i':
+    case 'v':
+    case 'E':
+    case 'W':
       if (a[2]) return -1;
-      flags |= a[1] == 'i' ? HAS_I | HAS_V : a[1] == 'v' ? HAS_V
-               : a[1] == 'E' ? HAS_BIG_E : HAS_W;
+      flags |= a[1] == 'i'   ? HAS_I | HAS_V
+               : a[1] == 'v' ? HAS_V
+               : a[1] == 'E' ? HAS_BIG_E
+                             : HAS_W;
       break;
-    case 'e': case 'l':
+    case 'e':
+    case 'l':
       if (a[1] == 'e') flags |= HAS_E;
       if (!a[2] && (++i >= argc || argv[i][0] == '-')) {
         *bad = a;
         return -4; /* needs an argument */
       }
       break;
-    default:
-      return -1;
+    default: return -1;
     }
   }
   return flags;
@@ -422,8 +436,7 @@ static int pmain(lua_State *L) {
     if (isatty(STDIN_FILENO)) { /* lua(1): a prompt on a terminal */
       print_version();
       flags |= HAS_I;
-    } else
-      step_flag(L, steps, "script"); /* else stdin is the script */
+    } else step_flag(L, steps, "script"); /* else stdin is the script */
   }
   if (script) {
     lua_createtable(L, 0, 2);
@@ -526,8 +539,9 @@ static void *pool_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       (osize + 15) >> 4 == (nsize + 15) >> 4)
     return ptr; /* the same class */
   nb = nsize <= POOL_MAX ? pool_get(p, nsize) : malloc(nsize);
-  if (!nb) return nsize < osize ? ptr : NULL; /* a shrink never fails: the
-                                                  block is big enough */
+  if (!nb)
+    return nsize < osize ? ptr : NULL; /* a shrink never fails: the
+                                          block is big enough */
   memcpy(nb, ptr, osize < nsize ? osize : nsize);
   if (osize <= POOL_MAX) pool_put(p, ptr, osize);
   else free(ptr);

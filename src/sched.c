@@ -54,8 +54,7 @@ int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t) {
 
 /* Requests the cancellation of t; the message (a string or nil) is at
  * msgidx, or 0 for the default.  Runs no Lua code of the user. */
-void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
-                    int msgidx) {
+void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t, int msgidx) {
   if (t->state == T_DONE) return;
   if (!(t->flags & TF_CANCEL_PENDING)) {
     int top = lua_gettop(L);
@@ -65,8 +64,7 @@ void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
     casync__extras(L, -1);
     if (msgidx && !lua_isnil(L, msgidx))
       casync__error_push(L, "cancelled", NULL, "%s", lua_tostring(L, msgidx));
-    else
-      casync__error_push(L, "cancelled", NULL, "task cancelled");
+    else casync__error_push(L, "cancelled", NULL, "task cancelled");
     lua_setfield(L, -2, "cancel_error");
     lua_settop(L, top);
     t->flags |= TF_CANCEL_PENDING;
@@ -129,7 +127,8 @@ void casync__closed_outside(casync_task *t) {
 static void finish_closed(lua_State *L, casync_ctx *lp, casync_task *t) {
   lua_State *co = t->co;
   lua_settop(co, 0);
-  casync__error_push(co, "cancelled", NULL, "the task's coroutine was "
+  casync__error_push(co, "cancelled", NULL,
+                     "the task's coroutine was "
                      "closed from outside (coroutine.close)");
   t->outcome = OUT_CANCELLED;
   casync__finish(L, lp, t, LUA_OK, 1);
@@ -140,8 +139,9 @@ static void finish_closed(lua_State *L, casync_ctx *lp, casync_task *t) {
 static void preempt_hook(lua_State *co, lua_Debug *ar) {
   casync_ctx *lp = casync__ctx_get(co);
   (void)ar;
-  if (lp && lp->preempt_ns && casync__now_ns(lp) - lp->run_start >
-      lp->preempt_ns && lua_isyieldable(co)) {
+  if (lp && lp->preempt_ns &&
+      casync__now_ns(lp) - lp->run_start > lp->preempt_ns &&
+      lua_isyieldable(co)) {
     lp->slice_over = 1; /* the drain ends: timers and I/O get their turn */
     lua_yield(co, 0);   /* back in resume as a plain yield: requeued */
   }
@@ -166,7 +166,8 @@ static inline void resume(lua_State *L, casync_ctx *lp, casync_task *t) {
     /* cancelled before it ran: it ends so, unless it was spawned parked
      * (casync__spawn_parked) and its wait already handed it something */
     if ((t->flags & TF_CANCEL_PENDING) &&
-        !(t->wake == WAKE_OK && t->wait && (t->wait->flags & CASYNC_WK_KEEPS))) {
+        !(t->wake == WAKE_OK && t->wait &&
+          (t->wait->flags & CASYNC_WK_KEEPS))) {
       casync__finish_unstarted(L, lp, t);
       return;
     }
@@ -202,8 +203,7 @@ static inline void run_one(lua_State *L, casync_ctx *lp, casync_task *t) {
     casync__push_task(L, lp, t);
     casync__run_callbacks(L, lp, t);
     lua_settop(L, 0);
-  } else
-    resume(L, lp, t);
+  } else resume(L, lp, t);
 }
 
 static uint64_t seed_next(casync_ctx *lp) {
@@ -295,7 +295,6 @@ void casync__unhold(casync_ctx *lp) {
   lp->qtail = lp->held_tail;
   lp->held_head = lp->held_tail = NULL;
 }
-
 
 static void on_check(uv_check_t *h) {
   casync__drain(container_of(h, casync_ctx, check));

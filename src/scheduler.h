@@ -16,9 +16,9 @@ typedef struct casync_obs casync_obs;
 /* A deadline among the loop's timers (timer.c).  Embedded in whatever
  * waits on it. */
 struct casync_tnode {
-  uint64_t deadline;            /* ns on the uv_hrtime clock */
-  casync_tnode *next, *prev;    /* in the list of its duration */
-  struct casync_tlist *list;    /* that list; NULL when not armed */
+  uint64_t deadline;         /* ns on the uv_hrtime clock */
+  casync_tnode *next, *prev; /* in the list of its duration */
+  struct casync_tlist *list; /* that list; NULL when not armed */
   void (*fire)(casync_ctx *lp, casync_tnode *n);
 };
 
@@ -32,22 +32,24 @@ struct casync_obs {
  * signal: a node in that object's FIFO of waiters (waitq.c; several, one
  * per case, for select). */
 typedef struct casync_wnode casync_wnode;
-typedef struct casync_wqueue { casync_wnode *head, *tail; } casync_wqueue;
+typedef struct casync_wqueue {
+  casync_wnode *head, *tail;
+} casync_wqueue;
 struct casync_wnode {
   casync_wnode *next, *prev;
-  casync_wqueue *queue;   /* the queue it is in, NULL when not queued */
+  casync_wqueue *queue; /* the queue it is in, NULL when not queued */
   casync_task *task;
-  void *sel;              /* its select, NULL for a single operation */
-  int idx;                /* its case in select (1-based) */
-  int op;                 /* what it waits to do (channel.c, sync.c) */
-  int valslot;            /* a send's value: index on the task's stack */
-  int status;             /* how it was served (W_*) */
+  void *sel;   /* its select, NULL for a single operation */
+  int idx;     /* its case in select (1-based) */
+  int op;      /* what it waits to do (channel.c, sync.c) */
+  int valslot; /* a send's value: index on the task's stack */
+  int status;  /* how it was served (W_*) */
 };
 enum { WN_WAITING, WN_OK, WN_CLOSED };
 
-enum { T_READY, T_RUNNING, T_WAITING, T_DONE };     /* task->state */
-enum { OUT_NONE, OUT_OK, OUT_FAILED, OUT_CANCELLED };       /* task->outcome */
-enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
+enum { T_READY, T_RUNNING, T_WAITING, T_DONE };       /* task->state */
+enum { OUT_NONE, OUT_OK, OUT_FAILED, OUT_CANCELLED }; /* task->outcome */
+enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };          /* task->wake */
 
 /* task->flags */
 #define TF_STARTED 0x01u        /* its coroutine has been resumed once */
@@ -61,12 +63,13 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
 #define TF_CONTEXT 0x100u       /* extras.context is set (task-local values) */
 #define TF_SCOPE_CHILD 0x800u   /* spawned into a casync.scope */
 #define TF_EXTERNAL 0x1000u     /* waits in a CASYNC_WK_EXTERNAL wait */
-#define TF_LAZY_CONTEXT 0x2000u /* its context is made when first looked at
-                                   (ctx->lazy_context: an HTTP request's) */
+/* its context is made when first looked at (ctx->lazy_context: an HTTP
+   request's) */
+#define TF_LAZY_CONTEXT 0x2000u
 #define TF_CONTEXT_SHARED 0x200u /* ... and shared: copied before a change */
-#define TF_HOST_MAIN 0x400u     /* main task of a host's _run_report (the
-                                   casync runner): casync.run called in it
-                                   runs its function in place */
+/* main task of a host's _run_report (the casync runner): casync.run called
+   in it runs its function in place */
+#define TF_HOST_MAIN 0x400u
 
 /* ------------------------------------------------------ cancel scopes
  * A cancel scope (Trio's) is a block of a task, or a scope's children,
@@ -78,26 +81,26 @@ enum { WAKE_OK, WAKE_CANCEL, WAKE_TIMEOUT };        /* task->wake */
  * (cscope.c), until the task leaves the scope. */
 typedef struct casync_cscope casync_cscope;
 struct casync_cscope {
-  casync_cscope *parent;        /* the enclosing scope; NULL: none */
-  casync_cscope *children;      /* scopes opened inside, newest first */
-  casync_cscope *next, *prev;   /* among the parent's children */
-  casync_task *tasks;           /* tasks whose innermost scope it is */
-  casync_task *owner;           /* the task that opened it */
-  casync_tnode timer;           /* its deadline, when it has one */
-  double seconds;               /* that deadline's length, for messages */
-  unsigned flags;               /* CS_* */
-  int ref;                      /* its userdata, pinned while open */
-  int nchildren;                /* tasks spawned into it still running */
-  int nfailed;                  /* of them, failed (not cancelled) */
-  casync_task *closer;          /* the owner, waiting for the children */
+  casync_cscope *parent;      /* the enclosing scope; NULL: none */
+  casync_cscope *children;    /* scopes opened inside, newest first */
+  casync_cscope *next, *prev; /* among the parent's children */
+  casync_task *tasks;         /* tasks whose innermost scope it is */
+  casync_task *owner;         /* the task that opened it */
+  casync_tnode timer;         /* its deadline, when it has one */
+  double seconds;             /* that deadline's length, for messages */
+  unsigned flags;             /* CS_* */
+  int ref;                    /* its userdata, pinned while open */
+  int nchildren;              /* tasks spawned into it still running */
+  int nfailed;                /* of them, failed (not cancelled) */
+  casync_task *closer;        /* the owner, waiting for the children */
 };
-#define CS_CANCELLED 0x01u      /* cancelled (by cancel or its deadline) */
-#define CS_SHIELD 0x02u         /* outer cancellations do not reach in */
-#define CS_BY_DEADLINE 0x04u    /* its deadline cancelled it */
+#define CS_CANCELLED 0x01u   /* cancelled (by cancel or its deadline) */
+#define CS_SHIELD 0x02u      /* outer cancellations do not reach in */
+#define CS_BY_DEADLINE 0x04u /* its deadline cancelled it */
 #define CS_CLOSED 0x08u
-#define CS_NURSERY 0x10u        /* a casync.scope: owns the tasks spawned in it */
-#define CS_TIMEOUT 0x20u        /* casync.timeout / fail_after: raises "timeout" */
-#define CS_MOVE_ON 0x40u        /* move_on_after: its own expiry is no error */
+#define CS_NURSERY 0x10u /* a casync.scope: owns the tasks spawned in it */
+#define CS_TIMEOUT 0x20u /* casync.timeout / fail_after: raises "timeout" */
+#define CS_MOVE_ON 0x40u /* move_on_after: its own expiry is no error */
 
 /* ------------------------------------------------- the wait protocol
  * Every waiting operation is a begin, a park and a continuation:
@@ -159,42 +162,44 @@ typedef struct casync_wait_kind {
  *   2: a table of extras created on demand (name, traceback, callbacks,
  *      cancel message, cause of a re-raised error). */
 struct casync_task {
-  casync_task *qnext;  /* ready-queue link (also the callback queue) */
-  lua_State *co;       /* NULL once the task ended */
+  casync_task *qnext; /* ready-queue link (also the callback queue) */
+  lua_State *co;      /* NULL once the task ended */
   casync_ctx *loop;
   unsigned char state, outcome, wake;
   unsigned flags;
-  int ref;             /* anchor in the loop's task table while alive */
-  int nres;            /* number of results once ended */
-  int spawn_line;      /* line that spawned it (0 if unknown) */
+  int ref;        /* anchor in the loop's task table while alive */
+  int nres;       /* number of results once ended */
+  int spawn_line; /* line that spawned it (0 if unknown) */
   lua_Integer id;
-  lua_Integer parent_id;    /* the task that spawned it, 0: none */
-  uint64_t cpu_ns;          /* time it ran (measured in debug mode) */
+  lua_Integer parent_id;        /* the task that spawned it, 0: none */
+  uint64_t cpu_ns;              /* time it ran (measured in debug mode) */
   const casync_wait_kind *wait; /* its current (or last) wait */
-  void *wait_obj;           /* what it waits on (the wait's own state) */
-  casync_tnode timer;       /* its wait's deadline (or its sleep) */
-  union {                   /* never both at once: */
-    casync_obs join;        /* in task:wait(), its node in that task's observers */
-    casync_wnode wn;        /* in a channel/sync operation, its waiter node */
+  void *wait_obj;               /* what it waits on (the wait's own state) */
+  casync_tnode timer;           /* its wait's deadline (or its sleep) */
+  union {                       /* never both at once: */
+    casync_obs join; /* in task:wait(), its node in that task's observers */
+    casync_wnode wn; /* in a channel/sync operation, its waiter node */
   } u;
-  casync_obs *observers;    /* who waits for this task to end */
-  casync_cscope *cscope;    /* its innermost cancel scope, NULL if none */
+  casync_obs *observers;          /* who waits for this task to end */
+  casync_cscope *cscope;          /* its innermost cancel scope, NULL if none */
   casync_task *cs_next, *cs_prev; /* among that scope's tasks */
 };
 
 /* Around the one lua_resume (sched.c): two plain stores each way on x86
  * (release stores), so the watchdog thread can tell a task that has run
  * too long without suspending. */
-#define CASYNC_RUN_BEGIN(lp, co)                                              \
-  do {                                                                        \
-    atomic_store_explicit(&(lp)->run_co, (co), memory_order_relaxed);         \
-    atomic_store_explicit(&(lp)->run_seq,                                     \
-        atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1,       \
-        memory_order_release);                                                \
+#define CASYNC_RUN_BEGIN(lp, co)                                        \
+  do {                                                                  \
+    atomic_store_explicit(&(lp)->run_co, (co), memory_order_relaxed);   \
+    atomic_store_explicit(                                              \
+        &(lp)->run_seq,                                                 \
+        atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1, \
+        memory_order_release);                                          \
   } while (0)
-#define CASYNC_RUN_END(lp)                                                    \
-  atomic_store_explicit(&(lp)->run_seq,                                       \
-      atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1,         \
+#define CASYNC_RUN_END(lp)                                            \
+  atomic_store_explicit(                                              \
+      &(lp)->run_seq,                                                 \
+      atomic_load_explicit(&(lp)->run_seq, memory_order_relaxed) + 1, \
       memory_order_release)
 
 /* sched.c: the ready queue, resuming, waking, cancelling, observers */
@@ -202,8 +207,7 @@ void casync__enqueue(casync_ctx *lp, casync_task *t);
 void casync__wake(casync_ctx *lp, casync_task *t, int wake);
 void casync__drain(casync_ctx *lp);
 void casync__unhold(casync_ctx *lp);
-void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t,
-                    int msgidx);
+void casync__cancel(lua_State *L, casync_ctx *lp, casync_task *t, int msgidx);
 int casync__push_task(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__obs_link(casync_task *t, casync_obs *o);
 void casync__obs_unlink(casync_task *t, casync_obs *o);
@@ -212,10 +216,9 @@ void casync__interrupt(casync_ctx *lp, casync_task *t);
 void casync__sched_open(lua_State *L, casync_ctx *lp);
 
 /* life.c: a task's life: spawning, its body, its end, done callbacks */
-casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx,
-                           int nargs, int opts_name_idx);
-casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx,
-                             int nargs);
+casync_task *casync__spawn(lua_State *L, casync_ctx *lp, int fidx, int nargs,
+                           int opts_name_idx);
+casync_task *casync__spawn_c(lua_State *L, casync_ctx *lp, int fidx, int nargs);
 casync_task *casync__spawn_later(lua_State *L, casync_ctx *lp, int fidx,
                                  int nargs, double seconds);
 casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
@@ -223,8 +226,8 @@ casync_task *casync__spawn_parked(lua_State *L, casync_ctx *lp, int fidx,
                                   void *obj);
 void casync__finish(lua_State *L, casync_ctx *lp, casync_task *t, int status,
                     int nres);
-void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx,
-                         casync_task *t, int tidx);
+void casync__task_anchor(lua_State *L, casync_ctx *lp, int cidx, casync_task *t,
+                         int tidx);
 void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
                            casync_task *t);
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
@@ -253,8 +256,7 @@ const char *casync__waiting_in(const casync_task *t);
 /* Checks that the caller may wait, in Lua function fname: it must run in
  * a task (not in a plain coroutine inside one), be able to yield, and have
  * no cancellation pending (raised here).  Returns the task. */
-static inline casync_task *casync__wait_begin_ctx(lua_State *L,
-                                                  casync_ctx *lp,
+static inline casync_task *casync__wait_begin_ctx(lua_State *L, casync_ctx *lp,
                                                   const char *fname) {
   casync_task *t = lp->current;
   if (t && t->co == L && !(t->flags & TF_CANCEL_PENDING) && !t->cscope &&
@@ -293,8 +295,8 @@ static inline int casync__park(lua_State *L, casync_task *t,
   t->wait = kind;
   t->wait_obj = obj;
   t->wake = WAKE_OK;
-  if ((kind->flags & CASYNC_WK_EXTERNAL) || t->loop->trace ||
-      t->loop->debug || deadline)
+  if ((kind->flags & CASYNC_WK_EXTERNAL) || t->loop->trace || t->loop->debug ||
+      deadline)
     casync__park_slow(L, t, kind, deadline);
   return lua_yieldk(L, 0, kc, k);
 }
@@ -302,16 +304,17 @@ static inline int casync__park(lua_State *L, casync_task *t,
 /* At the top of every continuation k(kc): t is the task the scheduler
  * resumed.  Resumed by anyone else (coroutine.resume on the task's
  * coroutine), k yields again at once with its wait untouched. */
-#define CASYNC_RESUMED(L, t, kc, k)                                     \
-  do {                                                                  \
-    if (!((t) = casync__resumed(L))) return casync__not_resumed((L), (kc), (k)); \
+#define CASYNC_RESUMED(L, t, kc, k)               \
+  do {                                            \
+    if (!((t) = casync__resumed(L)))              \
+      return casync__not_resumed((L), (kc), (k)); \
   } while (0)
 
 /* The same for a continuation whose kc is the task itself (the hot waits:
  * no look-up of the context). */
-#define CASYNC_RESUMED_KC(L, t, kc, k)                                  \
-  do {                                                                  \
-    (t) = (casync_task *)(kc);                                          \
+#define CASYNC_RESUMED_KC(L, t, kc, k)                                         \
+  do {                                                                         \
+    (t) = (casync_task *)(kc);                                                 \
     if ((t)->loop->current != (t)) return casync__not_resumed((L), (kc), (k)); \
   } while (0)
 
@@ -341,12 +344,12 @@ void casync__sleep_until_open(lua_State *L);
 typedef struct casync_selcase {
   casync_wnode w;
   casync_obs obs;
-  casync_task *watched;   /* {task, "wait"}: that task */
+  casync_task *watched; /* {task, "wait"}: that task */
 } casync_selcase;
 typedef struct casync_select {
   casync_task *task;
-  int n, fired;           /* fired: the case's index, 0 until one fires */
-  casync_wnode *won;      /* its node */
+  int n, fired;      /* fired: the case's index, 0 until one fires */
+  casync_wnode *won; /* its node */
   casync_selcase c[];
 } casync_select;
 
@@ -399,8 +402,7 @@ static inline void casync__wq_serve(casync_ctx *lp, casync_wnode *w,
   casync__wake(lp, w->task, WAKE_OK);
 }
 void casync__select_unlink(casync_select *s);
-void casync__select_watch(casync_select *s, casync_selcase *c,
-                          casync_task *t);
+void casync__select_watch(casync_select *s, casync_selcase *c, casync_task *t);
 
 /* loop.c: casync.run */
 void casync__loop_open(lua_State *L);
@@ -421,8 +423,7 @@ void casync__cs_open(casync_task *t, casync_cscope *s);
 void casync__cs_close(casync_ctx *lp, casync_cscope *s);
 void casync__cs_close_owned(casync_task *t, casync_cscope *s);
 void casync__cs_cancel(casync_ctx *lp, casync_cscope *s, int by_deadline);
-void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s,
-                             double seconds);
+void casync__cs_set_deadline(casync_ctx *lp, casync_cscope *s, double seconds);
 int casync__cs_error(lua_State *L, const casync_task *t);
 int casync__cs_catches(lua_State *L, const casync_task *t,
                        const casync_cscope *s, int idx);
@@ -440,8 +441,8 @@ void casync__trace_park(casync_ctx *lp, casync_task *t,
 void casync__trace_wake(casync_ctx *lp, casync_task *t);
 void casync__trace_end(casync_ctx *lp, casync_task *t);
 void casync__trace_timer(casync_ctx *lp, lua_Integer task);
-void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
-                         int tidx, casync_task *by);
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t, int tidx,
+                         casync_task *by);
 void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
                        lua_Integer pool_id, int worker, uint64_t start,
                        uint64_t dur);
@@ -464,8 +465,8 @@ void casync__ps_path(char *buf, size_t size, int pid);
 void casync__debug_open(lua_State *L);
 
 /* tcontext.c: task-local context */
-void casync__context_inherit(lua_State *L, casync_task *spawner,
-                             casync_task *t, int tidx);
+void casync__context_inherit(lua_State *L, casync_task *spawner, casync_task *t,
+                             int tidx);
 void casync__context_set(lua_State *L, casync_task *t, int kidx, int vidx);
 void casync__context_copy(lua_State *L, casync_task *t, int tidx);
 int casync__context_of(lua_State *L, casync_task *by);

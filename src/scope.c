@@ -36,8 +36,7 @@ static void add_failure(lua_State *L, casync_cscope *s, int tidx) {
     lua_setfield(L, -2, "error");
     if (lua_getiuservalue(L, tidx, 2) == LUA_TTABLE)
       lua_getfield(L, -1, "traceback");
-    else
-      lua_pushnil(L);
+    else lua_pushnil(L);
     lua_setfield(L, -3, "traceback");
     lua_pop(L, 1);
     t->flags |= TF_OBSERVED; /* the scope hands it out */
@@ -59,8 +58,7 @@ static int raise_failures(lua_State *L, casync_task *t, int sidx) {
   if (n == 1) {
     lua_rawgeti(L, -1, 1);
     if (lua_getfield(L, -1, "task") == LUA_TUSERDATA)
-      return casync__push_error_of(L, lua_touserdata(L, -1), -1),
-             lua_error(L);
+      return casync__push_error_of(L, lua_touserdata(L, -1), -1), lua_error(L);
     lua_getfield(L, -2, "error");
     return casync__reraise(L, t);
   }
@@ -72,13 +70,12 @@ static int raise_failures(lua_State *L, casync_task *t, int sidx) {
     for (i = 1; i <= n; i++) {
       int entry = lua_gettop(L) + 1;
       lua_rawgeti(L, list, i);
-      lua_getfield(L, entry, "error");     /* entry+1 */
-      lua_getfield(L, entry, "task");      /* entry+2 */
+      lua_getfield(L, entry, "error"); /* entry+1 */
+      lua_getfield(L, entry, "task");  /* entry+2 */
       if (lua_type(L, entry + 2) == LUA_TUSERDATA)
         casync__task_describe(L, lua_touserdata(L, entry + 2), entry + 2);
-      else
-        lua_pushliteral(L, "the scope's body");
-      casync__tostring(L, entry + 1);      /* entry+4 */
+      else lua_pushliteral(L, "the scope's body");
+      casync__tostring(L, entry + 1); /* entry+4 */
       lua_pushfstring(L, "\n  %s: %s", lua_tostring(L, entry + 3),
                       lua_tostring(L, entry + 4));
       lua_replace(L, entry);
@@ -104,8 +101,8 @@ static int close_cancel(casync_ctx *lp, casync_task *t, int why) {
 
 static void close_describe(lua_State *L, casync_task *t) {
   casync_cscope *s = t->wait_obj;
-  lua_pushfstring(L, "scope close: waiting for its %d task%s%s",
-                  s->nchildren, s->nchildren == 1 ? "" : "s",
+  lua_pushfstring(L, "scope close: waiting for its %d task%s%s", s->nchildren,
+                  s->nchildren == 1 ? "" : "s",
                   s->flags & CS_CANCELLED ? " (cancelled)" : "");
 }
 
@@ -121,8 +118,9 @@ static int close_blockers(lua_State *L, casync_task *t, casync_task **out,
 }
 
 static const casync_wait_kind close_wait = {
-  "scope", "scope close (waiting for its tasks)", close_cancel,
-  CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, close_describe, close_blockers};
+    "scope",        "scope close (waiting for its tasks)",
+    close_cancel,   CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+    close_describe, close_blockers};
 
 /* The body is over (with its error at eidx, 0 for none): a failure of its
  * own counts and cancels the children; a cancellation does not count but
@@ -162,7 +160,7 @@ static int wait_children(lua_State *L, casync_task *t, casync_cscope *s,
   if (s->nchildren == 0) return k(L, LUA_OK, kc);
   if (!lua_isyieldable(L))
     return luaL_error(L, "scope: cannot wait for its tasks across a C call "
-                      "boundary");
+                         "boundary");
   s->closer = t;
   return casync__park(L, t, &close_wait, s, 0, k, kc);
 }
@@ -249,9 +247,9 @@ static int fn_scope(lua_State *L) {
   new_scope(L, t);
   lua_insert(L, 1);
   lua_pushcfunction(L, casync__task_msgh);
-  lua_insert(L, 2);  /* [1 scope][2 msgh][3 fn][4.. args] */
+  lua_insert(L, 2); /* [1 scope][2 msgh][3 fn][4.. args] */
   lua_pushvalue(L, 1);
-  lua_insert(L, 4);  /* fn(s, ...) */
+  lua_insert(L, 4); /* fn(s, ...) */
   status = lua_pcallk(L, nargs + 1, LUA_MULTRET, 2, 0, form_body_k);
   return form_body_k(L, status, 0);
 }
@@ -274,10 +272,8 @@ static int meth_spawn(lua_State *L) {
     nameidx = 2;
   }
   casync__check_callable(L, fidx);
-  if (s->flags & CS_CLOSED)
-    return luaL_error(L, "spawn: the scope is closed");
-  child = casync__spawn(L, CASYNC_CTX(L), fidx, lua_gettop(L) - fidx,
-                        nameidx);
+  if (s->flags & CS_CLOSED) return luaL_error(L, "spawn: the scope is closed");
+  child = casync__spawn(L, CASYNC_CTX(L), fidx, lua_gettop(L) - fidx, nameidx);
   child->flags |= TF_SCOPE_CHILD;
   casync__cs_attach(child, s);
   s->nchildren++;
@@ -335,10 +331,13 @@ static int meta_tostring(lua_State *L) {
 
 void casync__scope_open(lua_State *L) {
   static const luaL_Reg fns[] = {{"scope", fn_scope}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-    {"spawn", meth_spawn}, {"cancel", meth_cancel},
-    {"cancelled", meth_cancelled}, {"closed", meth_closed},
-    {"tasks", meth_tasks}, {"close", meth_close}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"spawn", meth_spawn},
+                                     {"cancel", meth_cancel},
+                                     {"cancelled", meth_cancelled},
+                                     {"closed", meth_closed},
+                                     {"tasks", meth_tasks},
+                                     {"close", meth_close},
+                                     {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, SCOPE_MT);
   lua_newtable(L);

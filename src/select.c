@@ -51,8 +51,7 @@ static void select_describe(lua_State *L, casync_task *t) {
     else if (c->w.queue)
       casync__chan_describe(L, container_of(c->w.queue, chan, receivers),
                             c->w.op == K_GET ? "get" : "recv");
-    else
-      lua_pushliteral(L, "?");
+    else lua_pushliteral(L, "?");
   }
   lua_concat(L, lua_gettop(L) - top);
 }
@@ -71,9 +70,10 @@ static int select_blockers(lua_State *L, casync_task *t, casync_task **out,
   return n;
 }
 
-static const casync_wait_kind select_wait = {"select", "select",
-  select_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, select_describe,
-  select_blockers};
+static const casync_wait_kind select_wait = {
+    "select",        "select",
+    select_cancel,   CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+    select_describe, select_blockers};
 
 /* Pushes the object of case i (cases at 1). */
 static void *case_obj(lua_State *L, int i) {
@@ -147,9 +147,7 @@ static int select_k(lua_State *L, int status, lua_KContext kc) {
       return casync__chan_raise_closed(L, w->op == K_PUT ? "put" : "select");
     lua_pushinteger(L, s->fired);
     return 1;
-  default:
-    case_obj(L, s->fired);
-    return case_result(L, t, s->fired, w->op);
+  default: case_obj(L, s->fired); return case_result(L, t, s->fired, w->op);
   }
 }
 
@@ -176,8 +174,11 @@ static int check_case(lua_State *L, int i, casync_task *self) {
   } else if (luaL_testudata(L, top + 2, CASYNC_TASK_MT)) {
     if (!OP("wait")) WANT("\"wait\"");
     if (lua_touserdata(L, top + 2) == self)
-      luaL_argerror(L, 1, lua_pushfstring(L, "case %d: a task cannot wait "
-                                          "for itself", i));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L,
+                                    "case %d: a task cannot wait "
+                                    "for itself",
+                                    i));
     kind = K_TASK;
   } else if (luaL_testudata(L, top + 2, EVENT_MT)) {
     if (!OP("wait")) WANT("\"wait\"");
@@ -187,22 +188,28 @@ static int check_case(lua_State *L, int i, casync_task *self) {
     sem *m = lua_touserdata(L, top + 2);
     if (!OP("acquire")) WANT("\"acquire\"");
     if (m->is_lock && m->owner == self && m->count == 0)
-      luaL_argerror(L, 1, lua_pushfstring(L, "case %d: the lock is already "
-                                          "held by this task", i));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L,
+                                    "case %d: the lock is already "
+                                    "held by this task",
+                                    i));
     kind = K_ACQUIRE;
-  } else
-    WANT("channel, queue, task, event, semaphore or lock");
+  } else WANT("channel, queue, task, event, semaphore or lock");
   if (kind == K_SEND || kind == K_PUT) {
     if (lua_rawgeti(L, top + 1, 3) == LUA_TNIL)
-      luaL_argerror(L, 1, lua_pushfstring(L, "case %d: nil cannot be %s", i,
-                                          kind == K_PUT ? "put" : "sent"));
+      luaL_argerror(L, 1,
+                    lua_pushfstring(L, "case %d: nil cannot be %s", i,
+                                    kind == K_PUT ? "put" : "sent"));
     lua_rawgeti(L, top + 1, 4);
     if (!lua_isnil(L, -1)) {
       chan *c = lua_touserdata(L, top + 2);
-      if (kind != K_PUT || c->order != ORDER_PRIORITY ||
-          !lua_isnumber(L, -1) || lua_tonumber(L, -1) != lua_tonumber(L, -1))
-        luaL_argerror(L, 1, lua_pushfstring(L, "case %d: a priority (a "
-                      "number) is only for priority queues", i));
+      if (kind != K_PUT || c->order != ORDER_PRIORITY || !lua_isnumber(L, -1) ||
+          lua_tonumber(L, -1) != lua_tonumber(L, -1))
+        luaL_argerror(L, 1,
+                      lua_pushfstring(L,
+                                      "case %d: a priority (a "
+                                      "number) is only for priority queues",
+                                      i));
     }
   }
 #undef OP
@@ -272,12 +279,10 @@ static void enlist(lua_State *L, casync_select *s, casync_selcase *sc, int c,
   sc->w.op = k;
   switch (k) {
   case K_RECV:
-  case K_GET:
-    casync__wq_push(&((chan *)o)->receivers, &sc->w);
-    break;
+  case K_GET: casync__wq_push(&((chan *)o)->receivers, &sc->w); break;
   case K_SEND:
   case K_PUT: /* its value (and priority) stay on this stack, where
-               * receivers take them */
+                 * receivers take them */
     lua_rawgeti(L, 1, c);
     lua_rawgeti(L, -1, 3);
     sc->w.valslot = lua_gettop(L);
@@ -289,12 +294,8 @@ static void enlist(lua_State *L, casync_select *s, casync_selcase *sc, int c,
     sc->w.valslot -= 2;
     casync__wq_push(&((chan *)o)->senders, &sc->w);
     return;
-  case K_TASK:
-    casync__select_watch(s, sc, o);
-    break;
-  case K_EVENT:
-    casync__wq_push(&((event *)o)->waiters, &sc->w);
-    break;
+  case K_TASK: casync__select_watch(s, sc, o); break;
+  case K_EVENT: casync__wq_push(&((event *)o)->waiters, &sc->w); break;
   case K_ACQUIRE:
     sc->w.op = K_ACQUIRE;
     casync__wq_push(&((sem *)o)->waiters, &sc->w);

@@ -26,26 +26,26 @@ struct casync_server {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   } u;
-  struct server_ud *ud;  /* NULL once Lua let go */
+  struct server_ud *ud; /* NULL once Lua let go */
   int kind;
-  casync_conn *conns;    /* running handler tasks */
+  casync_conn *conns; /* running handler tasks */
   lua_Integer nconn, accepted, errors;
   int last_error;
-  char *path;            /* a pipe's socket file, removed at close */
+  char *path;              /* a pipe's socket file, removed at close */
   casync_accept_hook hook; /* or a handler task per connection */
   void *hook_data;
 };
 
 struct casync_conn {
-  casync_obs obs;        /* in the handler task's observers */
+  casync_obs obs; /* in the handler task's observers */
   casync_conn *next, *prev;
-  casync_server *srv;    /* NULL once the server is gone */
-  casync_stream *s;      /* NULL once the stream is closed */
-  casync_task *task;     /* the handler task */
+  casync_server *srv; /* NULL once the server is gone */
+  casync_stream *s;   /* NULL once the stream is closed */
+  casync_task *task;  /* the handler task */
 };
 
 typedef struct server_ud {
-  casync_server *srv;    /* NULL once closed */
+  casync_server *srv; /* NULL once closed */
   int kind;
 } server_ud;
 
@@ -149,8 +149,8 @@ static int accept_one(lua_State *L) {
   casync_task *t;
   casync_conn *c;
   int r;
-  casync__push_pinned(L, srv->hd.pin_ref); /* 2: the server userdata */
-  lua_getiuservalue(L, 2, 1);              /* 3: the handler */
+  casync__push_pinned(L, srv->hd.pin_ref);       /* 2: the server userdata */
+  lua_getiuservalue(L, 2, 1);                    /* 3: the handler */
   s = casync__stream_new(L, ctx, srv->kind, &r); /* 4: the stream */
   if (s) r = uv_accept(&srv->u.s, &s->u.s);
   if (!s || r < 0) {
@@ -229,8 +229,7 @@ void casync__server_close(lua_State *L, casync_server *srv, int cancel) {
   casync_ctx *ctx = srv->hd.ctx;
   casync_conn *c;
   if (cancel && ctx->alive)
-    for (c = srv->conns; c; c = c->next)
-      casync__cancel(L, ctx, c->task, 0);
+    for (c = srv->conns; c; c = c->next) casync__cancel(L, ctx, c->task, 0);
   if (srv->ud) {
     srv->ud->srv = NULL;
     srv->ud = NULL;
@@ -307,8 +306,7 @@ static int meth_port(lua_State *L) {
   casync_server *srv = check_open(L, "port");
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  if (srv->kind != CASYNC_TCP)
-    return luaL_error(L, "port: not a TCP server");
+  if (srv->kind != CASYNC_TCP) return luaL_error(L, "port: not a TCP server");
   if (uv_tcp_getsockname(&srv->u.tcp, (struct sockaddr *)&ss, &len) < 0)
     return 0;
   casync__net_push_addr(L, (struct sockaddr *)&ss);
@@ -348,14 +346,17 @@ static int meta_tostring(lua_State *L) {
 }
 
 void casync__server_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"close", meth_close}, {"closed", meth_closed},
-    {"address", meth_address}, {"port", meth_port},
-    {"connections", meth_connections}, {"stats", meth_stats},
-    {NULL, NULL}};
-  static const luaL_Reg metas[] = {
-    {"__close", meta_close}, {"__gc", meta_close},
-    {"__tostring", meta_tostring}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"close", meth_close},
+                                     {"closed", meth_closed},
+                                     {"address", meth_address},
+                                     {"port", meth_port},
+                                     {"connections", meth_connections},
+                                     {"stats", meth_stats},
+                                     {NULL, NULL}};
+  static const luaL_Reg metas[] = {{"__close", meta_close},
+                                   {"__gc", meta_close},
+                                   {"__tostring", meta_tostring},
+                                   {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_SERVER_MT);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);

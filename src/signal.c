@@ -19,7 +19,6 @@
 
 #define MAX_SIG 65
 
-
 /* ============================================================== watchers */
 
 /* One signal's watcher: a handle block (context.h). */
@@ -28,9 +27,9 @@ typedef struct sigw {
   uv_signal_t h;
   casync_wqueue waiters; /* tasks in casync.signal.wait */
   int signum;
-  int pending;           /* came while nobody waited */
-  int refd;              /* uv_ref'd: a task waits */
-  int gone;              /* stopped: no more waiters */
+  int pending; /* came while nobody waited */
+  int refd;    /* uv_ref'd: a task waits */
+  int gone;    /* stopped: no more waiters */
 } sigw;
 
 /* The state's watchers, by signal (ctx->sig, made on first use). */
@@ -38,9 +37,7 @@ struct casync_signals {
   sigw *w[MAX_SIG];
 };
 
-static void sigw_free(casync_handle *h) {
-  free(container_of(h, sigw, hd));
-}
+static void sigw_free(casync_handle *h) { free(container_of(h, sigw, hd)); }
 
 static const casync_hclass sigw_class = {"signal", NULL, sigw_free};
 
@@ -111,8 +108,9 @@ static void signal_describe(lua_State *L, casync_task *t) {
   else lua_pushfstring(L, "wait for signal %d", signum);
 }
 
-static const casync_wait_kind signal_wait = {"wait", "signal wait",
-  wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, signal_describe};
+static const casync_wait_kind signal_wait = {
+    "wait", "signal wait", wait_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+    signal_describe};
 
 static int wait_k(lua_State *L, int status, lua_KContext kc) {
   casync_task *t;
@@ -125,7 +123,8 @@ static int wait_k(lua_State *L, int status, lua_KContext kc) {
   }
   if (t->u.wn.status == WN_CLOSED) {
     lua_pushnil(L);
-    casync__error_push(L, "closed", NULL, "signal wait: casync.signal.reset "
+    casync__error_push(L, "closed", NULL,
+                       "signal wait: casync.signal.reset "
                        "stopped handling the signal");
     return 2;
   }
@@ -181,8 +180,8 @@ static int fn_wait(lua_State *L) {
   t->u.wn.task = t;
   casync__wq_push(&w->waiters, &t->u.wn);
   set_ref(w, 1);
-  return casync__park(L, t, &signal_wait, w, casync__deadline(timeout),
-                      wait_k, 0);
+  return casync__park(L, t, &signal_wait, w, casync__deadline(timeout), wait_k,
+                      0);
 }
 
 /* casync.signal.reset(sig): stops handling sig (its default action
@@ -224,9 +223,11 @@ static int fn_name(lua_State *L) {
 }
 
 void casync__signal_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"wait", fn_wait}, {"reset", fn_reset}, {"raise", fn_raise},
-    {"name", fn_name}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"wait", fn_wait},
+                                 {"reset", fn_reset},
+                                 {"raise", fn_raise},
+                                 {"name", fn_name},
+                                 {NULL, NULL}};
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "signal");

@@ -66,9 +66,10 @@ static int fn_stdout(lua_State *L) { return stdio_fd(L, 1); }
 static int fn_stderr(lua_State *L) { return stdio_fd(L, 2); }
 
 void casync__stdio_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"stdin", fn_stdin}, {"stdout", fn_stdout}, {"stderr", fn_stderr},
-    {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"stdin", fn_stdin},
+                                 {"stdout", fn_stdout},
+                                 {"stderr", fn_stderr},
+                                 {NULL, NULL}};
   static const luaL_Reg stream_fns[] = {{"stdio", fn_stdio}, {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   lua_getfield(L, -1, "stream");

@@ -62,11 +62,11 @@ casync_stream *casync__stream_new_fd(lua_State *L, casync_ctx *ctx, int kind,
   luaL_setmetatable(L, CASYNC_STREAM_MT); /* closed, until it has a block */
   s = calloc(1, sizeof *s);
   if (!s) luaL_error(L, "not enough memory");
-  r = kind == CASYNC_TCP    ? uv_tcp_init(loop, &s->u.tcp)
-      : kind == CASYNC_PIPE ? uv_pipe_init(loop, &s->u.pipe, 0)
-                            : uv_tty_init(loop, &s->u.tty, fd,
-                                          (fcntl(fd, F_GETFL) & O_ACCMODE) !=
-                                              O_WRONLY);
+  r = kind == CASYNC_TCP ? uv_tcp_init(loop, &s->u.tcp)
+      : kind == CASYNC_PIPE
+          ? uv_pipe_init(loop, &s->u.pipe, 0)
+          : uv_tty_init(loop, &s->u.tty, fd,
+                        (fcntl(fd, F_GETFL) & O_ACCMODE) != O_WRONLY);
   if (r < 0) { /* not in the loop: nothing to close */
     free(s);
     *uverr = r;
@@ -140,8 +140,7 @@ void casync__stream_close(casync_stream *s, int wake) {
     casync__stream_wake_slot(s, &s->writer);
     casync__stream_wake_slot(s, &s->shutter);
     casync__stream_wake_slot(s, &s->connecter);
-  } else
-    s->reader = s->writer = s->shutter = s->connecter = NULL;
+  } else s->reader = s->writer = s->shutter = s->connecter = NULL;
   s->on_data = NULL;
   if (s->on_close) s->on_close(s, s->on_close_arg);
   if (s->tls) casync__tls_close(s); /* close_notify, if it can go now */
@@ -166,18 +165,16 @@ void casync__stream_describe(lua_State *L, casync_stream *s, const char *op) {
                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
                        : ((struct sockaddr_in *)&ss)->sin_port);
     }
-    lua_pushfstring(L, ss.ss_family == AF_INET6 ? "%s on tcp [%s]:%d"
-                                                 : "%s on tcp %s:%d",
-                    op, host, port);
+    lua_pushfstring(
+        L, ss.ss_family == AF_INET6 ? "%s on tcp [%s]:%d" : "%s on tcp %s:%d",
+        op, host, port);
   } else if (s->kind == CASYNC_PIPE) {
     char path[256];
     size_t len = sizeof path;
     if (uv_pipe_getpeername(&s->u.pipe, path, &len) == 0 && len > 0)
       lua_pushfstring(L, "%s on pipe %s", op, path);
-    else
-      lua_pushfstring(L, "%s on a pipe", op);
-  } else
-    lua_pushfstring(L, "%s on a tty", op);
+    else lua_pushfstring(L, "%s on a pipe", op);
+  } else lua_pushfstring(L, "%s on a tty", op);
 }
 
 /* The block of the stream userdata at idx, NULL if it is closed. */
@@ -187,7 +184,8 @@ casync_stream *casync__stream_of(lua_State *L, int idx) {
 }
 
 /* The open stream at idx, or a Lua error naming fname. */
-casync_stream *casync__stream_check_open(lua_State *L, int idx, const char *fname) {
+casync_stream *casync__stream_check_open(lua_State *L, int idx,
+                                         const char *fname) {
   stream_ud *u = luaL_checkudata(L, idx, CASYNC_STREAM_MT);
   if (!u->s) luaL_error(L, "%s: attempt to use a closed stream", fname);
   return u->s;
@@ -210,15 +208,16 @@ double casync__stream_opt_timeout(lua_State *L, int arg) {
 }
 
 /* A byte count argument: a non-negative integer (or the default). */
-size_t casync__stream_opt_count(lua_State *L, int arg, size_t def, const char *what) {
+size_t casync__stream_opt_count(lua_State *L, int arg, size_t def,
+                                const char *what) {
   lua_Integer n;
   int isint;
   if (lua_isnoneornil(L, arg)) return def;
   n = lua_tointegerx(L, arg, &isint);
   if (!isint) {
     if (lua_type(L, arg) == LUA_TNUMBER)
-      luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a whole number",
-                                            what));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L, "%s must be a whole number", what));
     luaL_typeerror(L, arg, "integer");
   }
   if (n < 0)
@@ -323,14 +322,17 @@ static int meta_tostring(lua_State *L) {
 /* ================================================================= open */
 
 void casync__stream_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-    {"close", meth_close}, {"closed", meth_closed},
-    {"set_timeout", meth_set_timeout}, {"sockname", meth_sockname},
-    {"peername", meth_peername}, {"set_nodelay", meth_set_nodelay},
-    {"kind", meth_kind}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"close", meth_close},
+                                     {"closed", meth_closed},
+                                     {"set_timeout", meth_set_timeout},
+                                     {"sockname", meth_sockname},
+                                     {"peername", meth_peername},
+                                     {"set_nodelay", meth_set_nodelay},
+                                     {"kind", meth_kind},
+                                     {NULL, NULL}};
   static const luaL_Reg metas[] = {{"__close", meth_close}, {NULL, NULL}};
-  static const luaL_Reg stream_fns[] = {
-    {"_stats", casync__net_stats}, {NULL, NULL}};
+  static const luaL_Reg stream_fns[] = {{"_stats", casync__net_stats},
+                                        {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_STREAM_MT);
   lua_newtable(L);
   casync__ctx_setfuncs(L, methods);
@@ -348,4 +350,3 @@ void casync__stream_open(lua_State *L) {
   casync__ctx_setfuncs(L, stream_fns);
   lua_setfield(L, -2, "stream");
 }
-

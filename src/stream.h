@@ -7,21 +7,21 @@
 
 #include "io.h"
 
-#define SCRATCH_SIZE 65536u      /* one read(2) at most */
-#define HWM (64u * 1024u)        /* read-ahead stops above this */
-#define DEFAULT_READ 65536u      /* read() without n */
-#define DEFAULT_MAX_LINE 65536u  /* read_line / read_until limit */
-#define MIN_DIRECT 4096u         /* read straight into the buffer's tail */
-#define KEEP_BUF (64u * 1024u)   /* a drained buffer larger than this goes */
-#define MAX_WRITE_BUFS 1024      /* write{...}: at most this many strings */
+#define SCRATCH_SIZE 65536u     /* one read(2) at most */
+#define HWM (64u * 1024u)       /* read-ahead stops above this */
+#define DEFAULT_READ 65536u     /* read() without n */
+#define DEFAULT_MAX_LINE 65536u /* read_line / read_until limit */
+#define MIN_DIRECT 4096u        /* read straight into the buffer's tail */
+#define KEEP_BUF (64u * 1024u)  /* a drained buffer larger than this goes */
+#define MAX_WRITE_BUFS 1024     /* write{...}: at most this many strings */
 
 /* s->flags */
-#define SF_READING 0x01u  /* uv_read_start is on */
-#define SF_SHUT 0x02u     /* shutdown requested */
+#define SF_READING 0x01u /* uv_read_start is on */
+#define SF_SHUT 0x02u    /* shutdown requested */
 #define SF_SHUT_DONE 0x04u
-#define SF_CLOSING 0x08u  /* uv_close called */
-#define SF_WOKEN 0x10u    /* the waiting reader has been woken */
-#define SF_REF 0x20u      /* the handle is ref'd (a reader waits) */
+#define SF_CLOSING 0x08u /* uv_close called */
+#define SF_WOKEN 0x10u   /* the waiting reader has been woken */
+#define SF_REF 0x20u     /* the handle is ref'd (a reader waits) */
 
 enum { R_SOME = 1, R_LINE, R_UNTIL, R_EXACT };
 enum { ST_PENDING = 1, ST_CLOSED = 2 }; /* u->wstatus etc. besides 0/uverr */
@@ -40,9 +40,9 @@ typedef struct stream_ud {
 typedef struct wreq {
   uv_write_t req;
   casync_stream *s;
-  casync_task *task; /* the waiting writer, NULL once it stopped waiting */
-  int ref;           /* anchor of the data (a string or a table) */
-  uv_buf_t *bufs;    /* TLS: the plaintext not yet encrypted, */
+  casync_task *task;  /* the waiting writer, NULL once it stopped waiting */
+  int ref;            /* anchor of the data (a string or a table) */
+  uv_buf_t *bufs;     /* TLS: the plaintext not yet encrypted, */
   unsigned nbufs, at; /* from bufs[at] on */
 } wreq;
 
@@ -52,13 +52,15 @@ static inline int casync__stream_closed_err(lua_State *L, const char *op) {
   return 2;
 }
 
-static inline int casync__stream_uv_err(lua_State *L, const char *op, int uverr) {
+static inline int casync__stream_uv_err(lua_State *L, const char *op,
+                                        int uverr) {
   lua_pushnil(L);
   casync__error_uv(L, op, uverr);
   return 2;
 }
 
-static inline int casync__stream_timeout_err(lua_State *L, const char *op, double seconds) {
+static inline int casync__stream_timeout_err(lua_State *L, const char *op,
+                                             double seconds) {
   lua_pushnil(L);
   casync__timeout_error(L, op, seconds);
   return 2;

@@ -59,8 +59,7 @@ static ptrdiff_t find_delim(casync_stream *s) {
   const char *p = s->rbuf + s->rhead, *q;
   size_t avail = s->rtail - s->rhead, from = s->rscan;
   if (avail < s->dlen || from > avail - s->dlen) return -1;
-  if (s->dlen == 1)
-    q = memchr(p + from, s->delim[0], avail - from);
+  if (s->dlen == 1) q = memchr(p + from, s->delim[0], avail - from);
   else {
     const char *end = p + avail - s->dlen + 1;
     q = p + from;
@@ -131,13 +130,11 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf) {
         s->rerr = UV_ENOMEM;
         casync__stream_read_stop(s);
       }
-    } else
-      s->rtail += (size_t)nread;
+    } else s->rtail += (size_t)nread;
   } else if (nread < 0) {
     s->rerr = (int)nread;
     casync__stream_read_stop(s);
-  } else
-    return;
+  } else return;
   casync__stream_arrived(s);
 }
 
@@ -197,12 +194,12 @@ static void read_describe(lua_State *L, casync_task *t) {
 }
 
 static const casync_wait_kind read_waits[] = {
-  {"read", "read", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
-  {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
-  {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL,
-   read_describe},
-  {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL,
-   read_describe}};
+    {"read", "read", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+    {"read_line", "read_line", read_cancel, CASYNC_WK_EXTERNAL, read_describe},
+    {"read_until", "read_until", read_cancel, CASYNC_WK_EXTERNAL,
+     read_describe},
+    {"read_exactly", "read_exactly", read_cancel, CASYNC_WK_EXTERNAL,
+     read_describe}};
 
 /* What a read call asks for, parsed from its arguments (stack: [1 self]
  * [2 n|max|delim] [3 timeout|max] [4 timeout]). */
@@ -268,9 +265,10 @@ static int try_read(lua_State *L, casync_stream *s, const rspec *sp) {
     }
     if (s->rerr == UV_EOF) {
       lua_pushnil(L);
-      casync__error_push(L, "eof", "EOF", "read_exactly: the stream ended "
-                         "after %I of %I bytes", (lua_Integer)avail,
-                         (lua_Integer)sp->n);
+      casync__error_push(L, "eof", "EOF",
+                         "read_exactly: the stream ended "
+                         "after %I of %I bytes",
+                         (lua_Integer)avail, (lua_Integer)sp->n);
       return 2;
     }
     break;
@@ -292,7 +290,8 @@ static int try_read(lua_State *L, casync_stream *s, const rspec *sp) {
         return 1;
       }
       lua_pushnil(L);
-      casync__error_push(L, "eof", "EOF", "read_until: the stream ended "
+      casync__error_push(L, "eof", "EOF",
+                         "read_until: the stream ended "
                          "before the delimiter");
       return 2;
     }
@@ -325,13 +324,16 @@ static int do_read(lua_State *L, int mode, casync_task *t) {
   if (t) {
     release_reader(s, t);
     if (casync__woken(L, t) == WAKE_TIMEOUT)
-      return casync__stream_timeout_err(L, sp.name, casync__stream_opt_timeout(L, sp.targ));
+      return casync__stream_timeout_err(L, sp.name,
+                                        casync__stream_opt_timeout(L, sp.targ));
     if (!s) return casync__stream_closed_err(L, sp.name);
   } else {
     t = casync__wait_begin(L, sp.name);
     if (s->reader)
-      return luaL_error(L, "%s: another task is already reading from this "
-                        "stream", sp.name);
+      return luaL_error(L,
+                        "%s: another task is already reading from this "
+                        "stream",
+                        sp.name);
     u->rdeadline = casync__deadline(casync__stream_opt_timeout(L, sp.targ));
     s->rscan = 0;
   }
@@ -346,13 +348,15 @@ static int do_read(lua_State *L, int mode, casync_task *t) {
     return n;
   }
   if (u->rdeadline && uv_hrtime() >= u->rdeadline)
-    return casync__stream_timeout_err(L, sp.name, casync__stream_opt_timeout(L, sp.targ));
-  if ((r = start_reading(s, 1)) < 0) return casync__stream_uv_err(L, sp.name, r);
+    return casync__stream_timeout_err(L, sp.name,
+                                      casync__stream_opt_timeout(L, sp.targ));
+  if ((r = start_reading(s, 1)) < 0)
+    return casync__stream_uv_err(L, sp.name, r);
   s->reader = t;
   s->flags &= ~SF_WOKEN;
   casync__stream_ref_handle(s, 1);
-  return casync__park(L, t, &read_waits[mode - R_SOME], s, u->rdeadline,
-                      read_k, mode);
+  return casync__park(L, t, &read_waits[mode - R_SOME], s, u->rdeadline, read_k,
+                      mode);
 }
 
 static int read_k(lua_State *L, int status, lua_KContext kc) {
@@ -441,9 +445,12 @@ static int meth_unread(lua_State *L) {
   return 0;
 }
 
-
 const luaL_Reg casync__stream_read_methods[] = {
-  {"read", meth_read}, {"read_line", meth_read_line},
-  {"read_until", meth_read_until}, {"read_exactly", meth_read_exactly},
-  {"peek", meth_peek}, {"buffered", meth_buffered}, {"unread", meth_unread},
-  {NULL, NULL}};
+    {"read", meth_read},
+    {"read_line", meth_read_line},
+    {"read_until", meth_read_until},
+    {"read_exactly", meth_read_exactly},
+    {"peek", meth_peek},
+    {"buffered", meth_buffered},
+    {"unread", meth_unread},
+    {NULL, NULL}};

@@ -35,8 +35,7 @@ int casync__stream_send(casync_stream *s, const uv_buf_t *bufs, unsigned n,
   uv_buf_t b;
   if (uv_is_closing(&s->u.h)) return UV_ECANCELED;
   if (s->tls) return casync__tls_send(s, bufs, n, done, arg); /* encrypts */
-  for (i = 0; i < n; i++)
-    total += bufs[i].len;
+  for (i = 0; i < n; i++) total += bufs[i].len;
   if (total == 0) return 0;
   r = 0;
   if (uv_stream_get_write_queue_size(&s->u.s) == 0) { /* keep the order */

@@ -50,8 +50,9 @@ static void write_describe(lua_State *L, casync_task *t) {
   casync__stream_describe(L, ((wreq *)t->wait_obj)->s, "write");
 }
 
-static const casync_wait_kind write_wait = {"write", "write", write_cancel,
-  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, write_describe};
+static const casync_wait_kind write_wait = {
+    "write", "write", write_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+    write_describe};
 
 static int write_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -59,7 +60,8 @@ static int write_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   CASYNC_RESUMED(L, t, kc, write_k);
   if (casync__woken(L, t) == WAKE_TIMEOUT)
-    return casync__stream_timeout_err(L, "write", casync__stream_opt_timeout(L, 3));
+    return casync__stream_timeout_err(L, "write",
+                                      casync__stream_opt_timeout(L, 3));
   /* written: a cancellation that came since waits for the next
    * suspension point, so the caller learns the data went out */
   if (u->wstatus == 0) {
@@ -116,8 +118,8 @@ static int tls_write(lua_State *L, casync_stream *s, casync_task *t,
   s->writer = t;
   s->wwait = w;
   u->wstatus = ST_PENDING;
-  return casync__park(L, t, &write_wait, w, casync__deadline(timeout),
-                      write_k, 0);
+  return casync__park(L, t, &write_wait, w, casync__deadline(timeout), write_k,
+                      0);
 }
 
 /* stream:write(data [, timeout]) -> true | nil, err: writes a string or an
@@ -138,10 +140,9 @@ static int meth_write(lua_State *L) {
     luaL_argcheck(L, n <= MAX_WRITE_BUFS, 2, "too many strings");
     for (i = 1; i <= n; i++)
       if (lua_rawgeti(L, 2, (lua_Integer)i) != LUA_TSTRING)
-        luaL_argerror(L, 2, lua_pushfstring(L, "item %d is not a string",
-                                            (int)i));
-      else
-        lua_pop(L, 1);
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L, "item %d is not a string", (int)i));
+      else lua_pop(L, 1);
   } else if (lua_type(L, 2) != LUA_TSTRING)
     luaL_typeerror(L, 2, "string or array of strings");
   timeout = casync__stream_opt_timeout(L, 3);
@@ -149,7 +150,7 @@ static int meth_write(lua_State *L) {
   t = casync__wait_begin(L, "write");
   if (s->writer)
     return luaL_error(L, "write: another task is already writing to this "
-                      "stream");
+                         "stream");
   if (s->flags & SF_SHUT)
     return luaL_error(L, "write: the stream was shut down for writing");
   /* the buffers, straight from the Lua strings */
@@ -209,8 +210,8 @@ static int meth_write(lua_State *L) {
   s->writer = t;
   s->wwait = w;
   u->wstatus = ST_PENDING;
-  return casync__park(L, t, &write_wait, w, casync__deadline(timeout),
-                      write_k, 0);
+  return casync__park(L, t, &write_wait, w, casync__deadline(timeout), write_k,
+                      0);
 }
 
 /* ============================================================== shutdown */
@@ -239,8 +240,9 @@ static void shutdown_describe(lua_State *L, casync_task *t) {
   casync__stream_describe(L, t->wait_obj, "shutdown");
 }
 
-static const casync_wait_kind shutdown_wait = {"shutdown", "shutdown",
-  shutdown_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, shutdown_describe};
+static const casync_wait_kind shutdown_wait = {
+    "shutdown", "shutdown", shutdown_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, shutdown_describe};
 
 static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
@@ -248,7 +250,8 @@ static int shutdown_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   CASYNC_RESUMED(L, t, kc, shutdown_k);
   if (casync__woken(L, t) == WAKE_TIMEOUT)
-    return casync__stream_timeout_err(L, "shutdown", casync__stream_opt_timeout(L, 2));
+    return casync__stream_timeout_err(L, "shutdown",
+                                      casync__stream_opt_timeout(L, 2));
   if (u->sstatus == 0) {
     lua_pushboolean(L, 1);
     return 1;
@@ -270,7 +273,7 @@ static int meth_shutdown(lua_State *L) {
   t = casync__wait_begin(L, "shutdown");
   if (s->shutter)
     return luaL_error(L, "shutdown: another task is already shutting this "
-                      "stream down");
+                         "stream down");
   if (s->flags & SF_SHUT) { /* done, or finishing in the background */
     lua_pushboolean(L, 1);
     return 1;
@@ -310,9 +313,9 @@ int casync__stream_connect_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 /* A woken connect is made: kept (the caller closes it on a cancel). */
-static const casync_wait_kind connect_wait = {"connect", "connect",
-                                              casync__stream_connect_cancel,
-                                              CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+static const casync_wait_kind connect_wait = {
+    "connect", "connect", casync__stream_connect_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Connects the new stream at sidx to addr (TCP) or path (pipe), suspending
  * t until it is done; k(kc) continues, and reads the outcome with
@@ -328,8 +331,7 @@ int casync__stream_connect(lua_State *L, casync_task *t, int sidx,
   if (addr) {
     int r = uv_tcp_connect(&s->creq, &s->u.tcp, addr, on_connect);
     if (r < 0) return r;
-  } else
-    uv_pipe_connect(&s->creq, &s->u.pipe, path, on_connect);
+  } else uv_pipe_connect(&s->creq, &s->u.pipe, path, on_connect);
   s->connecter = t;
   u->cstatus = ST_PENDING;
   return casync__park(L, t, &connect_wait, s, deadline, k, kc);
@@ -344,6 +346,5 @@ int casync__stream_connect_status(lua_State *L, int sidx) {
   return u->cstatus;
 }
 
-
 const luaL_Reg casync__stream_write_methods[] = {
-  {"write", meth_write}, {"shutdown", meth_shutdown}, {NULL, NULL}};
+    {"write", meth_write}, {"shutdown", meth_shutdown}, {NULL, NULL}};

@@ -57,8 +57,7 @@ static void give_back(casync_ctx *lp, sem *s) {
       s->owner_id = w->task->id;
     }
     casync__wq_serve(lp, w, WN_OK); /* its permit, straight away */
-  } else
-    s->count++;
+  } else s->count++;
 }
 
 static void release_permit(casync_ctx *lp, permit *p) {
@@ -154,18 +153,24 @@ static void event_describe(lua_State *L, casync_task *t) {
   lua_pushfstring(L, "wait on event#%I", ((event *)t->wait_obj)->id);
 }
 
-static const casync_wait_kind sem_acquire_wait = {"acquire",
-  "semaphore acquire", sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, acquire_describe,
-  acquire_blockers};
-static const casync_wait_kind lock_wait = {"acquire", "lock acquire",
-  sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, acquire_describe, acquire_blockers};
-static const casync_wait_kind event_wait = {"wait", "event wait", sync_cancel,
-                                            CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS, event_describe};
-static const casync_wait_kind cond_wait = {"wait", "condition wait",
-                                           sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
+static const casync_wait_kind sem_acquire_wait = {
+    "acquire",        "semaphore acquire",
+    sync_cancel,      CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+    acquire_describe, acquire_blockers};
+static const casync_wait_kind lock_wait = {
+    "acquire",        "lock acquire",
+    sync_cancel,      CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+    acquire_describe, acquire_blockers};
+static const casync_wait_kind event_wait = {
+    "wait", "event wait", sync_cancel, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS,
+    event_describe};
+static const casync_wait_kind cond_wait = {
+    "wait", "condition wait", sync_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
 /* not cancellable: a cancellation is raised once the lock is back */
 static const casync_wait_kind reacquire_wait = {
-  "wait", "condition wait (taking the lock back)", NULL, CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
+    "wait", "condition wait (taking the lock back)", NULL,
+    CASYNC_WK_KEEPS | CASYNC_WK_ON_TASKS};
 
 /* Queues t on q for op and parks it in a wait of `kind` on obj. */
 static int wait_on(lua_State *L, casync_task *t, casync_wqueue *q, int op,
@@ -212,7 +217,8 @@ static int meth_acquire(lua_State *L) {
   lua_pushnumber(L, timeout);
   lua_replace(L, 2);
   return wait_on(L, t, &s->waiters, OP_ACQUIRE,
-                 s->is_lock ? &lock_wait : &sem_acquire_wait, s, timeout, acquire_k);
+                 s->is_lock ? &lock_wait : &sem_acquire_wait, s, timeout,
+                 acquire_k);
 }
 
 /* sem:try_acquire() -> permit | nil: takes a free permit without waiting */
@@ -247,7 +253,7 @@ static int meth_release(lua_State *L) {
   if (!p) p = s->held;
   if (!p)
     return luaL_error(L, "release: the semaphore was released more times "
-                      "than it was acquired");
+                         "than it was acquired");
   release_permit(lp, p);
   return 0;
 }
@@ -324,8 +330,7 @@ static int meth_ev_wait(lua_State *L) {
     lua_pushboolean(L, e->set);
     return 1;
   }
-  return wait_on(L, t, &e->waiters, OP_EVENT, &event_wait, e, timeout,
-                 event_k);
+  return wait_on(L, t, &e->waiters, OP_EVENT, &event_wait, e, timeout, event_k);
 }
 
 /* ev:set(): sets it and wakes every waiter */
@@ -428,7 +433,7 @@ static int meth_cond_wait(lua_State *L) {
   if (s->owner != t || s->count > 0 ||
       (!(p = holder_permit(s, t)) && s->dropped == 0))
     return luaL_error(L, "wait: the condition's lock is not held by the "
-                      "calling task");
+                         "calling task");
   if (timeout == 0) { /* a poll: nothing was notified */
     lua_pushboolean(L, 0);
     return 1;
@@ -436,8 +441,7 @@ static int meth_cond_wait(lua_State *L) {
   give_back(lp, s); /* the permit object stays the caller's */
   {
     cond *c = lua_touserdata(L, 1);
-    return wait_on(L, t, &c->waiters, OP_COND, &cond_wait, c, timeout,
-                   cond_k);
+    return wait_on(L, t, &c->waiters, OP_COND, &cond_wait, c, timeout, cond_k);
   }
 }
 
@@ -449,7 +453,7 @@ static int notify(lua_State *L, lua_Integer n) {
   casync_wnode *w;
   if (s->count > 0 || s->owner != t)
     return luaL_error(L, "notify: the condition's lock is not held by the "
-                      "calling task");
+                         "calling task");
   while (n-- > 0 && (w = casync__wq_pop(&c->waiters)) != NULL)
     casync__wq_serve(lp, w, WN_OK);
   return 0;
@@ -478,9 +482,9 @@ static int meth_cond_acquire(lua_State *L) {
   casync__check_seconds(L, 2, 1); /* here: the lock's would be '?' */
   lua_settop(L, 2);
   lua_getiuservalue(L, 1, 1);
-  lua_replace(L, 1);            /* [lock, timeout] */
+  lua_replace(L, 1); /* [lock, timeout] */
   lua_getfield(L, 1, "acquire");
-  lua_insert(L, 1);             /* [acquire, lock, timeout] */
+  lua_insert(L, 1); /* [acquire, lock, timeout] */
   lua_callk(L, 2, LUA_MULTRET, 0, pass_k);
   return pass_k(L, LUA_OK, 0);
 }
@@ -508,8 +512,7 @@ static int fn_condition(lua_State *L) {
   if (lua_isnoneornil(L, 1)) {
     lua_settop(L, 0);
     new_sem(L, 1, 1);
-  } else
-    luaL_checkudata(L, 1, LOCK_MT);
+  } else luaL_checkudata(L, 1, LOCK_MT);
   c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
   lua_pushvalue(L, 1);
@@ -539,22 +542,29 @@ static void new_type(lua_State *L, const char *name, const luaL_Reg *methods,
 }
 
 void casync__sync_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"semaphore", fn_semaphore}, {"lock", fn_lock}, {"event", fn_event},
-    {"condition", fn_condition}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"semaphore", fn_semaphore},
+                                 {"lock", fn_lock},
+                                 {"event", fn_event},
+                                 {"condition", fn_condition},
+                                 {NULL, NULL}};
   static const luaL_Reg sem_methods[] = {
-    {"acquire", meth_acquire}, {"try_acquire", meth_try_acquire},
-    {"release", meth_release}, {"value", meth_value}, {"locked", meth_locked},
-    {NULL, NULL}};
-  static const luaL_Reg permit_methods[] = {
-    {"release", meth_permit_release}, {NULL, NULL}};
-  static const luaL_Reg event_methods[] = {
-    {"wait", meth_ev_wait}, {"set", meth_ev_set}, {"clear", meth_ev_clear},
-    {"is_set", meth_ev_is_set}, {NULL, NULL}};
-  static const luaL_Reg cond_methods[] = {
-    {"wait", meth_cond_wait}, {"notify", meth_cond_notify},
-    {"notify_all", meth_cond_notify_all}, {"acquire", meth_cond_acquire},
-    {"release", meth_cond_release}, {"lock", meth_cond_lock}, {NULL, NULL}};
+      {"acquire", meth_acquire}, {"try_acquire", meth_try_acquire},
+      {"release", meth_release}, {"value", meth_value},
+      {"locked", meth_locked},   {NULL, NULL}};
+  static const luaL_Reg permit_methods[] = {{"release", meth_permit_release},
+                                            {NULL, NULL}};
+  static const luaL_Reg event_methods[] = {{"wait", meth_ev_wait},
+                                           {"set", meth_ev_set},
+                                           {"clear", meth_ev_clear},
+                                           {"is_set", meth_ev_is_set},
+                                           {NULL, NULL}};
+  static const luaL_Reg cond_methods[] = {{"wait", meth_cond_wait},
+                                          {"notify", meth_cond_notify},
+                                          {"notify_all", meth_cond_notify_all},
+                                          {"acquire", meth_cond_acquire},
+                                          {"release", meth_cond_release},
+                                          {"lock", meth_cond_lock},
+                                          {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   new_type(L, SEM_MT, sem_methods, meta_sem_tostring, NULL);
   new_type(L, LOCK_MT, sem_methods, meta_sem_tostring, NULL);

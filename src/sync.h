@@ -17,18 +17,18 @@ typedef struct permit permit;
 
 typedef struct sem {
   casync_wqueue waiters;
-  lua_Integer id;      /* lock#id, semaphore#id in task dumps */
+  lua_Integer id;       /* lock#id, semaphore#id in task dumps */
   lua_Integer owner_id; /* a lock's holder's task id, 0 for none */
   lua_Integer count, initial;
   int is_lock;
-  casync_task *owner; /* a lock's holder */
-  permit *held;       /* permits not yet released, newest first */
+  casync_task *owner;  /* a lock's holder */
+  permit *held;        /* permits not yet released, newest first */
   lua_Integer dropped; /* permits collected unreleased: still taken */
 } sem;
 
 struct permit {
-  sem *s; /* NULL once released */
-  casync_task *owner;   /* compared, never followed: it may be gone */
+  sem *s;             /* NULL once released */
+  casync_task *owner; /* compared, never followed: it may be gone */
   lua_Integer owner_id;
   permit *next, *prev;
 };
@@ -38,7 +38,6 @@ typedef struct event {
   lua_Integer id;
   int set;
 } event;
-
 
 sem *casync__sync_check_sem(lua_State *L, int idx);
 int casync__sync_push_permit(lua_State *L, sem *s, int sidx, casync_task *t);

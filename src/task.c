@@ -116,9 +116,9 @@ static int join_blockers(lua_State *L, casync_task *t, casync_task **out,
   return 1;
 }
 
-static const casync_wait_kind join_wait = {"wait", "task:wait()", join_cancel,
-                                           CASYNC_WK_ON_TASKS, join_describe,
-                                           join_blockers};
+static const casync_wait_kind join_wait = {"wait",        "task:wait()",
+                                           join_cancel,   CASYNC_WK_ON_TASKS,
+                                           join_describe, join_blockers};
 
 static int outcome_of(lua_State *L, casync_task *t, int tidx) {
   if (t->outcome == OUT_OK) return casync__push_results(L, t, tidx, 0);
@@ -176,8 +176,7 @@ static int meth_cancelled(lua_State *L) {
 }
 
 static void check_done(lua_State *L, casync_task *t, const char *fname) {
-  if (t->state != T_DONE)
-    luaL_error(L, "%s: the task has not finished", fname);
+  if (t->state != T_DONE) luaL_error(L, "%s: the task has not finished", fname);
 }
 
 /* task:result() -> ...: the results of an ended task; re-raises its error */
@@ -282,16 +281,23 @@ static int failure_gc(lua_State *L) {
 }
 
 void casync__task_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"spawn", fn_spawn}, {"current", fn_current},
-    {"call_later", fn_call_later},
-    {"on_unobserved", casync__fn_on_unobserved}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"spawn", fn_spawn},
+                                 {"current", fn_current},
+                                 {"call_later", fn_call_later},
+                                 {"on_unobserved", casync__fn_on_unobserved},
+                                 {NULL, NULL}};
   static const luaL_Reg methods[] = {
-    {"wait", meth_wait}, {"cancel", meth_cancel}, {"done", meth_done},
-    {"cancelled", meth_cancelled}, {"result", meth_result},
-    {"error", meth_error}, {"add_done_callback", meth_add_done_callback},
-    {"traceback", meth_traceback}, {"name", meth_name}, {"id", meth_id},
-    {NULL, NULL}};
+      {"wait", meth_wait},
+      {"cancel", meth_cancel},
+      {"done", meth_done},
+      {"cancelled", meth_cancelled},
+      {"result", meth_result},
+      {"error", meth_error},
+      {"add_done_callback", meth_add_done_callback},
+      {"traceback", meth_traceback},
+      {"name", meth_name},
+      {"id", meth_id},
+      {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
   luaL_newmetatable(L, CASYNC_TASK_MT);
   casync__ctx_get(L)->task_mt = lua_topointer(L, -1);

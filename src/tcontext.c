@@ -56,8 +56,7 @@ static void set_context(lua_State *L, casync_task *t, int idx, int shared) {
     t->flags &= ~(TF_CONTEXT | TF_CONTEXT_SHARED);
     if (!lua_isnil(L, idx))
       t->flags |= TF_CONTEXT | (shared ? TF_CONTEXT_SHARED : 0);
-  } else
-    CASYNC_CTX(L)->root_context = !lua_isnil(L, idx);
+  } else CASYNC_CTX(L)->root_context = !lua_isnil(L, idx);
 }
 
 static int is_shared(lua_State *L, casync_task *t) {
@@ -85,8 +84,8 @@ static void push_copy(lua_State *L, int idx) {
 
 /* A task made by spawner (NULL: from outside tasks) starts with its
  * context.  The new task's userdata is at tidx. */
-void casync__context_inherit(lua_State *L, casync_task *spawner,
-                             casync_task *t, int tidx) {
+void casync__context_inherit(lua_State *L, casync_task *spawner, casync_task *t,
+                             int tidx) {
   int top = lua_gettop(L);
   tidx = lua_absindex(L, tidx);
   push_context(L, spawner);
@@ -127,8 +126,9 @@ int casync__context_of(lua_State *L, casync_task *by) {
 
 static void check_key(lua_State *L, int arg) {
   luaL_argcheck(L, !lua_isnoneornil(L, arg), arg, "key expected, got nil");
-  luaL_argcheck(L, !(lua_type(L, arg) == LUA_TNUMBER &&
-                     lua_tonumber(L, arg) != lua_tonumber(L, arg)),
+  luaL_argcheck(L,
+                !(lua_type(L, arg) == LUA_TNUMBER &&
+                  lua_tonumber(L, arg) != lua_tonumber(L, arg)),
                 arg, "key expected, got NaN");
 }
 
@@ -161,8 +161,7 @@ void casync__context_copy(lua_State *L, casync_task *t, int tidx) {
     push_context(L, t); /* made now */
     lua_pop(L, 1);
   }
-  if (!(t->flags & TF_CONTEXT) ||
-      lua_getiuservalue(L, tidx, 2) != LUA_TTABLE) {
+  if (!(t->flags & TF_CONTEXT) || lua_getiuservalue(L, tidx, 2) != LUA_TTABLE) {
     if (t->flags & TF_CONTEXT) lua_pop(L, 1);
     lua_pushnil(L);
     return;
@@ -223,9 +222,9 @@ static int fn_with(lua_State *L) {
   casync__check_callable(L, 2);
   nargs = lua_gettop(L) - 2;
   luaL_checkstack(L, 6, NULL);
-  push_context(L, t);                 /* the context it had */
+  push_context(L, t); /* the context it had */
   lua_pushboolean(L, lua_isnil(L, -1) ? 0 : is_shared(L, t));
-  push_copy(L, -2);                   /* plus the new values */
+  push_copy(L, -2); /* plus the new values */
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     lua_pushvalue(L, -2);
@@ -236,15 +235,17 @@ static int fn_with(lua_State *L) {
   lua_pop(L, 1);
   lua_rotate(L, 1, 2); /* [saved][shared][values][fn][args] */
   lua_pushcfunction(L, casync__task_msgh);
-  lua_replace(L, 3);   /* [1 saved][2 shared][3 msgh][fn][args] */
+  lua_replace(L, 3); /* [1 saved][2 shared][3 msgh][fn][args] */
   status = lua_pcallk(L, nargs, LUA_MULTRET, 3, 0, with_k);
   return with_k(L, status, 0);
 }
 
 void casync__tcontext_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"get", fn_get}, {"set", fn_set}, {"with", fn_with}, {"all", fn_all},
-    {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"get", fn_get},
+                                 {"set", fn_set},
+                                 {"with", fn_with},
+                                 {"all", fn_all},
+                                 {NULL, NULL}};
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "context");

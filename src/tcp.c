@@ -14,8 +14,7 @@
 /* A port argument: an integer in 0..65535. */
 lua_Integer casync__net_check_port(lua_State *L, int arg) {
   lua_Integer port = luaL_checkinteger(L, arg);
-  luaL_argcheck(L, port >= 0 && port <= 65535, arg,
-                "port must be in 0..65535");
+  luaL_argcheck(L, port >= 0 && port <= 65535, arg, "port must be in 0..65535");
   return port;
 }
 
@@ -55,8 +54,8 @@ static int do_listen(lua_State *L, int base, struct sockaddr_storage *ss) {
   casync_server *srv;
   int r;
   /* with workers: returns in each worker only (or with an error) */
-  r = casync__workers_start(L, ctx, (int)lua_tointeger(L, base + L_WORKERS),
-                            ss, fname);
+  r = casync__workers_start(L, ctx, (int)lua_tointeger(L, base + L_WORKERS), ss,
+                            fname);
   if (r < 0) {
     lua_pushnil(L);
     casync__error_uv(L, fname, r);
@@ -83,8 +82,7 @@ static int listen_k(lua_State *L, int status, lua_KContext kc) {
   (void)status;
   CASYNC_RESUMED(L, t, kc, listen_k);
   casync__woken(L, t); /* raises a cancellation */
-  r = casync__net_lookup_addr(L, -1, (int)lua_tointeger(L, base + L_PORT),
-                              &ss);
+  r = casync__net_lookup_addr(L, -1, (int)lua_tointeger(L, base + L_PORT), &ss);
   lua_pop(L, 1);
   if (r < 0) {
     lua_pushnil(L);
@@ -137,7 +135,7 @@ static int fn_listen(lua_State *L) {
 
 void casync__tcp_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
+      {"connect", fn_connect}, {"listen", fn_listen}, {NULL, NULL}};
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);
   lua_setfield(L, -2, "tcp");

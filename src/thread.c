@@ -34,11 +34,11 @@ struct casync_hub {
   casync_handle hd;
   uv_async_t async;
   uv_mutex_t mu;
-  job *head, *tail;     /* posted by workers, not yet seen (mu) */
-  job *delivered;       /* results waiting for their task to run */
-  int waiting;          /* jobs some task still waits for */
-  pool *pools;          /* not yet freed: the end of the state frees
-                           those pool_gc had to leave (hnext, hprev) */
+  job *head, *tail; /* posted by workers, not yet seen (mu) */
+  job *delivered;   /* results waiting for their task to run */
+  int waiting;      /* jobs some task still waits for */
+  pool *pools;      /* not yet freed: the end of the state frees
+                       those pool_gc had to leave (hnext, hprev) */
   casync_ctx *lp;
 };
 
@@ -219,8 +219,8 @@ static int default_size(void) {
  * Lua's own libraries; a string is not converted: an option's type is
  * checked. */
 static lua_Integer opt_integer(lua_State *L, int arg, const char *field,
-                               lua_Integer def, lua_Integer lo,
-                               lua_Integer hi, const char *msg) {
+                               lua_Integer def, lua_Integer lo, lua_Integer hi,
+                               const char *msg) {
   lua_Integer v = def;
   if (lua_getfield(L, arg, field) != LUA_TNIL) {
     int ok = lua_type(L, -1) == LUA_TNUMBER;
@@ -285,8 +285,7 @@ static int meth_stats(lua_State *L) {
 
 static int meta_tostring(lua_State *L) {
   pool **ud = luaL_checkudata(L, 1, POOL_MT);
-  if (!*ud)
-    lua_pushliteral(L, "casync.ThreadPool (closed)");
+  if (!*ud) lua_pushliteral(L, "casync.ThreadPool (closed)");
   else if ((*ud)->closing)
     lua_pushfstring(L, "casync.ThreadPool (pool#%I, closed)", (*ud)->id);
   else
@@ -299,7 +298,10 @@ static int meta_tostring(lua_State *L) {
 
 /* A box of jobs being built: frees those not handed over if an error
  * (a bad argument, memory) interrupts. */
-typedef struct { int n; job *jobs[1]; } jobs_box;
+typedef struct {
+  int n;
+  job *jobs[1];
+} jobs_box;
 
 static int jobs_gc(lua_State *L) {
   jobs_box *b = lua_touserdata(L, 1);
@@ -322,7 +324,7 @@ static void buf_copy(lua_State *L, casync_buf *dst, const casync_buf *src) {
 
 static jobs_box *jobs_new(lua_State *L, int n) {
   jobs_box *b =
-    lua_newuserdatauv(L, sizeof *b + (size_t)(n - 1) * sizeof(job *), 0);
+      lua_newuserdatauv(L, sizeof *b + (size_t)(n - 1) * sizeof(job *), 0);
   int i;
   b->n = n;
   for (i = 0; i < n; i++) b->jobs[i] = NULL;
@@ -383,8 +385,7 @@ static int take_results(lua_State *L, casync_task *t, job *j) {
   if (j->out.len == 0 && failed) {
     lua_pushliteral(L, "thread: the worker ran out of memory");
     n = 1;
-  } else
-    n = casync__copy_decode(L, &j->out, 0);
+  } else n = casync__copy_decode(L, &j->out, 0);
   jobs_gc(L);
   lua_remove(L, 1);
   if (failed) return lua_error(L);
@@ -414,15 +415,16 @@ static void thread_describe(lua_State *L, casync_task *t) {
     lua_pushfstring(L, "%s on pool#%I, queued (%d ahead)", what, j->pool->id,
                     ahead);
   else
-    lua_pushfstring(L, "%s on pool#%I, done (its results on their way)",
-                    what, j->pool->id);
+    lua_pushfstring(L, "%s on pool#%I, done (its results on their way)", what,
+                    j->pool->id);
 }
 
 /* A woken job has its results: kept.  The job runs off the loop, so
  * virtual time must not jump ahead while the task waits for it. */
 static const casync_wait_kind thread_wait = {
-  "thread", "casync.thread", thread_cancel,
-  CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL, thread_describe, NULL};
+    "thread",        "casync.thread",
+    thread_cancel,   CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL,
+    thread_describe, NULL};
 
 /* The body of a thread task, which is spawned parked on its job (it
  * first runs once the job is delivered or it is cancelled):
@@ -574,9 +576,13 @@ static int meth_map(lua_State *L) {
    * math.maxinteger (and lost every item) */
   chunks = len / chunk + (len % chunk != 0);
   if (chunks > MAX_JOBS)
-    return luaL_argerror(L, 3, lua_pushfstring(L,
-      "too many jobs: %I items in chunks of %I, at most %d jobs; "
-      "raise opts.chunksize", len, chunk, MAX_JOBS));
+    return luaL_argerror(
+        L, 3,
+        lua_pushfstring(
+            L,
+            "too many jobs: %I items in chunks of %I, at most %d jobs; "
+            "raise opts.chunksize",
+            len, chunk, MAX_JOBS));
   casync__wait_begin(L, "map");
   lua_settop(L, 3);
   lua_createtable(L, (int)chunks, 0); /* 4: the tasks */
@@ -625,10 +631,10 @@ static int meth_map(lua_State *L) {
  * tasks, and gather. */
 void casync__thread_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"thread", fn_thread}, {"thread_pool", fn_thread_pool}, {NULL, NULL}};
-  static const luaL_Reg methods[] = {
-    {"run", meth_run}, {"map", meth_map}, {"close", meth_close},
-    {"size", meth_size}, {"stats", meth_stats}, {NULL, NULL}};
+      {"thread", fn_thread}, {"thread_pool", fn_thread_pool}, {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"run", meth_run},     {"map", meth_map},
+                                     {"close", meth_close}, {"size", meth_size},
+                                     {"stats", meth_stats}, {NULL, NULL}};
   int mod = lua_gettop(L);
   luaL_newmetatable(L, JOBS_MT);
   lua_pushcfunction(L, jobs_gc);

@@ -23,7 +23,7 @@
 struct casync_tlist {
   uint64_t dur_ms;
   casync_tnode *head, *tail;
-  int index;                 /* position in the heap of lists */
+  int index;                  /* position in the heap of lists */
   struct casync_tlist *hnext; /* chain in the duration table */
 };
 typedef struct casync_tlist tlist;
@@ -121,8 +121,7 @@ static tlist *list_for(casync_ctx *lp, uint64_t dur_ms) {
     l = lp->tl_free;
     lp->tl_free = l->hnext;
     lp->tl_nfree--;
-  } else if (!(l = malloc(sizeof *l)))
-    abort();
+  } else if (!(l = malloc(sizeof *l))) abort();
   l->dur_ms = dur_ms;
   l->head = l->tail = NULL;
   l->index = -1;
@@ -143,8 +142,7 @@ static void list_drop(casync_ctx *lp, tlist *l) {
     l->hnext = lp->tl_free;
     lp->tl_free = l;
     lp->tl_nfree++;
-  } else
-    free(l);
+  } else free(l);
 }
 
 /* Frees every list (the context is closing). */
@@ -328,8 +326,10 @@ static int sleep_cancel(casync_ctx *lp, casync_task *t, int why) {
 }
 
 static void sleep_describe(lua_State *L, casync_task *t) {
-  double left = t->timer.list ? ((double)t->timer.deadline -
-                                 (double)casync__now_ns(t->loop)) / 1e9 : 0;
+  double left =
+      t->timer.list
+          ? ((double)t->timer.deadline - (double)casync__now_ns(t->loop)) / 1e9
+          : 0;
   {
     char num[32]; /* to the hundredth: "sleep, 1.42 s left" */
     snprintf(num, sizeof num, "%.2f", left > 0 ? left : 0.0);
@@ -356,7 +356,8 @@ static int fn_sleep(lua_State *L) {
   casync_task *t;
   if (!isnum || isnan(s)) s = casync__check_seconds(L, 1, 0); /* raises */
   t = casync__wait_begin(L, "sleep");
-  if (s <= 0) return casync__requeue(L, t, &sleep_wait, sleep_k, (lua_KContext)t);
+  if (s <= 0)
+    return casync__requeue(L, t, &sleep_wait, sleep_k, (lua_KContext)t);
   /* the sleep is the wait itself, not a deadline on one */
   t->timer.fire = sleep_fire;
   casync__timer_add(t->loop, &t->timer, s);
@@ -380,9 +381,10 @@ static int fn_advance(lua_State *L) {
 }
 
 void casync__timer_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"sleep", fn_sleep}, {"now", fn_now}, {"advance", fn_advance},
-    {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"sleep", fn_sleep},
+                                 {"now", fn_now},
+                                 {"advance", fn_advance},
+                                 {NULL, NULL}};
   casync__ctx_get(L)->parts[CTX_PART_TIMERS] = timer_free_all;
   casync__ctx_setfuncs(L, fns);
 }

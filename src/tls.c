@@ -32,7 +32,7 @@
 typedef struct tls_sreq {
   uv_write_t req;
   casync_stream *s;
-  wreq *w;                           /* a Lua write to go on with, or NULL */
+  wreq *w;                             /* a Lua write to go on with, or NULL */
   void (*done)(void *arg, int status); /* a C owner's callback, or NULL */
   void *arg;
   char data[];
@@ -63,20 +63,23 @@ static void why_verify(casync_tls *tl, long vr) {
             detail);
     break;
   case X509_V_ERR_CERT_HAS_EXPIRED:
-    set_why(tl, "CERT_EXPIRED", "certificate verify failed: the certificate "
+    set_why(tl, "CERT_EXPIRED",
+            "certificate verify failed: the certificate "
             "has expired");
     break;
   case X509_V_ERR_CERT_NOT_YET_VALID:
-    set_why(tl, "CERT_NOT_YET_VALID", "certificate verify failed: the "
+    set_why(tl, "CERT_NOT_YET_VALID",
+            "certificate verify failed: the "
             "certificate is not valid yet");
     break;
   case X509_V_ERR_HOSTNAME_MISMATCH:
   case X509_V_ERR_IP_ADDRESS_MISMATCH:
-    set_why(tl, "HOSTNAME_MISMATCH", "certificate verify failed: wrong host "
-            "name (the certificate is not for '%s')", tl->host);
+    set_why(tl, "HOSTNAME_MISMATCH",
+            "certificate verify failed: wrong host "
+            "name (the certificate is not for '%s')",
+            tl->host);
     break;
-  default:
-    set_why(tl, "CERT_INVALID", "certificate verify failed: %s", detail);
+  default: set_why(tl, "CERT_INVALID", "certificate verify failed: %s", detail);
   }
 }
 
@@ -90,8 +93,7 @@ static void tls_fail(casync_stream *s, const char *code, const char *msg) {
   int was_handshake = tl->state == TS_HANDSHAKE;
   if (tl->state == TS_FAILED) return;
   if (code) set_why(tl, code, "%s", msg);
-  else if (!tl->server && tl->verify && vr != X509_V_OK)
-    why_verify(tl, vr);
+  else if (!tl->server && tl->verify && vr != X509_V_OK) why_verify(tl, vr);
   else if (e) {
     const char *r = ERR_reason_error_string(e);
     int alert = r && strstr(r, "alert") != NULL;
@@ -100,8 +102,7 @@ static void tls_fail(casync_stream *s, const char *code, const char *msg) {
     else
       set_why(tl, alert ? "ALERT" : "PROTOCOL", "%s%s",
               alert ? "the peer refused: " : "", r ? r : "protocol error");
-  } else
-    set_why(tl, "PROTOCOL", "protocol error");
+  } else set_why(tl, "PROTOCOL", "protocol error");
   ERR_clear_error();
   tl->state = TS_FAILED;
   s->rerr = CASYNC_ETLS;
@@ -133,8 +134,8 @@ static void on_sent(uv_write_t *req, int status);
  * request (its w, done and arg set from the arguments).  Returns 0 when
  * all went out now, 1 when a request carries the rest, or a libuv error
  * (the bytes are dropped: the connection is broken). */
-static int tls_flush(casync_stream *s, wreq *w,
-                     void (*done)(void *, int), void *arg) {
+static int tls_flush(casync_stream *s, wreq *w, void (*done)(void *, int),
+                     void *arg) {
   casync_tls *tl = s->tls;
   char *p;
   long len = BIO_get_mem_data(tl->wbio, &p);
@@ -234,8 +235,8 @@ static int encrypt_some(casync_stream *s, wreq *w, int all) {
 static int write_more(casync_stream *s, wreq *w) {
   casync_tls *tl = s->tls;
   int r;
-  if (tl->state != TS_OPEN) return tl->state == TS_FAILED ? CASYNC_ETLS
-                                                          : UV_ENOTCONN;
+  if (tl->state != TS_OPEN)
+    return tl->state == TS_FAILED ? CASYNC_ETLS : UV_ENOTCONN;
   if (tl->werr) return tl->werr;
   while (w->at < w->nbufs) {
     if ((r = encrypt_some(s, w, 0)) < 0) return r;
@@ -393,8 +394,7 @@ int casync__tls_start(casync_stream *s, casync_tls_conf *c, const char *host) {
   tl->server = (unsigned char)c->server;
   tl->verify = (unsigned char)(!c->server && c->verify);
   tl->state = TS_HANDSHAKE;
-  if (c->server)
-    SSL_set_accept_state(tl->ssl);
+  if (c->server) SSL_set_accept_state(tl->ssl);
   else {
     SSL_set_connect_state(tl->ssl);
     if (host && *host) {
@@ -462,16 +462,15 @@ void casync__tls_free(casync_tls *tl) {
 
 /* A finished handshake is kept: the caller closes the stream on a
  * cancellation that came meanwhile. */
-static const casync_wait_kind handshake_wait = {"handshake", "tls handshake",
-                                                casync__stream_connect_cancel,
-                                                CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+static const casync_wait_kind handshake_wait = {
+    "handshake", "tls handshake", casync__stream_connect_cancel,
+    CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* Suspends t until the handshake of the TLS stream at sidx is over (at
  * once if it is); k(kc) continues and reads the outcome with
  * casync__tls_handshake_result. */
 int casync__tls_handshake(lua_State *L, casync_task *t, int sidx,
-                          uint64_t deadline, lua_KFunction k,
-                          lua_KContext kc) {
+                          uint64_t deadline, lua_KFunction k, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, sidx);
   casync_stream *s = u->s;
   if (!s || s->tls->state != TS_HANDSHAKE) {

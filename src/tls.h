@@ -16,21 +16,21 @@
 struct casync_tls_conf {
   SSL_CTX *ctx;
   int server;
-  int verify;               /* client: check the peer's certificate */
+  int verify; /* client: check the peer's certificate */
 };
 
 enum { TS_HANDSHAKE = 1, TS_OPEN, TS_FAILED };
 
 /* The TLS layer of one stream, freed with the stream's block. */
 struct casync_tls {
-  SSL *ssl;                 /* owns rbio and wbio */
-  BIO *rbio, *wbio;         /* ciphertext from the peer, for the peer */
-  int state;                /* TS_* */
+  SSL *ssl;         /* owns rbio and wbio */
+  BIO *rbio, *wbio; /* ciphertext from the peer, for the peer */
+  int state;        /* TS_* */
   unsigned char server, verify, shut_sent, shut_got;
-  int werr;                 /* a failed write nobody waited for */
-  const char *code;         /* why it failed: the error's code, */
-  char why[240];            /* and its message */
-  char host[256];           /* client: the name the certificate must have */
+  int werr;         /* a failed write nobody waited for */
+  const char *code; /* why it failed: the error's code, */
+  char why[240];    /* and its message */
+  char host[256];   /* client: the name the certificate must have */
 };
 
 /* tls.c */

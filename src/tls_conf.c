@@ -18,7 +18,10 @@ static char cache_key;
 
 /* A server's ALPN protocols live with its SSL_CTX (ex_data), which may
  * outlive the userdata: a handshake still going on uses them. */
-typedef struct alpn_list { unsigned len; unsigned char data[]; } alpn_list;
+typedef struct alpn_list {
+  unsigned len;
+  unsigned char data[];
+} alpn_list;
 static int alpn_index = -1;
 static uv_once_t alpn_once = UV_ONCE_INIT;
 
@@ -46,8 +49,8 @@ static const char *opt_string(lua_State *L, int opts, const char *field,
   int ty = lua_getfield(L, opts, field);
   if (ty == LUA_TSTRING) v = lua_tostring(L, -1);
   else if (ty != LUA_TNIL)
-    luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be a string",
-                                          field));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "opts.%s must be a string", field));
   lua_pop(L, 1); /* the options table keeps the string alive */
   return v;
 }
@@ -58,8 +61,8 @@ static int opt_bool(lua_State *L, int opts, const char *field, int arg,
   int ty = lua_getfield(L, opts, field), v = def;
   if (ty == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL)
-    luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be a boolean",
-                                          field));
+    luaL_argerror(L, arg,
+                  lua_pushfstring(L, "opts.%s must be a boolean", field));
   lua_pop(L, 1);
   return v;
 }
@@ -71,8 +74,11 @@ static int opt_version(lua_State *L, int opts, const char *field, int arg,
   if (!v) return def;
   if (strcmp(v, "tls1.2") == 0) return TLS1_2_VERSION;
   if (strcmp(v, "tls1.3") == 0) return TLS1_3_VERSION;
-  return luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be "
-                       "\"tls1.2\" or \"tls1.3\"", field));
+  return luaL_argerror(L, arg,
+                       lua_pushfstring(L,
+                                       "opts.%s must be "
+                                       "\"tls1.2\" or \"tls1.3\"",
+                                       field));
 }
 
 /* opts.alpn in wire form, pushed as a string ("" for none): default for a
@@ -102,7 +108,8 @@ static void opt_alpn(lua_State *L, int opts, int arg, int server) {
     lua_rawgeti(L, -2, i); /* the table is below the buffer */
     p = lua_tolstring(L, -1, &len);
     if (!p || len == 0 || len > 255 || lua_type(L, -1) != LUA_TSTRING)
-      luaL_argerror(L, arg, "opts.alpn must be an array of non-empty "
+      luaL_argerror(L, arg,
+                    "opts.alpn must be an array of non-empty "
                     "strings of at most 255 bytes");
     lua_pop(L, 1);
     luaL_addchar(&b, (char)len);
@@ -135,15 +142,16 @@ static const char *unreadable(const char *path) {
   return NULL;
 }
 
-#define FILE_CHECK(v, what)                                                   \
-  do {                                                                        \
-    const char *why_;                                                         \
-    if (!is_pem(v) && (why_ = unreadable(v)) != NULL) {                        \
-      lua_pushnil(L);                                                         \
-      casync__error_push(L, "tls", "CONFIG", "%s: cannot read the %s '%s': %s", \
-                         fname, what, v, why_);                               \
-      return NULL;                                                            \
-    }                                                                         \
+#define FILE_CHECK(v, what)                                                 \
+  do {                                                                      \
+    const char *why_;                                                       \
+    if (!is_pem(v) && (why_ = unreadable(v)) != NULL) {                     \
+      lua_pushnil(L);                                                       \
+      casync__error_push(L, "tls", "CONFIG",                                \
+                         "%s: cannot read the %s '%s': %s", fname, what, v, \
+                         why_);                                             \
+      return NULL;                                                          \
+    }                                                                       \
   } while (0)
 
 /* Loads the certificate chain (first the leaf) from a file or PEM text. */
@@ -212,8 +220,8 @@ static int select_alpn(SSL *ssl, const unsigned char **out,
                        unsigned int inlen, void *arg) {
   alpn_list *a = arg;
   (void)ssl;
-  if (SSL_select_next_proto((unsigned char **)out, outlen, a->data, a->len,
-                            in, inlen) != OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto((unsigned char **)out, outlen, a->data, a->len, in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   return SSL_TLSEXT_ERR_OK;
 }
@@ -255,8 +263,7 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
     lua_newtable(L);
     opt_alpn(L, lua_gettop(L), opts, server);
     lua_remove(L, -2);
-  } else
-    opt_alpn(L, opts, opts, server);
+  } else opt_alpn(L, opts, opts, server);
   alpn = lua_tolstring(L, -1, &alpn_len); /* top+1 */
   /* settings without files are shared */
   if (!ca && !cert) {
@@ -293,23 +300,26 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
   luaL_setmetatable(L, CASYNC_TLS_CONF_MT);
   c->server = server;
   c->verify = verify;
-  c->ctx = ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  c->ctx = ctx =
+      SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   if (!ctx) return config_error(L, fname, "cannot make a TLS context", NULL);
   SSL_CTX_set_min_proto_version(ctx, minv);
   if (maxv) SSL_CTX_set_max_proto_version(ctx, maxv);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                      (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
+                               (server ? SSL_OP_CIPHER_SERVER_PREFERENCE : 0));
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1)
     return config_error(L, fname, "bad opts.ciphers", ciphers);
   if (suites && SSL_CTX_set_ciphersuites(ctx, suites) != 1)
     return config_error(L, fname, "bad opts.ciphersuites", suites);
   if (cert && !load_chain(ctx, cert))
-    return config_error(L, fname, "bad certificate", is_pem(cert) ? NULL : cert);
+    return config_error(L, fname, "bad certificate",
+                        is_pem(cert) ? NULL : cert);
   if (key && !load_key(ctx, key))
     return ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH
-        ? config_error(L, fname, "the key does not match the certificate", NULL)
-        : config_error(L, fname, "bad key", is_pem(key) ? NULL : key);
+               ? config_error(L, fname,
+                              "the key does not match the certificate", NULL)
+               : config_error(L, fname, "bad key", is_pem(key) ? NULL : key);
   if (cert && SSL_CTX_check_private_key(ctx) != 1)
     return config_error(L, fname, "the key does not match the certificate",
                         NULL);
@@ -317,8 +327,8 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
     if (ca) { /* clients must show a certificate from ca */
       if (!load_ca(ctx, ca, 1))
         return config_error(L, fname, "bad CA", is_pem(ca) ? NULL : ca);
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER |
-                         SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                         NULL);
     }
     if (alpn_len) {
       alpn_list *a = malloc(sizeof *a + alpn_len);
@@ -337,8 +347,7 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
     if (verify && ca && !load_ca(ctx, ca, 0))
       return config_error(L, fname, "bad CA", is_pem(ca) ? NULL : ca);
     if (verify && !ca && SSL_CTX_set_default_verify_paths(ctx) != 1)
-      return config_error(L, fname, "cannot load the system's CA store",
-                          NULL);
+      return config_error(L, fname, "cannot load the system's CA store", NULL);
     if (alpn_len && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn,
                                             (unsigned)alpn_len) != 0)
       return config_error(L, fname, "bad opts.alpn", NULL);

@@ -63,8 +63,7 @@ static int fn_connect(lua_State *L) {
       luaL_argerror(L, 3, "opts.server_name must be a string");
     name = lua_tostring(L, -1);
     lua_pop(L, 1);
-  } else if (!lua_isnil(L, 3))
-    lua_pop(L, 1);
+  } else if (!lua_isnil(L, 3)) lua_pop(L, 1);
   lua_pushstring(L, name); /* 5 */
   t = casync__wait_begin(L, "connect");
   deadline = casync__deadline(timeout);
@@ -80,9 +79,11 @@ static int wrap_k(lua_State *L, int status, lua_KContext kc) {
   stream_ud *u = lua_touserdata(L, 1);
   (void)status;
   CASYNC_RESUMED(L, t, kc, wrap_k);
-  return casync__tls_handshake_result(L, t, 1, "wrap",
+  return casync__tls_handshake_result(
+      L, t, 1, "wrap",
       lua_isnil(L, 2) || lua_getfield(L, 2, "timeout") == LUA_TNIL
-          ? u->timeout : lua_tonumber(L, -1));
+          ? u->timeout
+          : lua_tonumber(L, -1));
 }
 
 /* casync.tls.wrap(stream, opts) -> stream | nil, err: starts TLS on an
@@ -104,7 +105,8 @@ static int fn_wrap(lua_State *L) {
   u = lua_touserdata(L, 1);
   luaL_argcheck(L, s->tls == NULL, 1, "the stream speaks TLS already");
   if (lua_getfield(L, 2, "server") != LUA_TNIL) {
-    if (!lua_isboolean(L, -1)) luaL_argerror(L, 2, "opts.server must be a boolean");
+    if (!lua_isboolean(L, -1))
+      luaL_argerror(L, 2, "opts.server must be a boolean");
     server = lua_toboolean(L, -1);
   }
   if (lua_getfield(L, 2, "server_name") != LUA_TNIL) {
@@ -114,7 +116,8 @@ static int fn_wrap(lua_State *L) {
   }
   lua_getfield(L, 2, "verify");
   if (!server && !name && !(lua_isboolean(L, -1) && !lua_toboolean(L, -1)))
-    luaL_argerror(L, 2, "opts.server_name is needed to verify the server "
+    luaL_argerror(L, 2,
+                  "opts.server_name is needed to verify the server "
                   "(or opts.verify = false)");
   lua_pop(L, 3);
   timeout = casync__net_opt_seconds(L, 2, "timeout");
@@ -123,7 +126,7 @@ static int fn_wrap(lua_State *L) {
   t = casync__wait_begin(L, "wrap");
   if (s->reader || s->writer)
     return luaL_error(L, "wrap: another task is reading from or writing to "
-                      "this stream");
+                         "this stream");
   if ((r = casync__tls_start(s, c, name)) < 0) {
     casync__stream_close(s, 1);
     return casync__stream_err(L, NULL, "wrap", r);
@@ -170,8 +173,9 @@ static int serve_conn(lua_State *L) {
   lua_settop(L, 1);
   if (casync__tls_start(s, lua_touserdata(L, lua_upvalueindex(3)), NULL) < 0)
     return 0;
-  return casync__tls_handshake(L, t, 1,
-      casync__deadline(lua_tonumber(L, lua_upvalueindex(4))), serve_k, 0);
+  return casync__tls_handshake(
+      L, t, 1, casync__deadline(lua_tonumber(L, lua_upvalueindex(4))), serve_k,
+      0);
 }
 
 /* casync.tls.listen(host, port, handler, opts) -> server | nil, err: a TCP
@@ -192,8 +196,7 @@ static int fn_listen(lua_State *L) {
   hs = casync__net_opt_seconds(L, 4, "handshake_timeout");
   if (hs < 0) hs = DEFAULT_HANDSHAKE_TIMEOUT;
   lua_settop(L, 4);
-  if (lua_getfield(L, 4, "on_error") != LUA_TNIL &&
-      !casync__is_callable(L, -1))
+  if (lua_getfield(L, 4, "on_error") != LUA_TNIL && !casync__is_callable(L, -1))
     luaL_argerror(L, 4, "opts.on_error must be callable");
   lua_pop(L, 1);
   if (!casync__tls_conf(L, 4, 1, "listen")) return 2; /* 5 */
@@ -203,8 +206,7 @@ static int fn_listen(lua_State *L) {
   lua_pushnumber(L, hs);
   lua_getfield(L, 4, "on_error");
   lua_pushcclosure(L, serve_conn, 5); /* 6 */
-  return casync__tcp_listen(L, "listen", host, (int)port, 6, (int)backlog,
-                            1);
+  return casync__tcp_listen(L, "listen", host, (int)port, 6, (int)backlog, 1);
 }
 
 /* ======================================================= stream method */
@@ -246,19 +248,21 @@ static int meth_tls_info(lua_State *L) {
     lua_setfield(L, -2, "peer_subject");
     X509_free(peer);
   }
-  lua_pushboolean(L, peer && SSL_get_verify_result(tl->ssl) == X509_V_OK &&
-                     (tl->verify || SSL_get_verify_mode(tl->ssl) != SSL_VERIFY_NONE));
+  lua_pushboolean(
+      L, peer && SSL_get_verify_result(tl->ssl) == X509_V_OK &&
+             (tl->verify || SSL_get_verify_mode(tl->ssl) != SSL_VERIFY_NONE));
   lua_setfield(L, -2, "verified");
   return 1;
 }
 
-const luaL_Reg casync__stream_tls_methods[] = {
-  {"tls_info", meth_tls_info}, {NULL, NULL}};
+const luaL_Reg casync__stream_tls_methods[] = {{"tls_info", meth_tls_info},
+                                               {NULL, NULL}};
 
 void casync__tls_open(lua_State *L) {
-  static const luaL_Reg fns[] = {
-    {"connect", fn_connect}, {"listen", fn_listen}, {"wrap", fn_wrap},
-    {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"connect", fn_connect},
+                                 {"listen", fn_listen},
+                                 {"wrap", fn_wrap},
+                                 {NULL, NULL}};
   casync__tls_conf_open(L);
   lua_newtable(L);
   casync__ctx_setfuncs(L, fns);

@@ -15,8 +15,17 @@
 #include <string.h>
 #include "scheduler.h"
 
-enum { EV_SPAWN = 1, EV_RUN, EV_PARK, EV_WAKE, EV_END, EV_SPAN, EV_JOB,
-       EV_TIMER, EV_GC };
+enum {
+  EV_SPAWN = 1,
+  EV_RUN,
+  EV_PARK,
+  EV_WAKE,
+  EV_END,
+  EV_SPAN,
+  EV_JOB,
+  EV_TIMER,
+  EV_GC
+};
 
 typedef struct trace_ev {
   uint64_t t, dur;       /* ns on casync.now()'s clock */
@@ -31,20 +40,19 @@ struct casync_trace {
   trace_ev *ring;
   size_t cap, next, count; /* the last `count` events end before `next` */
   uint64_t t0;
-  int file_ref;            /* the file to write when stopped, or LUA_NOREF */
-  int tasks_ref;           /* {[id] = {name=, parent=, spawned_at=}} */
-  int names_ref;           /* names of spans: {[ref] = string} */
+  int file_ref;  /* the file to write when stopped, or LUA_NOREF */
+  int tasks_ref; /* {[id] = {name=, parent=, spawned_at=}} */
+  int names_ref; /* names of spans: {[ref] = string} */
   int nnames;
-  int flight;              /* debug mode's flight recorder, not the user's */
-  int dumped;              /* the flight recording was written this run */
+  int flight; /* debug mode's flight recorder, not the user's */
+  int dumped; /* the flight recording was written this run */
 };
 
 #define DEFAULT_LIMIT 1000000
 #define FLIGHT_LIMIT 20000 /* debug mode keeps the last so many events */
 #define MAX_LIMIT 100000000
 
-static trace_ev *add(casync_trace *tr, int kind, lua_Integer task,
-                     uint64_t t) {
+static trace_ev *add(casync_trace *tr, int kind, lua_Integer task, uint64_t t) {
   trace_ev *e = &tr->ring[tr->next];
   tr->next = (tr->next + 1) % tr->cap;
   if (tr->count < tr->cap) tr->count++;
@@ -111,8 +119,8 @@ void casync__trace_job(casync_ctx *lp, lua_Integer task, const char *name,
 
 /* Notes task t (userdata at tidx) in the recording's tasks: its id, its
  * parent's and its name; leaves the entry on the stack. */
-static void note_task(lua_State *L, casync_trace *tr, casync_task *t,
-                      int tidx, lua_Integer parent) {
+static void note_task(lua_State *L, casync_trace *tr, casync_task *t, int tidx,
+                      lua_Integer parent) {
   luaL_checkstack(L, 6, NULL);
   lua_rawgeti(L, LUA_REGISTRYINDEX, tr->tasks_ref);
   lua_createtable(L, 0, 4);
@@ -126,8 +134,7 @@ static void note_task(lua_State *L, casync_trace *tr, casync_task *t,
     lua_getfield(L, -1, "name");
     lua_setfield(L, -3, "name");
     lua_pop(L, 1);
-  } else if (t->flags & TF_NAMED)
-    lua_pop(L, 1);
+  } else if (t->flags & TF_NAMED) lua_pop(L, 1);
   lua_pushvalue(L, -1);
   lua_rawseti(L, -3, t->id);
   lua_remove(L, -2);
@@ -135,8 +142,8 @@ static void note_task(lua_State *L, casync_trace *tr, casync_task *t,
 
 /* Task t (userdata at tidx) was spawned by `by` (NULL: from outside):
  * its name, parent and spawn site are noted. */
-void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t,
-                         int tidx, casync_task *by) {
+void casync__trace_spawn(lua_State *L, casync_ctx *lp, casync_task *t, int tidx,
+                         casync_task *by) {
   lua_Debug ar;
   int i;
   add(lp->trace, EV_SPAWN, t->id, casync__now_ns(lp))->aux = by ? by->id : 0;
@@ -192,8 +199,8 @@ static int by_time(lua_State *L) {
 
 /* Pushes the event table of e, or nothing (returns 0) for a park, kept in
  * `parked` until its wake makes the wait's span. */
-static int push_event(lua_State *L, casync_trace *tr, trace_ev *e,
-                      double t, int parked) {
+static int push_event(lua_State *L, casync_trace *tr, trace_ev *e, double t,
+                      int parked) {
   switch (e->kind) {
   case EV_PARK:
     lua_createtable(L, 2, 0);
@@ -451,8 +458,7 @@ static int fn_trace(lua_State *L) {
   if (lua_getfield(L, 1, "file") != LUA_TNIL && !lua_isstring(L, -1))
     luaL_argerror(L, 1, "opts.file must be a string");
   tr = trace_start(L, lp, limit);
-  tr->file_ref = lua_isnil(L, -1) ? LUA_NOREF
-                                  : luaL_ref(L, LUA_REGISTRYINDEX);
+  tr->file_ref = lua_isnil(L, -1) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -501,12 +507,15 @@ void casync__flight_dump(lua_State *L, casync_ctx *lp, const char *why) {
   push_recording(L, lp, tr);
   lua_pushstring(L, path);
   if (lua_pcall(L, 2, 0, 0) == LUA_OK)
-    fprintf(stderr, "casync: %s: the last %d scheduler events before it are "
-            "in %s (Perfetto and chrome://tracing open it)\n", why,
-            (int)tr->count, path);
+    fprintf(stderr,
+            "casync: %s: the last %d scheduler events before it are "
+            "in %s (Perfetto and chrome://tracing open it)\n",
+            why, (int)tr->count, path);
   else
-    fprintf(stderr, "casync: %s: the flight recording could not be "
-            "written: %s\n", why, lua_tostring(L, -1));
+    fprintf(stderr,
+            "casync: %s: the flight recording could not be "
+            "written: %s\n",
+            why, lua_tostring(L, -1));
   fflush(stderr);
   lua_settop(L, top);
 }
@@ -547,6 +556,6 @@ static int fn_trace_span(lua_State *L) {
 
 void casync__trace_open(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"trace", fn_trace}, {"_trace_span", fn_trace_span}, {NULL, NULL}};
+      {"trace", fn_trace}, {"_trace_span", fn_trace_span}, {NULL, NULL}};
   casync__ctx_setfuncs(L, fns);
 }

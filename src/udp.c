@@ -17,8 +17,8 @@
 #include "io.h"
 
 #define CASYNC_UDP_MT "casync.UdpSocket"
-#define QMAX 64               /* datagrams read ahead at most */
-#define MAX_DGRAM 65536u      /* recv's default max_size: any datagram */
+#define QMAX 64          /* datagrams read ahead at most */
+#define MAX_DGRAM 65536u /* recv's default max_size: any datagram */
 
 typedef struct dgram {
   struct dgram *next;
@@ -30,27 +30,27 @@ typedef struct dgram {
 typedef struct casync_udp {
   casync_handle hd;
   uv_udp_t h;
-  struct udp_ud *ud;      /* NULL once Lua let go */
-  dgram *qhead, *qtail;   /* read ahead, oldest first */
+  struct udp_ud *ud;    /* NULL once Lua let go */
+  dgram *qhead, *qtail; /* read ahead, oldest first */
   int qlen;
-  int rerr;               /* a receive error for the next recv */
+  int rerr; /* a receive error for the next recv */
   int reading, refd, woken;
-  casync_task *receiver;  /* the task waiting in recv */
+  casync_task *receiver; /* the task waiting in recv */
 } casync_udp;
 
 typedef struct udp_ud {
-  casync_udp *u;          /* NULL once closed */
-  double timeout;         /* default per-operation timeout, < 0: none */
-  int family;             /* of the address bound */
+  casync_udp *u;  /* NULL once closed */
+  double timeout; /* default per-operation timeout, < 0: none */
+  int family;     /* of the address bound */
 } udp_ud;
 
 /* A send handed to libuv. */
 typedef struct sreq {
   uv_udp_send_t req;
   casync_udp *u;
-  casync_task *task;      /* the waiting sender, NULL once it stopped */
-  int ref;                /* anchor of the data */
-  int *status;            /* where its outcome goes (the task's stack) */
+  casync_task *task; /* the waiting sender, NULL once it stopped */
+  int ref;           /* anchor of the data */
+  int *status;       /* where its outcome goes (the task's stack) */
 } sreq;
 
 static void udp_free(casync_handle *h) {
@@ -133,9 +133,9 @@ static void on_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
       d->next = NULL;
       d->len = (size_t)nread;
       memset(&d->from, 0, sizeof d->from);
-      memcpy(&d->from, addr, addr->sa_family == AF_INET6
-                                 ? sizeof(struct sockaddr_in6)
-                                 : sizeof(struct sockaddr_in));
+      memcpy(&d->from, addr,
+             addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                         : sizeof(struct sockaddr_in));
       memcpy(d->data, buf->base, (size_t)nread);
       if (u->qtail) u->qtail->next = d;
       else u->qhead = d;
@@ -165,7 +165,8 @@ static int recv_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
-static const casync_wait_kind recv_wait = {"recv", "udp recv", recv_cancel, CASYNC_WK_EXTERNAL};
+static const casync_wait_kind recv_wait = {"recv", "udp recv", recv_cancel,
+                                           CASYNC_WK_EXTERNAL};
 
 /* Pushes the oldest datagram (at most max bytes of it): data, host, port,
  * truncated; or an error; or returns -1 when there is none. */
@@ -227,8 +228,8 @@ static int meth_recv(lua_State *L) {
   casync_udp *u = check_open(L, "recv");
   udp_ud *ud = lua_touserdata(L, 1);
   lua_Integer max = luaL_optinteger(L, 2, MAX_DGRAM);
-  double timeout = lua_isnoneornil(L, 3) ? ud->timeout
-                                         : casync__check_seconds(L, 3, 0);
+  double timeout =
+      lua_isnoneornil(L, 3) ? ud->timeout : casync__check_seconds(L, 3, 0);
   casync_task *t;
   int n, r;
   luaL_argcheck(L, max > 0, 2, "max_size must be positive");
@@ -238,7 +239,7 @@ static int meth_recv(lua_State *L) {
   t = casync__wait_begin(L, "recv");
   if (u->receiver)
     return luaL_error(L, "recv: another task is already receiving on this "
-                      "socket");
+                         "socket");
   if ((n = try_recv(L, u, (size_t)max)) >= 0) {
     start_reading(u);
     return n;
@@ -278,8 +279,8 @@ static int send_cancel(casync_ctx *lp, casync_task *t, int why) {
   return 1;
 }
 
-static const casync_wait_kind send_wait = {"send", "udp send", send_cancel,
-                                           CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
+static const casync_wait_kind send_wait = {
+    "send", "udp send", send_cancel, CASYNC_WK_KEEPS | CASYNC_WK_EXTERNAL};
 
 /* [1 sock][2 data][3 host][4 port][5 timeout][6 status] */
 static int send_k(lua_State *L, int status, lua_KContext kc) {
@@ -364,7 +365,8 @@ static int meth_send(lua_State *L) {
     host = luaL_checkstring(L, 3);
     port = casync__net_check_port(L, 4);
   }
-  timeout = lua_isnoneornil(L, 5) ? ud->timeout : casync__check_seconds(L, 5, 0);
+  timeout =
+      lua_isnoneornil(L, 5) ? ud->timeout : casync__check_seconds(L, 5, 0);
   lua_settop(L, 4);
   lua_pushnumber(L, timeout); /* 5 */
   t = casync__wait_begin(L, "send");
@@ -487,7 +489,8 @@ static int meth_disconnect(lua_State *L) {
 static int meth_sockname(lua_State *L) {
   casync_udp *u = check_open(L, "sockname");
   struct sockaddr_storage ss;
-  int len = sizeof ss, r = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
+  int len = sizeof ss,
+      r = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &len);
   if (r < 0) return uv_fail(L, "sockname", r);
   return casync__net_push_addr(L, (struct sockaddr *)&ss);
 }
@@ -496,7 +499,8 @@ static int meth_sockname(lua_State *L) {
 static int meth_peername(lua_State *L) {
   casync_udp *u = check_open(L, "peername");
   struct sockaddr_storage ss;
-  int len = sizeof ss, r = uv_udp_getpeername(&u->h, (struct sockaddr *)&ss, &len);
+  int len = sizeof ss,
+      r = uv_udp_getpeername(&u->h, (struct sockaddr *)&ss, &len);
   if (r < 0) return uv_fail(L, "peername", r);
   return casync__net_push_addr(L, (struct sockaddr *)&ss);
 }
@@ -523,7 +527,8 @@ static int check_ttl(lua_State *L, int arg) {
 /* sock:set_broadcast(on) -> true | nil, err: may send to broadcast addresses */
 static int meth_set_broadcast(lua_State *L) {
   casync_udp *u = check_open(L, "set_broadcast");
-  return result(L, "set_broadcast", uv_udp_set_broadcast(&u->h, check_bool(L, 2)));
+  return result(L, "set_broadcast",
+                uv_udp_set_broadcast(&u->h, check_bool(L, 2)));
 }
 
 /* sock:set_ttl(n) -> true | nil, err: the unicast time to live (1..255) */
@@ -562,10 +567,14 @@ static int membership(lua_State *L, const char *fname, uv_membership m) {
 }
 
 /* sock:join(group [, interface]) -> true | nil, err: joins a multicast group */
-static int meth_join(lua_State *L) { return membership(L, "join", UV_JOIN_GROUP); }
+static int meth_join(lua_State *L) {
+  return membership(L, "join", UV_JOIN_GROUP);
+}
 
 /* sock:leave(group [, interface]) -> true | nil, err: leaves it */
-static int meth_leave(lua_State *L) { return membership(L, "leave", UV_LEAVE_GROUP); }
+static int meth_leave(lua_State *L) {
+  return membership(L, "leave", UV_LEAVE_GROUP);
+}
 
 /* sock:set_timeout(seconds | nil): the default timeout of send and recv */
 static int meth_set_timeout(lua_State *L) {
@@ -600,18 +609,27 @@ static int meta_tostring(lua_State *L) {
 
 void casync__udp_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-    {"send", meth_send}, {"recv", meth_recv}, {"connect", meth_connect},
-    {"disconnect", meth_disconnect}, {"sockname", meth_sockname},
-    {"peername", meth_peername}, {"set_broadcast", meth_set_broadcast},
-    {"set_ttl", meth_set_ttl}, {"set_multicast_ttl", meth_set_multicast_ttl},
-    {"set_multicast_loop", meth_set_multicast_loop},
-    {"set_multicast_interface", meth_set_multicast_interface},
-    {"join", meth_join}, {"leave", meth_leave},
-    {"set_timeout", meth_set_timeout}, {"close", meth_close},
-    {"closed", meth_closed}, {NULL, NULL}};
-  static const luaL_Reg metas[] = {
-    {"__close", meth_close}, {"__gc", meth_close},
-    {"__tostring", meta_tostring}, {NULL, NULL}};
+      {"send", meth_send},
+      {"recv", meth_recv},
+      {"connect", meth_connect},
+      {"disconnect", meth_disconnect},
+      {"sockname", meth_sockname},
+      {"peername", meth_peername},
+      {"set_broadcast", meth_set_broadcast},
+      {"set_ttl", meth_set_ttl},
+      {"set_multicast_ttl", meth_set_multicast_ttl},
+      {"set_multicast_loop", meth_set_multicast_loop},
+      {"set_multicast_interface", meth_set_multicast_interface},
+      {"join", meth_join},
+      {"leave", meth_leave},
+      {"set_timeout", meth_set_timeout},
+      {"close", meth_close},
+      {"closed", meth_closed},
+      {NULL, NULL}};
+  static const luaL_Reg metas[] = {{"__close", meth_close},
+                                   {"__gc", meth_close},
+                                   {"__tostring", meta_tostring},
+                                   {NULL, NULL}};
   static const luaL_Reg fns[] = {{"bind", fn_bind}, {NULL, NULL}};
   luaL_newmetatable(L, CASYNC_UDP_MT);
   lua_newtable(L);

@@ -29,10 +29,14 @@ casync_task *casync__task_begin(lua_State *L, const char *fname) {
   casync_task *t = lp->current;
   if (!t || t->co != L) {
     if (t)
-      luaL_error(L, "%s: cannot suspend a coroutine that casync does not "
-                 "manage (a plain coroutine inside a task)", fname);
-    luaL_error(L, "%s: must be called inside a task (from a function run "
-               "by casync.run or casync.spawn)", fname);
+      luaL_error(L,
+                 "%s: cannot suspend a coroutine that casync does not "
+                 "manage (a plain coroutine inside a task)",
+                 fname);
+    luaL_error(L,
+               "%s: must be called inside a task (from a function run "
+               "by casync.run or casync.spawn)",
+               fname);
   }
   return t;
 }
@@ -74,7 +78,6 @@ int casync__requeue(lua_State *L, casync_task *t, const casync_wait_kind *kind,
   return lua_yieldk(L, 0, kc, k);
 }
 
-
 /* A task's coroutine was resumed by someone other than the scheduler: its
  * continuation k yields again at once, so the wait it is in (whose state
  * may live on the coroutine's stack) stays intact for the scheduler. */
@@ -97,8 +100,8 @@ int casync__woken_slow(lua_State *L, casync_task *t) {
  * every wait while it stays inside). */
 int casync__raise_cancel(lua_State *L, casync_task *t) {
   t->wake = WAKE_OK;
-  if (t->cscope && (!(t->flags & TF_CANCEL_PENDING) ||
-                    casync__cs_shielded(t)) &&
+  if (t->cscope &&
+      (!(t->flags & TF_CANCEL_PENDING) || casync__cs_shielded(t)) &&
       casync__cs_cancelled(t)) {
     casync__cs_error(L, t);
     return lua_error(L);

@@ -32,8 +32,7 @@ static void watched_ended(casync_ctx *lp, casync_obs *o, casync_task *ended) {
 }
 
 /* Case c of select s waits for task t to end. */
-void casync__select_watch(casync_select *s, casync_selcase *c,
-                          casync_task *t) {
+void casync__select_watch(casync_select *s, casync_selcase *c, casync_task *t) {
   (void)s;
   c->obs.notify = watched_ended;
   c->watched = t;

@@ -30,16 +30,16 @@
 typedef struct casync_watchdog {
   casync_ctx *lp;
   uv_thread_t thread;
-  uv_mutex_t mu;           /* guards stop, with cv */
+  uv_mutex_t mu; /* guards stop, with cv */
   uv_cond_t cv;
-  uv_mutex_t gate;         /* held while the thread sets a hook */
+  uv_mutex_t gate; /* held while the thread sets a hook */
   int stop;
   uint64_t threshold_ns, interval_ns;
-  atomic_ulong target;     /* the run (sequence number) being reported */
-  atomic_ullong since;     /* when the thread first saw that run (ns) */
-  atomic_int reports;      /* reports made (for tests) */
-  int has_callback;        /* on_block set: queue reports for it */
-  struct wd_idle *idle;    /* delivers queued reports (libuv's block) */
+  atomic_ulong target;  /* the run (sequence number) being reported */
+  atomic_ullong since;  /* when the thread first saw that run (ns) */
+  atomic_int reports;   /* reports made (for tests) */
+  int has_callback;     /* on_block set: queue reports for it */
+  struct wd_idle *idle; /* delivers queued reports (libuv's block) */
 } casync_watchdog;
 
 /* The idle handle that calls on_block: a handle block (context.h). */
@@ -49,9 +49,7 @@ typedef struct wd_idle {
   casync_watchdog *wd;
 } wd_idle;
 
-static void idle_free(casync_handle *h) {
-  free(container_of(h, wd_idle, hd));
-}
+static void idle_free(casync_handle *h) { free(container_of(h, wd_idle, hd)); }
 
 static const casync_hclass idle_class = {"watchdog idle", NULL, idle_free};
 
@@ -131,13 +129,14 @@ static void wd_hook(lua_State *L, lua_Debug *ar) {
   ms = (double)(uv_hrtime() - atomic_load(&wd->since)) / 1e6;
   atomic_fetch_add(&wd->reports, 1);
   luaL_checkstack(L, 10, NULL);
-  casync__push_task(L, lp, t);                        /* top+1: task */
-  casync__task_describe(L, t, -1);                    /* top+2 */
-  luaL_traceback(L, L, NULL, 0);                      /* top+3 */
-  lua_pushfstring(L, "casync: %s has run %d ms without suspending "
+  casync__push_task(L, lp, t);     /* top+1: task */
+  casync__task_describe(L, t, -1); /* top+2 */
+  luaL_traceback(L, L, NULL, 0);   /* top+3 */
+  lua_pushfstring(L,
+                  "casync: %s has run %d ms without suspending "
                   "(it blocks every other task)\n%s",
                   lua_tostring(L, top + 2), (int)(ms + 0.5),
-                  lua_tostring(L, top + 3));          /* top+4 */
+                  lua_tostring(L, top + 3)); /* top+4 */
   if (!wd->has_callback) {
     fprintf(stderr, "%s\n", lua_tostring(L, top + 4));
     fflush(stderr);
@@ -146,8 +145,8 @@ static void wd_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   /* queue {task=, elapsed=, traceback=, message=} for on_block */
-  push_wd(L);                                         /* top+5 */
-  lua_rawgeti(L, -1, 2);                              /* top+6 */
+  push_wd(L);            /* top+5 */
+  lua_rawgeti(L, -1, 2); /* top+6 */
   lua_createtable(L, 0, 4);
   lua_pushvalue(L, top + 1);
   lua_setfield(L, -2, "task");

@@ -147,8 +147,7 @@ static char *keep_traceback(const char *tb, int id) {
   if (!s) return NULL;
   if (strncmp(tb, "stack traceback:", 16) == 0)
     snprintf(s, n + 64, "%s%d):%.*s", end, id, (int)(n - 16), tb + 16);
-  else
-    snprintf(s, n + 64, "%.*s", (int)n, tb);
+  else snprintf(s, n + 64, "%.*s", (int)n, tb);
   return s;
 }
 
@@ -323,8 +322,7 @@ static int worker_preload(lua_State *W) {
     if (ok) {
       lua_pushcclosure(W, f, n);
       lua_setfield(W, -2, lua_tostring(L, -2));
-    } else
-      lua_pop(W, n);
+    } else lua_pop(W, n);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -395,8 +393,7 @@ void casync__pool_start(lua_State *L, pool **slot, struct casync_hub *h,
   for (i = 0; i < size; i++) {
     worker *w = &p->w[i];
     if ((err = uv_thread_create(&w->tid, worker_main, w)) != 0)
-      luaL_error(L, "thread_pool: cannot start a thread: %s",
-                 uv_strerror(err));
+      luaL_error(L, "thread_pool: cannot start a thread: %s", uv_strerror(err));
     w->started = 1;
     uv_mutex_lock(&p->mu);
     p->alive++;
@@ -454,7 +451,7 @@ void casync__pool_push(pool *p, job *j) {
   if (p->sleeping &&
       (p->queued > p->spinning ||
        uv_hrtime() - atomic_load_explicit(&p->polled, memory_order_relaxed) >
-         SPIN_STALE_NS))
+           SPIN_STALE_NS))
     uv_cond_signal(&p->cv);
   uv_mutex_unlock(&p->mu);
 }

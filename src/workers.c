@@ -40,8 +40,8 @@
 #include "io.h"
 
 #define MAX_WORKERS 1024
-#define RESTART_DELAY_NS 1000000000ull /* a worker lives 1 s before its
-                                           replacement may start */
+/* a worker lives 1 s before its replacement may start */
+#define RESTART_DELAY_NS 1000000000ull
 
 static int worker_index; /* this process's worker number, 0: none */
 
@@ -90,9 +90,9 @@ int casync__tcp_bind(uv_tcp_t *tcp, const struct sockaddr_storage *ss) {
 
 typedef struct sup {
   int n;
-  pid_t *pid;             /* 0: not running */
-  uint64_t *started;      /* when it was forked (ns) */
-  uint64_t *restart_at;   /* 0: none due */
+  pid_t *pid;           /* 0: not running */
+  uint64_t *started;    /* when it was forked (ns) */
+  uint64_t *restart_at; /* 0: none due */
   sigset_t oldmask;
   int reserve_fd;
   casync_ctx *ctx;
@@ -189,12 +189,15 @@ static int supervise(sup *s) {
       if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue; /* done */
       if (stopping) continue;
       if (WIFSIGNALED(st))
-        fprintf(stderr, "casync: worker %d (pid %d) was killed by signal "
-                "%d; starting it again\n", i + 1, (int)pid, WTERMSIG(st));
+        fprintf(stderr,
+                "casync: worker %d (pid %d) was killed by signal "
+                "%d; starting it again\n",
+                i + 1, (int)pid, WTERMSIG(st));
       else
-        fprintf(stderr, "casync: worker %d (pid %d) exited with status "
-                "%d; starting it again\n", i + 1, (int)pid,
-                WEXITSTATUS(st));
+        fprintf(stderr,
+                "casync: worker %d (pid %d) exited with status "
+                "%d; starting it again\n",
+                i + 1, (int)pid, WEXITSTATUS(st));
       s->restart_at[i] = s->started[i] + RESTART_DELAY_NS;
     }
     now = now_ns();
@@ -236,8 +239,10 @@ int casync__workers_start(lua_State *L, casync_ctx *ctx, int n,
   if (worker_index)
     luaL_error(L, "%s: workers: this process is already a worker", fname);
   if (ctx->hub || ctx->wd)
-    luaL_error(L, "%s: workers: start them before casync.thread or the "
-               "watchdog (a forked process keeps only one thread)", fname);
+    luaL_error(L,
+               "%s: workers: start them before casync.thread or the "
+               "watchdog (a forked process keeps only one thread)",
+               fname);
   s.reserve_fd = bound_socket(ss, 1);
   if (s.reserve_fd < 0) return s.reserve_fd;
   if (getsockname(s.reserve_fd, (struct sockaddr *)&bound, &len) == 0) {

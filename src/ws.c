@@ -27,14 +27,10 @@ static void sha1_block(uint32_t h[5], const unsigned char *p) {
     w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
   a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
   for (i = 0; i < 80; i++) {
-    if (i < 20)
-      f = (b & c) | (~b & d), k = 0x5A827999u;
-    else if (i < 40)
-      f = b ^ c ^ d, k = 0x6ED9EBA1u;
-    else if (i < 60)
-      f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
-    else
-      f = b ^ c ^ d, k = 0xCA62C1D6u;
+    if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+    else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+    else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+    else f = b ^ c ^ d, k = 0xCA62C1D6u;
     t = ROL(a, 5) + f + e + k + w[i];
     e = d, d = c, c = ROL(b, 30), b = a, a = t;
   }
@@ -48,14 +44,12 @@ static void sha1(const unsigned char *p, size_t n, unsigned char out[20]) {
   unsigned char last[128];
   size_t i, rest = n % 64, tail;
   uint64_t bits = (uint64_t)n * 8;
-  for (i = 0; i + 64 <= n; i += 64)
-    sha1_block(h, p + i);
+  for (i = 0; i + 64 <= n; i += 64) sha1_block(h, p + i);
   memset(last, 0, sizeof last);
   memcpy(last, p + n - rest, rest);
   last[rest] = 0x80;
   tail = rest < 56 ? 64 : 128;
-  for (i = 0; i < 8; i++)
-    last[tail - 1 - i] = (unsigned char)(bits >> (8 * i));
+  for (i = 0; i < 8; i++) last[tail - 1 - i] = (unsigned char)(bits >> (8 * i));
   sha1_block(h, last);
   if (tail == 128) sha1_block(h, last + 64);
   for (i = 0; i < 5; i++) {
@@ -74,7 +68,8 @@ static void push_base64(lua_State *L, const unsigned char *p, size_t n) {
   size_t i;
   luaL_buffinit(L, &b);
   for (i = 0; i < n; i += 3) {
-    uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+    uint32_t v = (uint32_t)p[i] << 16 |
+                 (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
                  (i + 2 < n ? p[i + 2] : 0);
     luaL_addchar(&b, abc[v >> 18]);
     luaL_addchar(&b, abc[(v >> 12) & 63]);
@@ -104,8 +99,8 @@ static int fn_accept(lua_State *L) {
 static int fn_key(lua_State *L) {
   unsigned char r[16];
   int rc = uv_random(NULL, NULL, r, sizeof r, 0, NULL);
-  if (rc < 0) return luaL_error(L, "websocket: no random bytes: %s",
-                                uv_strerror(rc));
+  if (rc < 0)
+    return luaL_error(L, "websocket: no random bytes: %s", uv_strerror(rc));
   push_base64(L, r, sizeof r);
   return 1;
 }
@@ -114,8 +109,7 @@ static int fn_key(lua_State *L) {
 static void mask_into(char *out, const char *p, size_t n,
                       const unsigned char key[4]) {
   size_t i;
-  for (i = 0; i < n; i++)
-    out[i] = (char)(p[i] ^ key[i & 3]);
+  for (i = 0; i < n; i++) out[i] = (char)(p[i] ^ key[i & 3]);
 }
 
 /* _ws_unmask(key4, data) -> data XORed with the masking key */
@@ -143,8 +137,7 @@ static int fn_frame(lua_State *L) {
   char *out;
   luaL_argcheck(L, b0 >= 0 && b0 <= 255, 1, "first byte must be in 0..255");
   head[0] = (unsigned char)b0;
-  if (n < 126)
-    head[1] = (unsigned char)n;
+  if (n < 126) head[1] = (unsigned char)n;
   else if (n <= 0xffff) {
     head[1] = 126;
     head[2] = (unsigned char)(n >> 8);
@@ -158,18 +151,16 @@ static int fn_frame(lua_State *L) {
   }
   if (masked) {
     int rc = uv_random(NULL, NULL, key, sizeof key, 0, NULL);
-    if (rc < 0) return luaL_error(L, "websocket: no random bytes: %s",
-                                  uv_strerror(rc));
+    if (rc < 0)
+      return luaL_error(L, "websocket: no random bytes: %s", uv_strerror(rc));
     head[1] |= 0x80;
     memcpy(head + hl, key, 4);
     hl += 4;
   }
   out = luaL_buffinitsize(L, &b, hl + n);
   memcpy(out, head, hl);
-  if (masked)
-    mask_into(out + hl, p, n, key);
-  else if (n)
-    memcpy(out + hl, p, n);
+  if (masked) mask_into(out + hl, p, n, key);
+  else if (n) memcpy(out + hl, p, n);
   luaL_pushresultsize(&b, hl + n);
   return 1;
 }
