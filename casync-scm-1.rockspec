@@ -2,7 +2,8 @@
 -- the checkout builds it with CMake and installs the module, its Lua front
 -- end (with meta.lua, the editors' types) and the casync runner into the
 -- rock tree.  Needs Debian's liblua5.4-dev, libuv1-dev, lua-luv-dev,
--- libhttp-parser-dev, libssl-dev and, for casync.http, lua-cjson.
+-- node-llhttp (llhttp's sources, compiled in), libssl-dev and, for
+-- casync.http, lua-cjson.
 rockspec_format = "3.0"
 package = "casync"
 version = "scm-1"
@@ -31,7 +32,6 @@ dependencies = {
 external_dependencies = {
   LIBUV = {header = "uv.h"},
   LUV = {header = "lua5.4/luv/luv.h"},
-  HTTP_PARSER = {header = "http_parser.h"},
   OPENSSL = {header = "openssl/ssl.h"},
 }
 build = {

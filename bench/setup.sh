@@ -4,7 +4,7 @@
 set -eu
 PKGS="lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-cqueues python3 python3-uvloop
 golang-go nodejs build-essential cmake pkg-config
-wrk python3-aiohttp libhttp-parser-dev lua-cjson
+wrk python3-aiohttp lua-cjson
 lua-luv-dev node-llhttp libssl-dev openssl"
 missing=""
 for p in $PKGS; do
