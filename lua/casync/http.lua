@@ -10,6 +10,8 @@
 -- Not here: HTTP/2, proxies, a cookie jar, compression.
 local core = require "casync.core"
 local cjson = require "cjson"
+local argcheck = require "casync.argcheck"
+local urls = require "casync.url"
 
 local C = core.http
 local now, new_error = core.now, core.new_error
@@ -17,6 +19,10 @@ local ctx_get, doing, trace_span = core.context.get, core._doing, core._trace_sp
 local tcp_connect = core.tcp.connect
 local tls_connect = core.tls and core.tls.connect
 local core_check_task = C._check_task
+local escape, unescape = urls.escape, urls.unescape
+local parse_query, encode_query = urls.parse_query, urls.encode_query
+local parse_url, resolve = urls.parse_url, urls.resolve
+local target_of, origin_of = urls.target_of, urls.origin_of
 
 -- Raises the core's "fname: must be called inside a task" (and a pending
 -- cancellation) at the line that called the public function `level`
@@ -36,44 +42,8 @@ local BIG_BODY = 64 * 1024     -- larger bodies are sent while the answer is rea
 
 ---------------------------------------------------------------- arguments
 
--- Raises Lua's own "bad argument" error (as luaL_argerror does) for
--- argument i of the function `level` frames up from argerror (2: its
--- caller), pointing at the line that called that function.
-local function argerror(i, msg, level)
-  local ar = debug.getinfo(level, "nf")
-  local name = ar and ar.name
-  if not name and ar then -- called from C (pcall): its name in a module
-    for mod, t in pairs(package.loaded) do
-      if type(t) == "table" then
-        for k, v in pairs(t) do
-          if v == ar.func and type(k) == "string" then
-            name = mod == "_G" and k or mod .. "." .. k
-            break
-          end
-        end
-      end
-      if name then break end
-    end
-  end
-  name = name or "?"
-  if ar and ar.namewhat == "method" then
-    i = i - 1
-    if i == 0 then
-      error(("calling '%s' on bad self (%s)"):format(name, msg), level + 1)
-    end
-  end
-  error(("bad argument #%d to '%s' (%s)"):format(i, name, msg), level + 1)
-end
-
-local function typeerror(i, want, v, level)
-  argerror(i, ("%s expected, got %s"):format(want, v == nil and "no value"
-           or type(v)), level + 1)
-end
-
-local function check_string(v, i, level)
-  if type(v) ~= "string" then typeerror(i, "string", v, level + 1) end
-  return v
-end
+local argerror, typeerror = argcheck.argerror, argcheck.typeerror
+local check_string = argcheck.check_string
 
 local function opt_table(v, i, level)
   if v ~= nil and type(v) ~= "table" then
@@ -116,11 +86,7 @@ end
 
 -- http.unescape(s) -> s with "%41" as "A" and "+" as " "
 function http.unescape(s)
-  check_string(s, 1, 2)
-  s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h)
-    return string.char(tonumber(h, 16))
-  end))
+  return unescape(check_string(s, 1, 2))
 end
 
 -- http.escape(s) -> s with every byte but letters, digits and -._~ as %XX
@@ -128,18 +94,7 @@ function http.escape(s)
   if type(s) ~= "string" and type(s) ~= "number" then
     typeerror(1, "string", s, 2)
   end
-  return (tostring(s):gsub("[^%w%-%._~]", function(c)
-    return ("%%%02X"):format(c:byte())
-  end))
-end
-
-local function parse_query(q)
-  local t = {}
-  for pair in q:gmatch("[^&;]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    t[http.unescape(k)] = http.unescape(v)
-  end
-  return t
+  return escape(s)
 end
 
 -- http.parse_query(q) -> {a = "1", b = "x y"} from "a=1&b=x%20y" (a repeated
@@ -147,16 +102,6 @@ end
 function http.parse_query(q)
   if q ~= nil then check_string(q, 1, 2) end
   return parse_query(q or "")
-end
-
-local function encode_query(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for i, k in ipairs(keys) do
-    keys[i] = http.escape(tostring(k)) .. "=" .. http.escape(tostring(t[k]))
-  end
-  return table.concat(keys, "&")
 end
 
 -- http.encode_query(t) -> "a=1&b=x%20y" from {a = 1, b = "x y"} (keys
@@ -181,135 +126,15 @@ function http.json_decode(text)
 end
 http.null = cjson.null
 
----------------------------------------------------------------- URLs
-
--- Splits a URI reference into its five parts (RFC 3986 appendix B):
--- scheme, authority, path, query, fragment (nil when absent).
-local function split_uri(s)
-  local scheme, rest = s:match("^(%a[%w+.-]*):(.*)$")
-  if not scheme then rest = s end
-  local frag
-  local h = rest:find("#", 1, true)
-  if h then rest, frag = rest:sub(1, h - 1), rest:sub(h + 1) end
-  local query
-  local q = rest:find("?", 1, true)
-  if q then rest, query = rest:sub(1, q - 1), rest:sub(q + 1) end
-  local auth
-  if rest:sub(1, 2) == "//" then
-    auth, rest = rest:match("^//([^/]*)(.*)$")
-  end
-  return scheme, auth, rest, query, frag
-end
-
-local function parse_url(url)
-  local scheme, auth, path, query, frag = split_uri(url)
-  local bad = ("invalid URL '%s'"):format(url)
-  if not scheme or not auth or auth == "" then return nil, bad end
-  local u = {scheme = scheme:lower(), query = query, fragment = frag}
-  local userinfo, hostport = auth:match("^(.*)@(.*)$")
-  u.userinfo = userinfo
-  hostport = hostport or auth
-  local host, port = hostport:match("^%[([%x:.]+)%]:?(%d*)$")
-  if not host then host, port = hostport:match("^([^:%[%]]+):?(%d*)$") end
-  if not host or host == "" then return nil, bad end
-  u.host = host
-  if port ~= "" then
-    u.port = tonumber(port)
-    if u.port > 65535 then return nil, bad end
-  elseif hostport:sub(-1) == ":" then
-    return nil, bad
-  end
-  if path ~= "" then u.path = path end
-  return u
-end
-
 -- http.parse_url(url) -> {scheme=, host=, port=, path=, query=,
 -- fragment=, userinfo=} | nil, message: the parts of an absolute URL
 function http.parse_url(url)
   return parse_url(check_string(url, 1, 2))
 end
 
--- RFC 3986 5.2.4: removes "." and ".." segments.
-local function remove_dots(input)
-  local out = {}
-  while #input > 0 do
-    if input:sub(1, 3) == "../" then input = input:sub(4)
-    elseif input:sub(1, 2) == "./" then input = input:sub(3)
-    elseif input:sub(1, 3) == "/./" then input = input:sub(3)
-    elseif input == "/." then input = "/"
-    elseif input:sub(1, 4) == "/../" then
-      input = input:sub(4)
-      out[#out] = nil
-    elseif input == "/.." then
-      input = "/"
-      out[#out] = nil
-    elseif input == "." or input == ".." then input = ""
-    else
-      local seg = input:match("^/?[^/]*")
-      out[#out + 1] = seg
-      input = input:sub(#seg + 1)
-    end
-  end
-  return table.concat(out)
-end
-
--- Resolves reference loc against the absolute URL base (RFC 3986 5.2.2),
--- as a redirect's Location is.
-local function resolve(base, loc)
-  local bs, ba, bp, bq = split_uri(base)
-  local rs, ra, rp, rq, rf = split_uri(loc)
-  local s, a, p, q
-  if rs then
-    s, a, p, q = rs, ra, remove_dots(rp), rq
-  else
-    s = bs
-    if ra then
-      a, p, q = ra, remove_dots(rp), rq
-    else
-      a = ba
-      if rp == "" then
-        p, q = bp, rq or bq
-      else
-        if rp:sub(1, 1) == "/" then
-          p = remove_dots(rp)
-        elseif ba and bp == "" then
-          p = remove_dots("/" .. rp)
-        else
-          p = remove_dots((bp:match("^(.*/)") or "") .. rp)
-        end
-        q = rq
-      end
-    end
-  end
-  local t = {s, ":"}
-  if a then t[#t + 1] = "//" .. a end
-  t[#t + 1] = p
-  if q then t[#t + 1] = "?" .. q end
-  if rf then t[#t + 1] = "#" .. rf end
-  return table.concat(t)
-end
-
 -- http.resolve(base, ref) -> the absolute URL ref names, relative to base
 function http.resolve(base, ref)
   return resolve(check_string(base, 1, 2), check_string(ref, 2, 2))
-end
-
--- The request target of URL parts u: bytes a URL may not hold raw
--- (controls, space, non-ASCII, "<>`{} and ") percent-encoded, as a
--- browser's fetch does; an existing %XX stays.
-local function target_of(u)
-  local function enc(c) return ("%%%02X"):format(c:byte()) end
-  local path = (u.path or "/"):gsub('[%z\1-\32"<>`{}\127-\255]', enc)
-  if u.query then
-    return path .. "?" .. u.query:gsub('[%z\1-\32"<>\127-\255]', enc)
-  end
-  return path
-end
-
--- "http://host:port", the origin a redirect may leave
-local function origin_of(u)
-  return u.scheme .. "://" .. u.host:lower() .. ":" ..
-         (u.port or (u.scheme == "https" and 443 or 80))
 end
 
 ---------------------------------------------------------------- server
