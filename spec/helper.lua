@@ -98,6 +98,17 @@ function helper.fresh_dir()
   end})
 end
 
+-- read_all(stream) -> everything stream gives until its end (inside a task)
+function helper.read_all(stream)
+  local parts = {}
+  while true do
+    local s = stream:read()
+    if not s then break end
+    parts[#parts + 1] = s
+  end
+  return table.concat(parts)
+end
+
 -- errmsg(fn, ...) -> the error fn raised (fails if it did not raise)
 function helper.errmsg(fn, ...)
   local ok, err = pcall(fn, ...)

@@ -11,15 +11,7 @@ local function sh(script, opts)
   return P.spawn({"/bin/sh", "-c", script}, opts)
 end
 
-local function read_all(stream)
-  local parts = {}
-  while true do
-    local s = stream:read()
-    if not s then break end
-    parts[#parts + 1] = s
-  end
-  return table.concat(parts)
-end
+local read_all = helper.read_all
 
 describe("process.spawn", function()
   it("runs an argument vector without a shell; pid, exit code", async(function()

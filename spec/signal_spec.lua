@@ -16,15 +16,7 @@ after_each(function()
   end)
 end)
 
-local function read_all(stream)
-  local parts = {}
-  while true do
-    local s = stream:read()
-    if not s then break end
-    parts[#parts + 1] = s
-  end
-  return table.concat(parts)
-end
+local read_all = helper.read_all
 
 describe("signal.wait", function()
   it("suspends until the signal comes; returns its name", async(function()

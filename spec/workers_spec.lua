@@ -8,15 +8,7 @@ local P = casync.process
 local async = helper.async
 local RUNNER = helper.build .. "/casync"
 
-local function read_all(stream)
-  local parts = {}
-  while true do
-    local s = stream:read()
-    if not s then break end
-    parts[#parts + 1] = s
-  end
-  return table.concat(parts)
-end
+local read_all = helper.read_all
 
 -- the child: serves "worker pid" on a port it prints, once per worker
 local script = [[
