@@ -233,6 +233,49 @@ describe("tls between casync peers", function()
     assert.equal("trusted", out)
   end)
 
+  -- Debian's /etc/ssl/certs has hash links (update-ca-certificates): a
+  -- client reads the one CA certificate a handshake needs from there
+  -- instead of parsing the whole bundle file for every new context.
+  -- SSL_CERT_DIR here holds only the private CA, by its hash link; the
+  -- same server is unknown when the directory has no hash link.
+  it("reads the system's CA store through its hashed directory (SSL_CERT_DIR points it)", function()
+    local function mkdir()
+      local d = os.tmpname()
+      os.remove(d)
+      assert(os.execute("mkdir '" .. d .. "'"))
+      return d
+    end
+    local dir, plain = mkdir(), mkdir()
+    local code, h = helper.sh("openssl x509 -noout -subject_hash -in " .. CA)
+    assert.equal(0, code)
+    h = h:match("%x+")
+    assert.equal(0, (helper.sh(("cp %s %s/casync-ca.pem && cp %s %s/casync-ca.pem && ln -s casync-ca.pem %s/%s.0")
+      :format(CA, dir, CA, plain, dir, h))))
+    local srv_code = ([[
+      local casync = require "casync"
+      casync.run(function()
+        local srv <close> = assert(casync.tls.listen("127.0.0.1", 0, function(s)
+          s:write("trusted\n") end, {cert = %q, key = %q}))
+        local c, err = casync.tls.connect("localhost", srv:port())
+        io.write(c and c:read_line() or err.code)
+      end)]]):format(SERVER.cert, SERVER.key)
+    local function run(cert_dir)
+      return helper.sh("env -u SSL_CERT_FILE SSL_CERT_DIR=" .. cert_dir .. " lua5.4 -e " ..
+        helper.quote(("package.path = %q .. package.path; package.cpath = %q .. package.cpath; ")
+          :format(helper.root .. "/lua/?.lua;" .. helper.root .. "/lua/?/init.lua;",
+                  helper.build .. "/lib/?.so;") .. srv_code))
+    end
+    local c1, out1, err1 = run(dir)
+    assert.equal(0, c1, err1)
+    assert.equal("trusted", out1)
+    -- no hash links: OpenSSL's default paths (the system bundle, which does
+    -- not hold the private CA)
+    local c2, out2, err2 = run(plain)
+    assert.equal(0, c2, err2)
+    assert.equal("UNKNOWN_CA", out2)
+    os.execute("rm -rf '" .. dir .. "' '" .. plain .. "'")
+  end)
+
   it("client certificates: required by a server with opts.ca", tasync(function()
     local subject = casync.channel(4)
     local srv <close> = assert(casync.tls.listen("127.0.0.1", 0, function(s)

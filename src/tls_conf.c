@@ -5,8 +5,10 @@
  * store, the server's name checked and sent (SNI), TLS 1.2 at least, ALPN
  * "http/1.1"; only verify = false turns the checks off.  ca, cert and key
  * are file names or PEM text.  Settings without files (the usual client)
- * are made once and shared: loading the system store takes milliseconds.
+ * are made once and shared.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +192,50 @@ static int load_key(SSL_CTX *ctx, const char *v) {
   return ok;
 }
 
+/* Whether dir holds OpenSSL's hash links (<8 hex digits>.<n>, made by
+ * update-ca-certificates or openssl rehash), through which a certificate
+ * is found by its issuer's name when a handshake needs it. */
+static int has_hash_links(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int found = 0;
+  if (!d) return 0;
+  while (!found && (e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    size_t i = 0;
+    while (i < 8 && isxdigit((unsigned char)n[i])) i++;
+    found = i == 8 && n[8] == '.' && isdigit((unsigned char)n[9]);
+  }
+  closedir(d);
+  return found;
+}
+
+/* Trusts the system's CA store.  Read through the hashed directory
+ * (SSL_CERT_DIR or OpenSSL's default, /etc/ssl/certs on Debian) when it
+ * has hash links: a handshake then reads the one or two certificates it
+ * needs, where loading the bundle file parses all ~140 of them (20-30 ms
+ * of the loop for every new client context).  Otherwise, or when
+ * SSL_CERT_FILE names a file, OpenSSL's default paths, file included. */
+static int load_system_store(SSL_CTX *ctx) {
+  const char *file = getenv(X509_get_default_cert_file_env());
+  const char *dirs = getenv(X509_get_default_cert_dir_env());
+  char one[4096];
+  const char *p;
+  if (!dirs || !*dirs) dirs = X509_get_default_cert_dir();
+  if (file && *file) return SSL_CTX_set_default_verify_paths(ctx);
+  for (p = dirs; *p;) { /* a list, as SSL_CERT_DIR may be */
+    size_t n = strcspn(p, ":");
+    if (n > 0 && n < sizeof one) {
+      memcpy(one, p, n);
+      one[n] = '\0';
+      if (has_hash_links(one)) return SSL_CTX_load_verify_dir(ctx, dirs);
+    }
+    p += n;
+    if (*p == ':') p++;
+  }
+  return SSL_CTX_set_default_verify_paths(ctx);
+}
+
 /* Trusts the CA certificates of a file, a directory or PEM text (at least
  * one); a server also names them to its clients. */
 static int load_ca(SSL_CTX *ctx, const char *v, int server) {
@@ -346,7 +392,7 @@ casync_tls_conf *casync__tls_conf(lua_State *L, int opts, int server,
     SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     if (verify && ca && !load_ca(ctx, ca, 0))
       return config_error(L, fname, "bad CA", is_pem(ca) ? NULL : ca);
-    if (verify && !ca && SSL_CTX_set_default_verify_paths(ctx) != 1)
+    if (verify && !ca && load_system_store(ctx) != 1)
       return config_error(L, fname, "cannot load the system's CA store", NULL);
     if (alpn_len && SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn,
                                             (unsigned)alpn_len) != 0)
