@@ -1,12 +1,31 @@
 -- casync.url: URLs and query strings for casync.http and its WebSocket
 -- client (RFC 3986): percent-encoding, queries, an absolute URL's parts, a
--- reference resolved against a base, a request's target and origin.  No
--- argument checks here: casync.http's public functions check, then call.
+-- reference resolved against a base, a request's target and origin.
+-- casync.http's public functions (escape, parse_url, resolve, ...) are
+-- these, with their own names in errors.
+local argcheck = require "casync.argcheck"
+local argerror, typeerror = argcheck.argerror, argcheck.typeerror
+local check_string = argcheck.check_string
+
 local M = {}
+
+-- check_parts(u, level): u must be URL parts with a scheme and a host (as
+-- parse_url gives them)
+local function check_parts(u, level)
+  if type(u) ~= "table" then typeerror(1, "table", u, level + 1) end
+  if type(u.host) ~= "string" or type(u.scheme) ~= "string" then
+    argerror(1, "URL parts with a scheme and a host expected", level + 1)
+  end
+  if u.path ~= nil and type(u.path) ~= "string" or
+     u.query ~= nil and type(u.query) ~= "string" then
+    argerror(1, "u.path and u.query must be strings", level + 1)
+  end
+  return u
+end
 
 -- unescape(s) -> s with "%41" as "A" and "+" as " "
 function M.unescape(s)
-  s = s:gsub("+", " ")
+  s = check_string(s, 1, 2):gsub("+", " ")
   return (s:gsub("%%(%x%x)", function(h)
     return string.char(tonumber(h, 16))
   end))
@@ -14,6 +33,9 @@ end
 
 -- escape(s) -> s with every byte but letters, digits and -._~ as %XX
 function M.escape(s)
+  if type(s) ~= "string" and type(s) ~= "number" then
+    typeerror(1, "string", s, 2)
+  end
   return (tostring(s):gsub("[^%w%-%._~]", function(c)
     return ("%%%02X"):format(c:byte())
   end))
@@ -22,6 +44,7 @@ end
 -- parse_query(q) -> {a = "1", b = "x y"} from "a=1&b=x%20y" (a repeated
 -- key: the last wins)
 function M.parse_query(q)
+  check_string(q, 1, 2)
   local t = {}
   for pair in q:gmatch("[^&;]+") do
     local k, v = pair:match("^([^=]*)=?(.*)$")
@@ -33,6 +56,7 @@ end
 -- encode_query(t) -> "a=1&b=x%20y" from {a = 1, b = "x y"} (keys sorted,
 -- so it is stable)
 function M.encode_query(t)
+  if type(t) ~= "table" then typeerror(1, "table", t, 2) end
   local keys = {}
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
@@ -63,6 +87,7 @@ end
 -- parse_url(url) -> {scheme=, host=, port=, path=, query=, fragment=,
 -- userinfo=} | nil, message: the parts of an absolute URL
 function M.parse_url(url)
+  check_string(url, 1, 2)
   local scheme, auth, path, query, frag = split_uri(url)
   local bad = ("invalid URL '%s'"):format(url)
   if not scheme or not auth or auth == "" then return nil, bad end
@@ -111,6 +136,8 @@ end
 -- Resolves reference loc against the absolute URL base (RFC 3986 5.2.2),
 -- as a redirect's Location is.
 function M.resolve(base, loc)
+  check_string(base, 1, 2)
+  check_string(loc, 2, 2)
   local bs, ba, bp, bq = split_uri(base)
   local rs, ra, rp, rq, rf = split_uri(loc)
   local s, a, p, q
@@ -149,6 +176,7 @@ end
 -- (controls, space, non-ASCII, "<>`{} and ") percent-encoded, as a
 -- browser's fetch does; an existing %XX stays.
 function M.target_of(u)
+  check_parts(u, 2)
   local function enc(c) return ("%%%02X"):format(c:byte()) end
   local path = (u.path or "/"):gsub('[%z\1-\32"<>`{}\127-\255]', enc)
   if u.query then
@@ -159,6 +187,7 @@ end
 
 -- "http://host:port", the origin a redirect may leave
 function M.origin_of(u)
+  check_parts(u, 2)
   return u.scheme .. "://" .. u.host:lower() .. ":" ..
          (u.port or (u.scheme == "https" and 443 or 80))
 end

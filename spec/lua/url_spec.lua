@@ -3,6 +3,7 @@
 -- faces (casync.http.parse_url, resolve, escape, ...) and their argument
 -- checks are in spec/http_args_spec.lua.
 local url = require "casync.url"
+local casync = require "casync"
 
 describe("casync.url", function()
   local base = "http://a/b/c/d;p?q"
@@ -77,15 +78,40 @@ describe("casync.url", function()
 
   it("makes a request target a server accepts: raw spaces, controls and non-ASCII encoded, %XX kept",
      function()
-    assert.equals("/", url.target_of({}))
-    assert.equals("/a%20b/%C3%A9%22?q={}%20x%25",
-                  url.target_of({path = "/a b/é\"", query = "q={} x%25"}))
+    local function parts(path, query) return {scheme = "http", host = "h", path = path, query = query} end
+    assert.equals("/", url.target_of(parts()))
+    assert.equals("/a%20b/%C3%A9%22?q={}%20x%25", url.target_of(parts("/a b/é\"", "q={} x%25")))
     -- a query may hold { and } as browsers send them; a path may not
-    assert.equals("/%7B?{", url.target_of({path = "/{", query = "{"}))
+    assert.equals("/%7B?{", url.target_of(parts("/{", "{")))
   end)
 
   it("names an origin with its default port", function()
     assert.equals("https://example.com:443", url.origin_of(url.parse_url("https://EXAMPLE.com/x")))
     assert.equals("http://h:8080", url.origin_of(url.parse_url("http://h:8080")))
   end)
+
+  it("gives a bad argument error for bad input, naming the function", function()
+    local good = {
+      escape = {"a b"}, unescape = {"a%20b"}, parse_query = {"a=1"},
+      encode_query = {{a = 1}}, parse_url = {"http://h/"}, resolve = {"http://h/a", "b"},
+      target_of = {{scheme = "http", host = "h", path = "/"}},
+      origin_of = {{scheme = "http", host = "h"}},
+    }
+    for name, args in pairs(good) do
+      helper.assert_sweep(name, url[name], function()
+        local a = {n = #args}
+        for i, v in ipairs(args) do a[i] = type(v) == "table" and {table.unpack(v)} or v end
+        for i, v in ipairs(args) do
+          if type(v) == "table" then for k, x in pairs(v) do a[i][k] = x end end
+        end
+        return a
+      end, type(args[1]) == "table" and {fields = {[1] = {"scheme", "host", "path", "query"}}} or nil)
+    end
+    local ok, err = pcall(url.parse_url, 42)
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to '[%w_.]*parse_url' %(string expected, got number%)", err)
+    assert.matches("bad argument #1 to '[%w_.]*origin_of' %(URL parts with a scheme and a host expected%)",
+                   select(2, pcall(function() return url.origin_of({}) end)))
+  end)
 end)
+
