@@ -546,6 +546,42 @@ describe("http.serve failures", function()
     assert.matches("stack traceback", err, 1, true)
   end)
 
+  it("reports a handler's failure at once, naming the request, and once only", function()
+    local code, out, err = helper.lua([[
+      local casync = require "casync"
+      local reports = {}
+      casync.on_unobserved(function(r) reports[#reports + 1] = r end)
+      casync.run(function()
+        local srv = assert(casync.http.serve("127.0.0.1", 0, function(req)
+          if req.path == "/gone" then casync.sleep(10) end
+          error("boom in " .. req.path)
+        end))
+        local r = assert(casync.http.get(srv:url("/fail?x=1")))
+        -- the report was made before the 500 went out
+        print(r.status, #reports, reports[1] and reports[1].message)
+        print(reports[1].error, getmetatable(reports[1].task).__name,
+              reports[1].traceback:match("in function") ~= nil)
+        -- a handler cancelled (the server closed with cancel = true) is not a failure
+        local t = casync.spawn(casync.http.get, srv:url("/gone"))
+        casync.sleep(0.05)
+        srv:close{cancel = true}
+        pcall(t.wait, t)
+        casync.http.close_idle()
+      end)
+      collectgarbage()
+      collectgarbage()
+      print(#reports)
+    ]])
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.matches("^500\t1\tthe HTTP handler of GET /fail%?x=1 %(task #%d+%) failed: " ..
+                   "%(command line%):7: boom in /fail$", lines[1])
+    assert.matches("boom in /fail\tcasync.Task\ttrue", lines[2])
+    assert.equal("1", lines[3])
+  end)
+
   it("survives peers that vanish mid-request", hasync(function()
     local srv = serve(hello)
     for _, part in ipairs{"GET / HTTP/1.1\r\nHost: x\r\nHo", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab",

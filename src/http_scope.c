@@ -75,6 +75,20 @@ void casync__hscope_drop(hconn *c) {
 }
 
 /* After the handler and the answer: [1 msgh][error] when they raised. */
+/* The handler failed (the error on top of L, the request at 1): said at
+ * once, naming the request, as Go's server logs a handler's panic; the
+ * client gets a 500.  Not again as a lost failure when collected. */
+static void report_failure(lua_State *L, casync_task *t) {
+  luaL_checkstack(L, 4, NULL);
+  lua_getfield(L, 1, "method");
+  lua_getfield(L, 1, "target");
+  casync__push_task_label(L, t);
+  lua_pushfstring(L, "the HTTP handler of %s %s (%s)", lua_tostring(L, -3),
+                  lua_tostring(L, -2), lua_tostring(L, -1));
+  casync__report_failure(L, t, -5, lua_tostring(L, -1));
+  lua_pop(L, 4);
+}
+
 static int request_k(lua_State *L, int status, lua_KContext kc) {
   hconn *c = (hconn *)kc;
   casync_task *t = casync__resumed(L);
@@ -85,7 +99,10 @@ static int request_k(lua_State *L, int status, lua_KContext kc) {
   casync__cs_close_owned(t, &c->rscope);
   c->flags &= ~(CF_SCOPED | CF_HANDLING);
   if (status == LUA_OK || status == LUA_YIELD) return 0;
-  if (!caught) return casync__reraise(L, t);
+  if (!caught) {
+    if (!casync__error_is(L, -1, "cancelled")) report_failure(L, t);
+    return casync__reraise(L, t);
+  }
   c->flags |= CF_CUT;
   if (c->rscope.flags & CS_BY_DEADLINE) c->flags |= CF_TIMED_OUT;
   return 0;
@@ -100,10 +117,12 @@ int casync__hscope_request(lua_State *L) {
   int status;
   lua_settop(L, 3);
   scope_open(c, t);
+  lua_pushvalue(L, 2);
+  lua_insert(L, 1); /* the request, kept for a failure's report */
   lua_pushcfunction(L, casync__task_msgh);
-  lua_insert(L, 1);
+  lua_insert(L, 2);
   lua_pushvalue(L, lua_upvalueindex(3));
-  lua_insert(L, 2); /* [1 msgh][2 body][3 handler][4 req][5 conn] */
-  status = lua_pcallk(L, 3, 0, 1, (lua_KContext)c, request_k);
+  lua_insert(L, 3); /* [1 req][2 msgh][3 body][4 handler][5 req][6 conn] */
+  status = lua_pcallk(L, 3, 0, 2, (lua_KContext)c, request_k);
   return request_k(L, status, (lua_KContext)c);
 }

@@ -403,6 +403,31 @@ void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
   lua_settop(L, top);
 }
 
+/* Reports now the failure of running task t, the error at eidx of L (t's
+ * coroutine), as `what` failed, and marks it observed (not reported again
+ * when collected): for failures a caller has handled without waiting,
+ * such as an HTTP handler's, answered 500. */
+void casync__report_failure(lua_State *L, casync_task *t, int eidx,
+                            const char *what) {
+  const char *tb = NULL;
+  int top = lua_gettop(L), tidx;
+  luaL_checkstack(L, 8, NULL);
+  eidx = lua_absindex(L, eidx);
+  t->flags |= TF_OBSERVED;
+  casync__push_task(L, casync__ctx_get(L), t);
+  tidx = lua_gettop(L);
+  lua_getiuservalue(L, tidx, 2);
+  if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING)
+    tb = lua_tostring(L, -1);
+  lua_pushfstring(L, "%s failed: %s", what, casync__tostring(L, eidx));
+  if (!hand_over(L, tidx, eidx, tb, lua_tostring(L, -1))) {
+    fprintf(stderr, "casync: %s\n%s\n", lua_tostring(L, -1),
+            tb ? tb : "(no traceback)");
+    fflush(stderr);
+  }
+  lua_settop(L, top);
+}
+
 /* ------------------------------------------------------------- ending */
 
 /* Calls the done callbacks of ended task t (userdata at top of L). */

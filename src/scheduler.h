@@ -233,6 +233,8 @@ void casync__task_unanchor(lua_State *L, casync_ctx *lp, int cidx,
 void casync__finish_unstarted(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__run_callbacks(lua_State *L, casync_ctx *lp, casync_task *t);
 void casync__report_unobserved(lua_State *L, casync_task *t, int tidx);
+void casync__report_failure(lua_State *L, casync_task *t, int eidx,
+                            const char *what);
 int casync__fn_on_unobserved(lua_State *L);
 int casync__traceback_msgh(lua_State *L);
 void casync__extras(lua_State *L, int tidx);
