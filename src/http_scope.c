@@ -75,13 +75,13 @@ void casync__hscope_drop(hconn *c) {
 }
 
 /* After the handler and the answer: [1 msgh][error] when they raised. */
-/* The handler failed (the error on top of L, the request at 1): said at
+/* The handler failed (the error on top of L, the request at 2): said at
  * once, naming the request, as Go's server logs a handler's panic; the
  * client gets a 500.  Not again as a lost failure when collected. */
 static void report_failure(lua_State *L, casync_task *t) {
   luaL_checkstack(L, 4, NULL);
-  lua_getfield(L, 1, "method");
-  lua_getfield(L, 1, "target");
+  lua_getfield(L, 2, "method");
+  lua_getfield(L, 2, "target");
   casync__push_task_label(L, t);
   lua_pushfstring(L, "the HTTP handler of %s %s (%s)", lua_tostring(L, -3),
                   lua_tostring(L, -2), lua_tostring(L, -1));
@@ -117,12 +117,13 @@ int casync__hscope_request(lua_State *L) {
   int status;
   lua_settop(L, 3);
   scope_open(c, t);
-  lua_pushvalue(L, 2);
-  lua_insert(L, 1); /* the request, kept for a failure's report */
+  /* pushed above the arguments, which stay for a failure's report (and
+   * pushes cost less than rotations) */
   lua_pushcfunction(L, casync__task_msgh);
-  lua_insert(L, 2);
   lua_pushvalue(L, lua_upvalueindex(3));
-  lua_insert(L, 3); /* [1 req][2 msgh][3 body][4 handler][5 req][6 conn] */
-  status = lua_pcallk(L, 3, 0, 2, (lua_KContext)c, request_k);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3); /* [4 msgh][5 body][6 handler][7 req][8 conn] */
+  status = lua_pcallk(L, 3, 0, 4, (lua_KContext)c, request_k);
   return request_k(L, status, (lua_KContext)c);
 }
