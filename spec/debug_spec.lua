@@ -87,6 +87,16 @@ describe("task:info", function()
     assert.equal("done", child:info().state)
   end))
 
+  it("has the spawn site of a task that has not started yet (ready) too", async(function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local t = casync.spawn(function() return 1 end)
+    local i = t:info()
+    assert.equal("ready", i.state)
+    assert.matches("debug_spec.lua:" .. line .. "$", i.spawned_at)
+    assert.matches("spawned at [^\n]*debug_spec.lua:" .. line, casync.dump())
+    t:wait()
+  end))
+
   it("shows the task's context values and, in debug mode, its CPU time",
      async(function()
     local t = casync.context.with({request_id = "r-42"}, casync.spawn, function()

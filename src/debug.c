@@ -79,15 +79,26 @@ void casync__push_spawned_at(lua_State *L, casync_task *t) {
   lua_Debug ar;
   int level = 0;
   if (!t->co || t->spawn_line <= 0 ||
-      (t->co != L && lua_status(t->co) != LUA_YIELD)) {
+      (t->co != L && lua_status(t->co) != LUA_YIELD &&
+       lua_status(t->co) != LUA_OK)) {
     lua_pushnil(L);
     return;
   }
-  /* the spawning function is in slot 2 of the bottom frame (task_entry) */
-  while (lua_getstack(t->co, level + 1, &ar)) level++;
-  if (!lua_getstack(t->co, level, &ar) || !lua_getlocal(t->co, &ar, 2)) {
-    lua_pushnil(L);
-    return;
+  if (t->co != L && lua_status(t->co) == LUA_OK &&
+      !lua_getstack(t->co, 0, &ar)) {
+    /* not started: [1 task_entry][2 task][3 spawner] ... */
+    if (lua_gettop(t->co) < 3) {
+      lua_pushnil(L);
+      return;
+    }
+    lua_pushvalue(t->co, 3);
+  } else {
+    /* the spawning function is in slot 2 of the bottom frame (task_entry) */
+    while (lua_getstack(t->co, level + 1, &ar)) level++;
+    if (!lua_getstack(t->co, level, &ar) || !lua_getlocal(t->co, &ar, 2)) {
+      lua_pushnil(L);
+      return;
+    }
   }
   if (lua_isfunction(t->co, -1)) {
     lua_xmove(t->co, L, 1);
