@@ -55,6 +55,21 @@ void casync__task_describe(lua_State *L, casync_task *t, int tidx) {
 
 /* ------------------------------------------------------------ the body */
 
+/* Drops the traceback's last lines (on top of co) that are "[C]: in ?":
+ * casync's own entry frames under the task's function (task_entry, an
+ * HTTP request's body), which say nothing to the reader. */
+static void trim_entry_frames(lua_State *co) {
+  static const char tail[] = "\n\t[C]: in ?";
+  size_t len, n = sizeof tail - 1, end;
+  const char *tb = lua_tolstring(co, -1, &len);
+  end = len;
+  while (end >= n && memcmp(tb + end - n, tail, n) == 0) end -= n;
+  if (end < len) {
+    lua_pushlstring(co, tb, end);
+    lua_replace(co, -2);
+  }
+}
+
 /* Message handler of the body: records where it failed (while the stack
  * is still there) and hands the error value on unchanged. */
 int casync__task_msgh(lua_State *co) {
@@ -102,6 +117,7 @@ int casync__task_msgh(lua_State *co) {
   }
   lua_pop(co, 1);
   luaL_traceback(co, co, NULL, 1);
+  trim_entry_frames(co);
   /* an error re-raised from a task it waited on: show that task's too */
   if (lua_getfield(co, -2, "cause") == LUA_TUSERDATA) {
     lua_getiuservalue(co, -1, 1);
