@@ -560,7 +560,7 @@ describe("http.serve failures", function()
         -- the report was made before the 500 went out
         print(r.status, #reports, reports[1] and reports[1].message)
         print(reports[1].error, getmetatable(reports[1].task).__name,
-              reports[1].traceback:match("in function") ~= nil)
+              reports[1].traceback:match("in function <%(command line%):%d+>$") ~= nil)
         -- a handler cancelled (the server closed with cancel = true) is not a failure
         local t = casync.spawn(casync.http.get, srv:url("/gone"))
         casync.sleep(0.05)

@@ -606,6 +606,8 @@ describe("task:traceback", function()
     assert.matches("task_spec%.lua:" .. (here + 1) .. ": in upvalue 'inner'", tb)
     assert.matches("task_spec%.lua:" .. (here + 2) .. ": in function", tb)
     assert.matches("task #" .. t:id() .. " was spawned at .-task_spec%.lua:" .. (here + 3), tb)
+    -- it ends at the task's function: no '[C]: in ?' of casync's entry frames
+    assert.is_nil(tb:find("[C]: in ?", 1, true))
   end))
 
   it("of a task that re-raised another's error shows both", async(function()
