@@ -36,6 +36,7 @@ typedef struct he_race {
   lua_KContext kc;
   casync_stream *att[HE_MAX];
   struct sockaddr_storage addr[HE_MAX];
+  char host[256]; /* as given, for errors */
 } he_race;
 
 static int race_k(lua_State *L, int status, lua_KContext kc);
@@ -126,9 +127,25 @@ static int race_done(lua_State *L, he_race *r, int nres) {
   return k(L, LUA_OK, kc);
 }
 
+/* Pushes the error of a failed connect: err (a libuv error) or, when err
+ * is 0, a timeout; its message names the address as given ("connect
+ * example.com:80: connection refused", as Go's "dial tcp ..." does) and
+ * it has fields host and port. */
+static void push_connect_error(lua_State *L, he_race *r, int err) {
+  lua_pushfstring(L, strchr(r->host, ':') ? "connect [%s]:%d" : "connect %s:%d",
+                  r->host, r->port);
+  if (err) casync__error_uv(L, lua_tostring(L, -1), err);
+  else casync__timeout_error(L, lua_tostring(L, -1), r->timeout);
+  lua_remove(L, -2);
+  lua_pushstring(L, r->host);
+  lua_setfield(L, -2, "host");
+  lua_pushinteger(L, r->port);
+  lua_setfield(L, -2, "port");
+}
+
 static int race_fail(lua_State *L, he_race *r, int err) {
   lua_pushnil(L);
-  casync__error_uv(L, "connect", err);
+  push_connect_error(L, r, err);
   return race_done(L, r, 2);
 }
 
@@ -167,7 +184,7 @@ static int race_k(lua_State *L, int status, lua_KContext kc) {
   r = lua_touserdata(L, (int)kc + R_RACE);
   if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L);
-    casync__timeout_error(L, "connect", r->timeout);
+    push_connect_error(L, r, 0);
     return race_done(L, r, 2);
   }
   if (r->winner < 0) return race_fail(L, r, r->lasterr);
@@ -209,7 +226,7 @@ static int lookup_k(lua_State *L, int status, lua_KContext kc) {
   if (casync__woken(L, t) == WAKE_TIMEOUT) {
     lua_pushnil(L); /* R_STREAMS, for race_done */
     lua_pushnil(L);
-    casync__timeout_error(L, "connect", r->timeout);
+    push_connect_error(L, r, 0);
     return race_done(L, r, 2);
   }
   list = casync__dns_result(L, (int)kc + R_LOOKUP, &st);
@@ -258,6 +275,7 @@ int casync__tcp_connect(lua_State *L, casync_task *t, const char *host,
   r->k = k;
   r->kc = kc;
   r->port = port;
+  snprintf(r->host, sizeof r->host, "%s", host);
   if (casync__net_parse_ip(host, port, &r->addr[0])) {
     r->naddr = 1;
     lua_pushnil(L); /* R_LOOKUP */
