@@ -512,7 +512,7 @@ local function head_of(r, u)
 end
 
 local function timed_out(r, what)
-  return new_error("timeout", ("%s %s: timed out after %gs%s")
+  return new_error("timeout", ("%s %s: timed out after %g s%s")
     :format(r.method, r.url, r.timeout, what or ""), "ETIMEDOUT")
 end
 
@@ -582,6 +582,20 @@ local Doing = {__close = function(d)
   trace_span("http", d.what, d.t0, now() - d.t0)
 end}
 
+-- err with its message naming the request ("GET http://h/x: connect
+-- h:80: connection refused", as Go's client says `Get "url": ...`) and
+-- err.url set, unless it names it already.
+local function named(err, r)
+  if type(err) == "table" and type(err.message) == "string" then
+    local what = r.method .. " " .. r.url
+    if err.message:sub(1, #what + 1) ~= what .. ":" then
+      err.message = what .. ": " .. err.message
+    end
+    err.url = r.url
+  end
+  return err
+end
+
 local function do_request(pool, r, fname, level)
   check_task(fname, level + 1)
   local what = r.method .. " " .. r.url
@@ -610,7 +624,7 @@ local function do_request(pool, r, fname, level)
     origin = o
     local msg, err = attempt(pool, r, u.host, u.port or (secure and 443 or 80),
                              head_of(r, u), secure)
-    if not msg then return nil, err end
+    if not msg then return nil, named(err, r) end
     local status, loc = msg.status, msg.headers.location
     if not (loc and REDIRECT[status] and redirects < r.max_redirects) then
       msg.ok = status >= 200 and status < 300
