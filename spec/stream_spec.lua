@@ -330,13 +330,7 @@ describe("stream writes", function()
     assert(c:write("part 2"))
     assert.is_true(c:shutdown())
     assert.is_true(c:shutdown()) -- again: harmless
-    local req = {}
-    while true do
-      local d = s:read()
-      if not d then break end
-      req[#req + 1] = d
-    end
-    assert.equal("request part 1, part 2", table.concat(req))
+    assert.equal("request part 1, part 2", helper.read_all(s))
     assert(s:write("answer"))
     s:close()
     assert.equal("answer", c:read())
