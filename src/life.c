@@ -393,29 +393,36 @@ static int hand_over(lua_State *L, int tidx, int eidx, const char *tb,
   return 1;
 }
 
-/* Reports the failure of task t (userdata at tidx), once: to the
- * on_unobserved handler, else on stderr. */
-void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
-  const char *err, *tb = NULL;
-  int top = lua_gettop(L), eidx;
-  if (t->flags & (TF_OBSERVED | TF_REPORTED) || t->outcome != OUT_FAILED)
-    return;
-  t->flags |= TF_REPORTED;
-  tidx = lua_absindex(L, tidx);
-  lua_getiuservalue(L, tidx, 1);
-  eidx = lua_gettop(L);
-  err = casync__tostring(L, -1);
+/* Says "<what> failed<how>: <error>" of the task at tidx (its error at
+ * eidx) with its traceback: to the on_unobserved handler, else on stderr.
+ * Leaves what it pushed on the stack. */
+static void say_failed(lua_State *L, int tidx, int eidx, const char *what,
+                       const char *how) {
+  const char *tb = NULL;
+  luaL_checkstack(L, 8, NULL);
   if (lua_getiuservalue(L, tidx, 2) == LUA_TTABLE &&
       lua_getfield(L, -1, "traceback") == LUA_TSTRING)
     tb = lua_tostring(L, -1);
-  casync__task_describe(L, t, tidx);
-  lua_pushfstring(L, "%s failed and nothing waited for it: %s",
-                  lua_tostring(L, -1), err);
+  lua_pushfstring(L, "%s failed%s: %s", what, how, casync__tostring(L, eidx));
   if (!hand_over(L, tidx, eidx, tb, lua_tostring(L, -1))) {
     fprintf(stderr, "casync: %s\n%s\n", lua_tostring(L, -1),
             tb ? tb : "(no traceback)");
     fflush(stderr);
   }
+}
+
+/* Reports the failure of task t (userdata at tidx), once: to the
+ * on_unobserved handler, else on stderr. */
+void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
+  int top = lua_gettop(L);
+  if (t->flags & (TF_OBSERVED | TF_REPORTED) || t->outcome != OUT_FAILED)
+    return;
+  t->flags |= TF_REPORTED;
+  tidx = lua_absindex(L, tidx);
+  lua_getiuservalue(L, tidx, 1);
+  casync__task_describe(L, t, tidx);
+  say_failed(L, tidx, top + 1, lua_tostring(L, -1),
+             " and nothing waited for it");
   lua_settop(L, top);
 }
 
@@ -425,22 +432,11 @@ void casync__report_unobserved(lua_State *L, casync_task *t, int tidx) {
  * such as an HTTP handler's, answered 500. */
 void casync__report_failure(lua_State *L, casync_task *t, int eidx,
                             const char *what) {
-  const char *tb = NULL;
-  int top = lua_gettop(L), tidx;
-  luaL_checkstack(L, 8, NULL);
+  int top = lua_gettop(L);
   eidx = lua_absindex(L, eidx);
   t->flags |= TF_OBSERVED;
   casync__push_task(L, casync__ctx_get(L), t);
-  tidx = lua_gettop(L);
-  lua_getiuservalue(L, tidx, 2);
-  if (lua_istable(L, -1) && lua_getfield(L, -1, "traceback") == LUA_TSTRING)
-    tb = lua_tostring(L, -1);
-  lua_pushfstring(L, "%s failed: %s", what, casync__tostring(L, eidx));
-  if (!hand_over(L, tidx, eidx, tb, lua_tostring(L, -1))) {
-    fprintf(stderr, "casync: %s\n%s\n", lua_tostring(L, -1),
-            tb ? tb : "(no traceback)");
-    fflush(stderr);
-  }
+  say_failed(L, top + 1, eidx, what, "");
   lua_settop(L, top);
 }
 
